@@ -1,0 +1,118 @@
+//! Garbage collection: delete exactly the blobs no ref reaches.
+
+use std::collections::BTreeSet;
+use std::io;
+
+use ukpm_types::{Descriptor, Digest, Index, Manifest};
+
+use crate::error::Result;
+use crate::{GC_LOCK, LocalStore, StoreError};
+
+/// What a collection did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blobs deleted.
+    pub removed: Vec<Digest>,
+    /// Bytes freed (blobs and stale temp files).
+    pub bytes_freed: u64,
+    /// Blobs kept because a ref reaches them.
+    pub kept: usize,
+    /// Blobs a ref reaches that are missing: a damaged store, reported rather than hidden.
+    pub missing: Vec<Digest>,
+}
+
+impl LocalStore {
+    /// The blobs reachable from every ref: indexes, manifests, configs, layers and subjects.
+    ///
+    /// A reachable blob that is absent goes into the second set; a stored document that cannot
+    /// be parsed is an error, since collecting on a guess could delete what it references.
+    pub fn reachable(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
+        let refs = self.refs()?;
+        let mut seen = BTreeSet::new();
+        let mut missing = BTreeSet::new();
+        let mut stack: Vec<Descriptor> = refs.roots().to_vec();
+        while let Some(descriptor) = stack.pop() {
+            if !seen.insert(descriptor.digest) {
+                continue;
+            }
+            if self.blob_size(&descriptor.digest).is_none() {
+                missing.insert(descriptor.digest);
+                continue;
+            }
+            if descriptor.is_index() {
+                let bytes = self.read_raw(&descriptor.digest)?;
+                let index: Index = serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
+                    digest: descriptor.digest,
+                    what: "image index",
+                    source,
+                })?;
+                stack.extend(index.manifests);
+                stack.extend(index.subject);
+            } else if descriptor.is_manifest() {
+                let bytes = self.read_raw(&descriptor.digest)?;
+                let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
+                    digest: descriptor.digest,
+                    what: "image manifest",
+                    source,
+                })?;
+                stack.push(manifest.config);
+                stack.extend(manifest.layers);
+                stack.extend(manifest.subject);
+            }
+        }
+        seen.retain(|d| !missing.contains(d));
+        Ok((seen, missing))
+    }
+
+    /// Deletes every blob no ref reaches, and leftover temp files of interrupted writes.
+    ///
+    /// Waits for every [`crate::Lease`] to be dropped first, so blobs of an operation in flight
+    /// are never taken.
+    pub fn gc(&self) -> Result<GcReport> {
+        let lock = self.lock_file(GC_LOCK)?;
+        lock.file().lock()?;
+        let (reachable, missing) = self.reachable()?;
+        let mut report = GcReport {
+            missing: missing.into_iter().collect(),
+            ..GcReport::default()
+        };
+        for entry in read_dir_or_empty(&self.blobs_dir())? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(digest) = name.to_str().and_then(|n| Digest::from_hex(n).ok()) else {
+                continue;
+            };
+            if reachable.contains(&digest) {
+                report.kept += 1;
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            fs_err::remove_file(entry.path())?;
+            report.bytes_freed += size;
+            report.removed.push(digest);
+        }
+        for entry in read_dir_or_empty(&self.ingest_dir())? {
+            let entry = entry?;
+            report.bytes_freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            fs_err::remove_file(entry.path())?;
+        }
+        report.removed.sort();
+        tracing::debug!(removed = report.removed.len(), kept = report.kept, "gc done");
+        Ok(report)
+    }
+
+    /// A whole blob, digest-checked, without a descriptor (for the collector's walk).
+    fn read_raw(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut self.open_blob(digest)?, &mut bytes).map_err(crate::unwrap_store_error)?;
+        Ok(bytes)
+    }
+}
+
+fn read_dir_or_empty(dir: &std::path::Path) -> Result<Vec<io::Result<fs_err::DirEntry>>> {
+    match fs_err::read_dir(dir) {
+        Ok(entries) => Ok(entries.collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,213 @@
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use proptest::prelude::*;
+use ukpm_types::{Descriptor, Digest, Index, Manifest, media_type, to_go_json};
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, LocalStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open_or_create(dir.path().join("oci")).unwrap();
+    (dir, store)
+}
+
+fn put(store: &LocalStore, bytes: &[u8], media: &str) -> Descriptor {
+    let digest = store.put_bytes(bytes).unwrap();
+    Descriptor::new(media, digest, bytes.len() as u64)
+}
+
+/// Stores index -> manifest -> (config, layers) and returns the index descriptor.
+fn put_image(store: &LocalStore, config: &[u8], layers: &[&[u8]]) -> Descriptor {
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: media_type::IMAGE_MANIFEST.into(),
+        artifact_type: String::new(),
+        config: put(store, config, media_type::IMAGE_CONFIG),
+        layers: layers.iter().map(|l| put(store, l, media_type::LAYER_TAR)).collect(),
+        subject: None,
+        annotations: BTreeMap::new(),
+    };
+    let manifest = put(store, &to_go_json(&manifest), media_type::IMAGE_MANIFEST);
+    let mut index = Index::new();
+    index.manifests.push(manifest);
+    put(store, &to_go_json(&index), media_type::IMAGE_INDEX)
+}
+
+#[test]
+fn a_new_store_is_a_layout() {
+    let (_dir, store) = store();
+    let layout = fs_err::read_to_string(store.root().join("oci-layout")).unwrap();
+    assert_eq!(layout, r#"{"imageLayoutVersion":"1.0.0"}"#);
+    let index = fs_err::read_to_string(store.root().join("index.json")).unwrap();
+    assert_eq!(
+        index,
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
+    );
+}
+
+#[test]
+fn a_folder_that_is_not_a_layout_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let err = LocalStore::open_or_create(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::NotALayout { .. }), "{err}");
+    assert!(err.to_string().contains(&dir.path().display().to_string()));
+    let names: Vec<_> = fs_err::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["notes.txt"]);
+    fs_err::write(dir.path().join("oci-layout"), "{}").unwrap();
+    assert!(matches!(LocalStore::open_or_create(dir.path()), Err(StoreError::NotALayout { .. })));
+}
+
+#[test]
+fn ingest_refuses_content_that_does_not_match_its_announcement() {
+    let (_dir, store) = store();
+    let mut ingest = store.ingest().unwrap();
+    ingest.write_all(b"hello").unwrap();
+    let err = ingest.commit(Some((Digest::of(b"other"), 5))).unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }));
+    assert!(!store.blob_path(&Digest::of(b"hello")).exists());
+    let mut ingest = store.ingest().unwrap();
+    ingest.write_all(b"hello").unwrap();
+    let err = ingest.commit(Some((Digest::of(b"hello"), 4))).unwrap_err();
+    assert!(matches!(err, StoreError::SizeMismatch { .. }));
+    assert!(!store.blob_path(&Digest::of(b"hello")).exists());
+    // Nothing is left in ingest/ either.
+    assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_flipped_byte_is_caught_on_read() {
+    let (_dir, store) = store();
+    let d = put(&store, b"kernel bytes", media_type::LAYER_TAR);
+    let path = store.blob_path(&d.digest);
+    let mut bytes = fs_err::read(&path).unwrap();
+    bytes[3] ^= 1;
+    fs_err::write(&path, bytes).unwrap();
+    let err = store.read_blob(&d).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { digest, .. } if digest == d.digest), "{err}");
+    let mut reader = store.open_blob(&d.digest).unwrap();
+    let mut sink = Vec::new();
+    let io_err = reader.read_to_end(&mut sink).unwrap_err();
+    assert!(unwrap_store_error(io_err).is_integrity());
+    // A partial read followed by finish() is checked too.
+    let mut reader = store.open_blob(&d.digest).unwrap();
+    let mut two = [0u8; 2];
+    reader.read_exact(&mut two).unwrap();
+    assert!(matches!(reader.finish(), Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
+fn a_damaged_blob_of_the_wrong_size_is_replaced_on_ingest() {
+    let (_dir, store) = store();
+    let d = put(&store, b"0123456789", media_type::LAYER_TAR);
+    fs_err::write(store.blob_path(&d.digest), b"012").unwrap();
+    put(&store, b"0123456789", media_type::LAYER_TAR);
+    assert_eq!(store.read_blob(&d).unwrap(), b"0123456789");
+}
+
+#[test]
+fn refs_cannot_dangle() {
+    let (_dir, store) = store();
+    let ghost = Descriptor::new(media_type::IMAGE_INDEX, Digest::of(b"ghost"), 5);
+    let err = store
+        .update_refs(|refs| {
+            refs.set("unikraft.org/x:latest", ghost);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DanglingRef { .. }));
+    assert!(store.refs().unwrap().entries().is_empty());
+}
+
+#[test]
+fn gc_keeps_a_layer_shared_by_two_images_while_either_remains() {
+    let (_dir, store) = store();
+    let a = put_image(&store, b"config-a", &[b"shared-kernel", b"initrd-a"]);
+    let b = put_image(&store, b"config-b", &[b"shared-kernel"]);
+    let stray = put(&store, b"stray", media_type::LAYER_TAR);
+    store
+        .update_refs(|refs| {
+            refs.set("a:latest", a.clone());
+            refs.set("b:latest", b.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let report = store.gc().unwrap();
+    assert_eq!(report.removed, vec![stray.digest]);
+    let shared = Digest::of(b"shared-kernel");
+    store.update_refs(|refs| Ok::<_, StoreError>(refs.remove("a:latest"))).unwrap();
+    let report = store.gc().unwrap();
+    assert!(store.blob_size(&shared).is_some());
+    assert!(!report.removed.contains(&shared));
+    assert!(report.removed.contains(&Digest::of(b"initrd-a")));
+    store.update_refs(|refs| Ok::<_, StoreError>(refs.remove("b:latest"))).unwrap();
+    store.gc().unwrap();
+    assert_eq!(fs_err::read_dir(store.blobs_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn gc_removes_leftover_temp_files() {
+    let (_dir, store) = store();
+    let mut ingest = store.ingest().unwrap();
+    ingest.write_all(b"partial").unwrap();
+    std::mem::forget(ingest);
+    assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 1);
+    let report = store.gc().unwrap();
+    assert_eq!(report.bytes_freed, 7);
+    assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Pack { name: u8, layers: Vec<u8> },
+    Remove { name: u8 },
+    Stray { blob: u8 },
+    Gc,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..4, proptest::collection::vec(0u8..6, 1..4)).prop_map(|(name, layers)| Op::Pack { name, layers }),
+        (0u8..4).prop_map(|name| Op::Remove { name }),
+        (0u8..6).prop_map(|blob| Op::Stray { blob }),
+        Just(Op::Gc),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random pack/rm/gc sequences never leave a ref dangling and never delete a reachable blob.
+    #[test]
+    fn store_model(ops in proptest::collection::vec(op(), 1..24)) {
+        let (_dir, store) = store();
+        for op in ops {
+            match op {
+                Op::Pack { name, layers } => {
+                    let layer_bytes: Vec<Vec<u8>> = layers.iter().map(|l| format!("layer-{l}").into_bytes()).collect();
+                    let refs: Vec<&[u8]> = layer_bytes.iter().map(Vec::as_slice).collect();
+                    let index = put_image(&store, format!("config-{name}").as_bytes(), &refs);
+                    store.update_refs(|t| { t.set(&format!("n{name}:latest"), index); Ok::<_, StoreError>(()) }).unwrap();
+                }
+                Op::Remove { name } => {
+                    store.update_refs(|t| Ok::<_, StoreError>(t.remove(&format!("n{name}:latest")))).unwrap();
+                }
+                Op::Stray { blob } => {
+                    put(&store, format!("layer-{blob}").as_bytes(), media_type::LAYER_TAR);
+                }
+                Op::Gc => {
+                    let (before, _) = store.reachable().unwrap();
+                    store.gc().unwrap();
+                    for d in &before {
+                        prop_assert!(store.blob_size(d).is_some(), "gc deleted reachable {d}");
+                    }
+                    let on_disk = fs_err::read_dir(store.blobs_dir()).unwrap().count();
+                    prop_assert_eq!(on_disk, before.len(), "gc left unreachable blobs");
+                }
+            }
+            let (_, missing) = store.reachable().unwrap();
+            prop_assert!(missing.is_empty(), "dangling: {missing:?}");
+        }
+    }
+}
