@@ -1,1 +1,68 @@
-//! placeholder
+//! ukpm, the unikernel package manager, as a library.
+//!
+//! It packages built unikernels as OCI images in exactly the structure KraftKit writes (an index
+//! per name, a manifest per platform, one single-file tar layer each for the kernel and the
+//! initrd, kconfig as OS features), keeps them in a content-addressed store that never shows
+//! unverified content, and unpacks them safely.
+//!
+//! Every operation is a method of [`PackageManager`]; the `ukpm` binary only parses arguments,
+//! calls them and prints. Operations are async (tokio) and never build a runtime of their own.
+//!
+//! ```
+//! use ukpm::{Architecture, PackOptions, PackageManager, Plat, Query, Target};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let kernel = dir.path().join("kernel");
+//! std::fs::write(&kernel, b"UNIKRAFT-KERNEL\n")?;
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! runtime.block_on(async {
+//!     let manager = PackageManager::builder().store_dir(dir.path().join("store")).build()?;
+//!     let mut target = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
+//!     target.command = vec!["/helloworld".into()];
+//!     manager.pack(&target, &PackOptions::new("helloworld".parse()?)).await?;
+//!
+//!     let packages = manager.list(&Query::default()).await?;
+//!     assert_eq!(packages.len(), 1);
+//!     assert_eq!(packages[0].reference.to_string(), "unikraft.org/helloworld:latest");
+//!     assert_eq!(packages[0].plat_arch(), "qemu/x86_64");
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate must not depend on clap, anyhow or indicatif: presentation belongs to the binary,
+//! and progress reaches it through [`Reporter`].
+
+mod catalog;
+pub mod cpio;
+mod error;
+pub mod extract;
+mod image;
+mod initrd;
+mod layer;
+mod manager;
+mod pack;
+mod reporter;
+mod store;
+mod time;
+mod unpack;
+
+pub use catalog::{Package, Query};
+pub use error::{Error, ErrorKind, Result};
+pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
+pub use layer::LayerFile;
+pub use manager::{InspectedManifest, Inspection, PackageManager, PackageManagerBuilder, default_store_dir};
+pub use pack::{PackOptions, TOOL_VERSION, Target};
+pub use reporter::{NoReporter, Reporter};
+pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, StoreLease};
+pub use time::{parse_rfc3339, rfc3339};
+pub use unpack::Unpacked;
+pub use ukpm_store::{GcReport, StoreError};
+pub use ukpm_types as types;
+pub use ukpm_types::{Architecture, Descriptor, Digest, KConfig, Plat, Platform, Reference};
+
+#[cfg(test)]
+mod tests;

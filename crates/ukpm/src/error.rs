@@ -1,0 +1,193 @@
+//! The library's error type and its stable kinds.
+
+use std::io;
+use std::path::PathBuf;
+
+use ukpm_store::StoreError;
+use ukpm_types::{Digest, PlatformError, Reference, ReferenceError};
+
+use crate::cpio::CpioError;
+use crate::extract::ExtractError;
+
+/// Everything an operation of [`crate::PackageManager`] can fail with. Messages are lowercase
+/// and name the object; the cause is in [`std::error::Error::source`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A reference string was malformed.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// An architecture or platform name was unknown.
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    /// A `.config` file could not be used.
+    #[error("invalid kconfig file {path}")]
+    KConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: PlatformError,
+    },
+    /// An input file (kernel, initrd, `.config`) is missing or unreadable.
+    #[error("cannot read the {what} {path}")]
+    InputFile {
+        /// What the file was for (`kernel`, `initrd`...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Some other input was invalid; the message says which.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// No ref of that name is in the store.
+    #[error("{reference} is not in the store")]
+    NotFound {
+        /// The reference asked for.
+        reference: Reference,
+    },
+    /// The ref exists but none of its manifests matches the query.
+    #[error("{reference} has no manifest for {query}")]
+    NoMatch {
+        /// The reference.
+        reference: Reference,
+        /// The query, as text (`qemu/x86_64`).
+        query: String,
+    },
+    /// Several manifests match where one is needed.
+    #[error("{reference} has {} manifests matching; choose one with --arch and --plat: {}", candidates.len(), candidates.join(", "))]
+    Ambiguous {
+        /// The reference.
+        reference: Reference,
+        /// The platforms that matched (`qemu/x86_64`).
+        candidates: Vec<String>,
+    },
+    /// The pack would replace a manifest while the strategy says abort.
+    #[error("{reference} already has a manifest for {platform} and the merge strategy is abort")]
+    Conflict {
+        /// The reference.
+        reference: Reference,
+        /// The platform slot that is taken.
+        platform: String,
+    },
+    /// A layer has a media type ukpm cannot unpack.
+    #[error("layer {digest} has the unsupported media type `{media_type}`")]
+    UnsupportedMediaType {
+        /// The layer.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// The store failed or holds damaged content.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An initrd folder could not be archived.
+    #[error("cannot build the initrd")]
+    Cpio(#[from] CpioError),
+    /// A layer could not be unpacked safely.
+    #[error("cannot unpack layer {digest}")]
+    Extract {
+        /// The layer.
+        digest: Digest,
+        /// Why.
+        #[source]
+        source: ExtractError,
+    },
+    /// An I/O error outside the store; the message names the path.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// A background task died (a bug); reported instead of panicking the caller.
+    #[error("internal error: a background task failed: {0}")]
+    Task(String),
+}
+
+/// The small, stable classification of errors that `--json` output and hints rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Something asked for is absent.
+    NotFound,
+    /// Credentials were missing or refused.
+    Unauthorized,
+    /// Content did not match its digest or size.
+    Integrity,
+    /// A registry or daemon could not be reached.
+    Network,
+    /// The caller's input was wrong.
+    InvalidInput,
+    /// The operation would overwrite something the caller asked to keep.
+    Conflict,
+    /// The file system failed.
+    Io,
+}
+
+impl ErrorKind {
+    /// The code in `--json` error output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::Network => "network",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+impl Error {
+    /// The stable kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Reference(_)
+            | Error::Platform(_)
+            | Error::KConfig { .. }
+            | Error::InputFile { .. }
+            | Error::InvalidInput(_)
+            | Error::Ambiguous { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::Cpio(_) => ErrorKind::InvalidInput,
+            Error::NotFound { .. } | Error::NoMatch { .. } => ErrorKind::NotFound,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Store(e) if e.is_integrity() => ErrorKind::Integrity,
+            Error::Store(StoreError::NotALayout { .. }) => ErrorKind::InvalidInput,
+            Error::Store(StoreError::BlobNotFound { .. }) => ErrorKind::Integrity,
+            Error::Extract { .. } => ErrorKind::InvalidInput,
+            Error::Store(_) | Error::Io(_) | Error::Task(_) => ErrorKind::Io,
+        }
+    }
+
+    /// Wraps an extraction failure, surfacing a corrupt blob (detected by the verifying reader
+    /// underneath the tar parser) as the store integrity error it is.
+    pub(crate) fn extract(digest: Digest, source: ExtractError) -> Error {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+        while let Some(err) = cause {
+            let store = err
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<StoreError>())
+                .or_else(|| err.downcast_ref::<StoreError>());
+            if let Some(StoreError::Corrupt { digest, actual }) = store {
+                return Error::Store(StoreError::Corrupt {
+                    digest: *digest,
+                    actual: *actual,
+                });
+            }
+            cause = err.source();
+        }
+        Error::Extract { digest, source }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(err: tokio::task::JoinError) -> Error {
+        Error::Task(err.to_string())
+    }
+}

@@ -1,0 +1,951 @@
+//! Safe extraction of a tar image layer into a user's folder.
+//!
+//! Unpacking a layer must never write outside the target folder, whatever the layer holds:
+//! names with `..`, absolute names, symlinks pointing out, or a symlink planted by one entry and
+//! written through by the next. It must also keep what makes the files usable: permission bits,
+//! symlinks and hard links. (KraftKit joins entry names onto the folder unchecked and drops modes
+//! and links.)
+//!
+//! The rules, which the tests below pin down:
+//! - names lose leading `/` and `./` and every `.` component; a `..` component is refused;
+//! - no existing symlink is ever followed while writing: a symlink among the parents of an entry
+//!   is refused, and an existing file or symlink at an entry's own path is removed, not opened;
+//! - a symlink's target must be relative, and may climb with `..` only at its start and no higher
+//!   than the folder; so, since directories are never replaced, every symlink written resolves
+//!   inside the folder however links are chained;
+//! - a hard link must name a regular file this extraction wrote;
+//! - devices and fifos are skipped, owners and times are not kept.
+//!
+//! Decompression is not done here: the caller wraps the reader.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use fs_err::os::unix::fs::OpenOptionsExt;
+use tar::EntryType;
+
+/// Why a layer could not be extracted. Nothing outside the target folder has been touched when
+/// any of these is returned; inside it, the entries before the failing one are in place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// An entry's name climbs out of the folder, or passes through a symlink.
+    #[error("layer entry `{entry}` would be written outside the target folder")]
+    PathEscape {
+        /// The entry name as found in the layer.
+        entry: String,
+    },
+    /// A symlink or hard link points outside the folder (or, for a hard link, at something that
+    /// is not a regular file of this layer).
+    #[error("layer entry `{entry}` links to `{target}`, which is not a safe target inside the target folder")]
+    LinkEscape {
+        /// The entry name as found in the layer.
+        entry: String,
+        /// The link target as found in the layer.
+        target: String,
+    },
+    /// A file system operation in the folder failed.
+    #[error("cannot extract to {}", path.display())]
+    Io {
+        /// The path being written or inspected.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The layer is not a well-formed tar archive, or it ends too early.
+    #[error("the layer is not a valid tar archive")]
+    Tar(#[source] io::Error),
+    /// Something that is not a directory is where a directory must go (the target folder
+    /// itself, or a parent of an entry).
+    #[error("{} is not a directory, but the layer needs a directory there", path.display())]
+    NotADirectory {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A directory is where the layer wants a file or link; directories are never replaced.
+    #[error("{} is a directory, but layer entry `{entry}` is not", path.display())]
+    DirectoryInTheWay {
+        /// The directory in the way.
+        path: PathBuf,
+        /// The entry name as found in the layer.
+        entry: String,
+    },
+}
+
+/// Extracts the tar archive read from `reader` into the existing directory `dest`, so an image
+/// layer can be unpacked into a user's folder without any risk to the rest of the file system.
+///
+/// Returns the paths, relative to `dest`, of the regular files (hard links included) the layer
+/// leaves in place, in the order they were written. See the module documentation for the rules.
+pub fn extract<R: Read>(reader: R, dest: &Path) -> Result<Vec<PathBuf>, ExtractError> {
+    let meta = fs_err::metadata(dest).map_err(io_at(dest))?;
+    if !meta.is_dir() {
+        return Err(ExtractError::NotADirectory {
+            path: dest.to_path_buf(),
+        });
+    }
+    let mut state = State {
+        dest,
+        files: Vec::new(),
+        file_set: HashSet::new(),
+        dir_modes: BTreeMap::new(),
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(ExtractError::Tar)? {
+        let mut entry = entry.map_err(ExtractError::Tar)?;
+        state.entry(&mut entry)?;
+    }
+    state.finish()
+}
+
+/// Maps an `io::Error` about `path` to [`ExtractError::Io`].
+fn io_at(path: &Path) -> impl Fn(io::Error) -> ExtractError + '_ {
+    move |source| ExtractError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Normalises a name from the archive: leading `/`, empty and `.` components dropped. `None` if
+/// a component is `..`. An empty result names the folder itself.
+fn normalise(name: &[u8]) -> Option<PathBuf> {
+    let mut rel = PathBuf::new();
+    for component in name.split(|b| *b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => return None,
+            c => rel.push(OsStr::from_bytes(c)),
+        }
+    }
+    Some(rel)
+}
+
+/// Whether a symlink at `rel` (relative to the folder) with `target` stays inside the folder:
+/// the target is relative, and its `..` components all come first and climb no higher than the
+/// folder. Refusing `..` after a name closes the chained-link attack (`x -> .`, `y -> x/..`),
+/// which a purely lexical check lets through.
+fn symlink_stays_inside(rel: &Path, target: &[u8]) -> bool {
+    if target.is_empty() || target.starts_with(b"/") {
+        return false;
+    }
+    let mut depth = rel.components().count().saturating_sub(1);
+    let mut descended = false;
+    for component in target.split(|b| *b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." if descended || depth == 0 => return false,
+            b".." => depth -= 1,
+            _ => descended = true,
+        }
+    }
+    true
+}
+
+/// What was at an entry's own path before it is written.
+enum Existing {
+    /// Nothing, or a file or symlink that has now been removed.
+    Nothing,
+    /// A real directory (never removed).
+    Directory,
+}
+
+/// The state of one [`extract`] run.
+struct State<'a> {
+    dest: &'a Path,
+    /// Regular files written and still in place, in order.
+    files: Vec<PathBuf>,
+    /// The same, for lookups.
+    file_set: HashSet<PathBuf>,
+    /// Final modes of the directories of the layer, applied at the end.
+    dir_modes: BTreeMap<PathBuf, u32>,
+}
+
+impl State<'_> {
+    /// Extracts one entry.
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ExtractError> {
+        let raw_name = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_name).into_owned();
+        let kind = entry.header().entry_type();
+        match kind {
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link => {}
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                tracing::warn!(entry = %name, "skipping a device node or fifo: a unikernel layer has no use for it");
+                return Ok(());
+            }
+            EntryType::XGlobalHeader => {
+                tracing::debug!(entry = %name, "skipping a pax global header");
+                return Ok(());
+            }
+            other => {
+                tracing::warn!(entry = %name, kind = ?other, "skipping a layer entry of unknown type");
+                return Ok(());
+            }
+        }
+        let rel = normalise(&raw_name).ok_or_else(|| ExtractError::PathEscape { entry: name.clone() })?;
+        if rel.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let mode = entry.header().mode().map_err(ExtractError::Tar)? & 0o7777;
+        if let Some(parent) = rel.parent() {
+            self.real_dirs(parent, true).map_err(|e| e.for_entry(&name))?;
+        }
+        match kind {
+            EntryType::Directory => self.directory(&rel, mode),
+            EntryType::Symlink => self.symlink(entry, &rel, &name),
+            EntryType::Link => self.hard_link(entry, &rel, &name),
+            _ => self.file(entry, &rel, mode, &name),
+        }
+    }
+
+    /// Checks that every component of `rel` is a real directory under the folder (not a
+    /// symlink), creating missing ones with mode 0755 if `create`.
+    fn real_dirs(&self, rel: &Path, create: bool) -> Result<(), WalkError> {
+        let mut path = self.dest.to_path_buf();
+        for component in rel.components() {
+            path.push(component);
+            match fs_err::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => return Err(WalkError::Symlink),
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(WalkError::Other(ExtractError::NotADirectory { path })),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    fs_err::create_dir(&path).map_err(io_at(&path))?;
+                    set_mode(&path, 0o755)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(WalkError::Missing),
+                Err(e) => return Err(WalkError::Other(io_at(&path)(e))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes room at `rel`: removes a file or symlink found there (never following it), leaves a
+    /// directory alone and says so.
+    fn clear(&mut self, rel: &Path) -> Result<Existing, ExtractError> {
+        let path = self.dest.join(rel);
+        match fs_err::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => Ok(Existing::Directory),
+            Ok(_) => {
+                fs_err::remove_file(&path).map_err(io_at(&path))?;
+                if self.file_set.remove(rel) {
+                    self.files.retain(|f| f != rel);
+                }
+                Ok(Existing::Nothing)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::Nothing),
+            Err(e) => Err(io_at(&path)(e)),
+        }
+    }
+
+    /// Like [`State::clear`], for an entry that is not a directory.
+    fn clear_for_non_dir(&mut self, rel: &Path, name: &str) -> Result<PathBuf, ExtractError> {
+        let path = self.dest.join(rel);
+        match self.clear(rel)? {
+            Existing::Directory => Err(ExtractError::DirectoryInTheWay {
+                path,
+                entry: name.to_owned(),
+            }),
+            Existing::Nothing => Ok(path),
+        }
+    }
+
+    /// Records a regular file now in place.
+    fn record_file(&mut self, rel: &Path) {
+        if self.file_set.insert(rel.to_path_buf()) {
+            self.files.push(rel.to_path_buf());
+        }
+    }
+
+    /// Writes a regular file with its data and mode.
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        rel: &Path,
+        mode: u32,
+        name: &str,
+    ) -> Result<(), ExtractError> {
+        let path = self.clear_for_non_dir(rel, name)?;
+        // `create_new` fails rather than follow a symlink that appeared since `clear`.
+        let mut file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut copied = 0u64;
+        loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ExtractError::Tar(e)),
+            };
+            file.write_all(&buf[..n]).map_err(io_at(&path))?;
+            copied += n as u64;
+        }
+        if copied != entry.size() {
+            return Err(ExtractError::Tar(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("entry `{name}` ends after {copied} of its {} bytes", entry.size()),
+            )));
+        }
+        // Set on the open file, after writing, so neither the umask nor a read-only mode gets in
+        // the way.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io_at(&path))?;
+        self.record_file(rel);
+        Ok(())
+    }
+
+    /// Creates a directory (or keeps a real one), owner-writable until [`State::finish`].
+    fn directory(&mut self, rel: &Path, mode: u32) -> Result<(), ExtractError> {
+        let path = self.dest.join(rel);
+        if let Existing::Nothing = self.clear(rel)? {
+            fs_err::create_dir(&path).map_err(io_at(&path))?;
+        }
+        set_mode(&path, mode | 0o700)?;
+        self.dir_modes.insert(rel.to_path_buf(), mode);
+        Ok(())
+    }
+
+    /// Creates a symlink whose target stays inside the folder.
+    fn symlink<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        rel: &Path,
+        name: &str,
+    ) -> Result<(), ExtractError> {
+        let target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        if !symlink_stays_inside(rel, &target) {
+            return Err(ExtractError::LinkEscape {
+                entry: name.to_owned(),
+                target: String::from_utf8_lossy(&target).into_owned(),
+            });
+        }
+        let path = self.clear_for_non_dir(rel, name)?;
+        fs_err::os::unix::fs::symlink(OsStr::from_bytes(&target), &path).map_err(io_at(&path))
+    }
+
+    /// Creates a hard link to a regular file this extraction wrote.
+    fn hard_link<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        rel: &Path,
+        name: &str,
+    ) -> Result<(), ExtractError> {
+        let raw_target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        let escape = || ExtractError::LinkEscape {
+            entry: name.to_owned(),
+            target: String::from_utf8_lossy(&raw_target).into_owned(),
+        };
+        let target_rel = normalise(&raw_target)
+            .filter(|t| !t.as_os_str().is_empty())
+            .ok_or_else(escape)?;
+        if !self.file_set.contains(&target_rel) {
+            return Err(escape());
+        }
+        if let Some(parent) = target_rel.parent() {
+            self.real_dirs(parent, false).map_err(|e| match e {
+                WalkError::Other(e) => e,
+                WalkError::Symlink | WalkError::Missing => escape(),
+            })?;
+        }
+        let target = self.dest.join(&target_rel);
+        let meta = fs_err::symlink_metadata(&target).map_err(io_at(&target))?;
+        if !meta.is_file() {
+            return Err(escape());
+        }
+        if target_rel == rel {
+            // A link to itself: the file is already there.
+            return Ok(());
+        }
+        let path = self.clear_for_non_dir(rel, name)?;
+        fs_err::hard_link(&target, &path).map_err(io_at(&path))?;
+        self.record_file(rel);
+        Ok(())
+    }
+
+    /// Applies the final directory modes, deepest first so that a read-only directory does not
+    /// stop its children from being changed, and returns the files written.
+    fn finish(self) -> Result<Vec<PathBuf>, ExtractError> {
+        let mut dirs: Vec<_> = self.dir_modes.into_iter().collect();
+        dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
+        for (rel, mode) in dirs {
+            let path = self.dest.join(rel);
+            let meta = fs_err::symlink_metadata(&path).map_err(io_at(&path))?;
+            // Directories are never replaced, so this holds; checked anyway, as a chmod through
+            // a symlink would change something outside the folder.
+            if meta.is_dir() {
+                set_mode(&path, mode)?;
+            }
+        }
+        Ok(self.files)
+    }
+}
+
+/// Sets the permission bits of `path` (which is known not to be a symlink).
+fn set_mode(path: &Path, mode: u32) -> Result<(), ExtractError> {
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_at(path))
+}
+
+/// Why a walk down existing directories stopped.
+enum WalkError {
+    /// A component is a symlink.
+    Symlink,
+    /// A component does not exist (only when not creating).
+    Missing,
+    /// Anything else, already a full error.
+    Other(ExtractError),
+}
+
+impl From<ExtractError> for WalkError {
+    fn from(e: ExtractError) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl WalkError {
+    /// The error for an entry whose parents were being walked.
+    fn for_entry(self, name: &str) -> ExtractError {
+        match self {
+            Self::Symlink | Self::Missing => ExtractError::PathEscape {
+                entry: name.to_owned(),
+            },
+            Self::Other(e) => e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use proptest::prelude::*;
+    use tar::Header;
+
+    use super::*;
+
+    /// One entry of a test archive.
+    enum E<'a> {
+        File(&'a str, u32, &'a [u8]),
+        Dir(&'a str, u32),
+        Sym(&'a str, &'a str),
+        Hard(&'a str, &'a str),
+        Other(&'a str, EntryType),
+    }
+
+    /// A header whose name and link name are copied verbatim, bypassing tar's own checks, so
+    /// hostile archives can be built.
+    fn raw_header(name: &str, kind: EntryType, mode: u32, size: u64, link: &str) -> Header {
+        let mut h = Header::new_gnu();
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(0);
+        h.set_cksum();
+        h
+    }
+
+    fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let (h, data): (Header, &[u8]) = match *e {
+                E::File(n, m, d) => (raw_header(n, EntryType::Regular, m, d.len() as u64, ""), d),
+                E::Dir(n, m) => (raw_header(n, EntryType::Directory, m, 0, ""), &[]),
+                E::Sym(n, t) => (raw_header(n, EntryType::Symlink, 0o777, 0, t), &[]),
+                E::Hard(n, t) => (raw_header(n, EntryType::Link, 0o644, 0, t), &[]),
+                E::Other(n, k) => (raw_header(n, k, 0o644, 0, ""), &[]),
+            };
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// A sandbox: `tmp/root/dest`, so escapes into `root` can be seen.
+    struct Sandbox {
+        tmp: tempfile::TempDir,
+    }
+
+    impl Sandbox {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            fs_err::create_dir_all(tmp.path().join("root/dest")).unwrap();
+            Self { tmp }
+        }
+        fn root(&self) -> PathBuf {
+            self.tmp.path().join("root")
+        }
+        fn dest(&self) -> PathBuf {
+            self.root().join("dest")
+        }
+        fn extract(&self, entries: &[E<'_>]) -> Result<Vec<PathBuf>, ExtractError> {
+            extract(tar_of(entries).as_slice(), &self.dest())
+        }
+        /// Asserts that `root` holds `dest` and nothing else.
+        fn assert_contained(&self) {
+            let names: Vec<_> = fs_err::read_dir(self.root())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["dest"]);
+        }
+    }
+
+    fn is_symlink(path: &Path) -> bool {
+        fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    }
+
+    #[test]
+    fn regular_file_keeps_mode_and_content() {
+        let sb = Sandbox::new();
+        let files = sb
+            .extract(&[
+                E::File("unikraft/bin/kernel", 0o755, b"\x7fELF kernel"),
+                E::File("x", 0o600, b""),
+            ])
+            .unwrap();
+        assert_eq!(files, [PathBuf::from("unikraft/bin/kernel"), PathBuf::from("x")]);
+        let kernel = sb.dest().join("unikraft/bin/kernel");
+        assert_eq!(fs_err::read(&kernel).unwrap(), b"\x7fELF kernel");
+        assert_eq!(fs_err::metadata(&kernel).unwrap().mode() & 0o7777, 0o755);
+        assert_eq!(
+            fs_err::metadata(sb.dest().join("x")).unwrap().mode() & 0o7777,
+            0o600
+        );
+        // Parents created on the way are 0755.
+        assert_eq!(
+            fs_err::metadata(sb.dest().join("unikraft")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        sb.assert_contained();
+    }
+
+    #[test]
+    fn prefixed_and_absolute_names_land_inside() {
+        let sb = Sandbox::new();
+        let files = sb
+            .extract(&[
+                E::Dir("./", 0o755),
+                E::File("./a", 0o644, b"a"),
+                E::File("/b", 0o644, b"b"),
+                E::File("//./c/./d", 0o644, b"d"),
+            ])
+            .unwrap();
+        assert_eq!(
+            files,
+            [PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c/d")]
+        );
+        assert_eq!(fs_err::read(sb.dest().join("b")).unwrap(), b"b");
+        assert_eq!(fs_err::read(sb.dest().join("c/d")).unwrap(), b"d");
+        sb.assert_contained();
+    }
+
+    #[test]
+    fn dot_dot_names_are_refused() {
+        for name in ["../evil", "a/../../evil", "a/..", "/../evil", "./../evil"] {
+            let sb = Sandbox::new();
+            let err = sb.extract(&[E::File(name, 0o644, b"evil")]).unwrap_err();
+            assert!(
+                matches!(&err, ExtractError::PathEscape { entry } if entry == name),
+                "{name}: {err:?}"
+            );
+            assert!(err.to_string().contains("outside the target folder"));
+            sb.assert_contained();
+        }
+    }
+
+    #[test]
+    fn escaping_symlinks_are_refused() {
+        for (name, target) in [
+            ("link", "/etc"),
+            ("link", "../.."),
+            ("d", ".."),
+            ("sub", "/tmp"),
+            ("a/b", "../../x"),
+            ("e", ""),
+        ] {
+            let sb = Sandbox::new();
+            let err = sb.extract(&[E::Sym(name, target)]).unwrap_err();
+            assert!(
+                matches!(&err, ExtractError::LinkEscape { entry, target: t } if entry == name && t == target),
+                "{name} -> {target}: {err:?}"
+            );
+            assert!(!is_symlink(&sb.dest().join(name)));
+            sb.assert_contained();
+        }
+    }
+
+    #[test]
+    fn inside_symlinks_are_kept() {
+        let sb = Sandbox::new();
+        let files = sb
+            .extract(&[
+                E::File("sub/file", 0o644, b"data"),
+                E::Sym("ok", "sub/file"),
+                E::Sym("sub/up", ".."),
+                E::Sym("sub/deep/up2", "../../sub/./file"),
+                E::Sym("self", "."),
+            ])
+            .unwrap();
+        assert_eq!(files, [PathBuf::from("sub/file")]);
+        for (link, target) in [
+            ("ok", "sub/file"),
+            ("sub/up", ".."),
+            ("sub/deep/up2", "../../sub/./file"),
+            ("self", "."),
+        ] {
+            let path = sb.dest().join(link);
+            assert!(is_symlink(&path), "{link}");
+            assert_eq!(fs_err::read_link(&path).unwrap(), Path::new(target));
+        }
+        assert_eq!(fs_err::read(sb.dest().join("ok")).unwrap(), b"data");
+        sb.assert_contained();
+    }
+
+    #[test]
+    fn chained_symlinks_cannot_escape() {
+        // `x -> .` is inside, but `y -> x/..` would then resolve to the parent of the folder.
+        let sb = Sandbox::new();
+        let err = sb.extract(&[E::Sym("x", "."), E::Sym("y", "x/..")]).unwrap_err();
+        assert!(matches!(err, ExtractError::LinkEscape { .. }), "{err:?}");
+        // And `x/../../evil` is refused for its `..` anyway.
+        let sb = Sandbox::new();
+        let err = sb
+            .extract(&[E::Sym("x", "."), E::File("x/../../evil", 0o644, b"")])
+            .unwrap_err();
+        assert!(matches!(err, ExtractError::PathEscape { .. }), "{err:?}");
+        sb.assert_contained();
+    }
+
+    #[test]
+    fn no_writing_through_a_symlinked_parent() {
+        let sb = Sandbox::new();
+        let err = sb
+            .extract(&[
+                E::Dir("sub", 0o755),
+                E::Sym("s", "sub"),
+                E::File("s/f", 0o644, b"x"),
+            ])
+            .unwrap_err();
+        assert!(
+            matches!(&err, ExtractError::PathEscape { entry } if entry == "s/f"),
+            "{err:?}"
+        );
+        assert!(!sb.dest().join("sub/f").exists());
+
+        // The same with a symlink to a folder outside that was already there.
+        let sb = Sandbox::new();
+        let outside = sb.tmp.path().join("outside");
+        fs_err::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, sb.dest().join("planted")).unwrap();
+        let err = sb.extract(&[E::File("planted/f", 0o644, b"x")]).unwrap_err();
+        assert!(matches!(err, ExtractError::PathEscape { .. }), "{err:?}");
+        assert!(fs_err::read_dir(&outside).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_symlink_at_the_path_is_replaced_not_followed() {
+        let sb = Sandbox::new();
+        let outside = sb.tmp.path().join("outside");
+        fs_err::write(&outside, b"precious").unwrap();
+        std::os::unix::fs::symlink(&outside, sb.dest().join("f")).unwrap();
+        std::os::unix::fs::symlink(&outside, sb.dest().join("g")).unwrap();
+        sb.extract(&[E::File("f", 0o644, b"new"), E::Sym("g", "f")])
+            .unwrap();
+        assert_eq!(fs_err::read(&outside).unwrap(), b"precious");
+        assert!(!is_symlink(&sb.dest().join("f")));
+        assert_eq!(fs_err::read(sb.dest().join("f")).unwrap(), b"new");
+        assert_eq!(fs_err::read_link(sb.dest().join("g")).unwrap(), Path::new("f"));
+
+        // A directory entry replaces a planted symlink to a folder outside, and its mode lands on
+        // the new directory, not on the outside one.
+        let sb = Sandbox::new();
+        let outside = sb.tmp.path().join("outside");
+        fs_err::create_dir(&outside).unwrap();
+        set_mode(&outside, 0o755).unwrap();
+        std::os::unix::fs::symlink(&outside, sb.dest().join("d")).unwrap();
+        sb.extract(&[E::Dir("d", 0o700), E::File("d/f", 0o644, b"")])
+            .unwrap();
+        assert!(!is_symlink(&sb.dest().join("d")));
+        assert!(sb.dest().join("d/f").is_file());
+        assert!(fs_err::read_dir(&outside).unwrap().next().is_none());
+        assert_eq!(fs_err::metadata(&outside).unwrap().mode() & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn later_entries_replace_files_but_not_directories() {
+        let sb = Sandbox::new();
+        let files = sb
+            .extract(&[
+                E::File("a", 0o644, b"1"),
+                E::File("b", 0o644, b"2"),
+                E::Sym("a", "b"),
+            ])
+            .unwrap();
+        assert_eq!(files, [PathBuf::from("b")]);
+
+        let sb = Sandbox::new();
+        let err = sb
+            .extract(&[E::Dir("d", 0o755), E::File("d", 0o644, b"")])
+            .unwrap_err();
+        assert!(matches!(err, ExtractError::DirectoryInTheWay { .. }), "{err:?}");
+
+        let sb = Sandbox::new();
+        let err = sb
+            .extract(&[E::File("f", 0o644, b""), E::File("f/g", 0o644, b"")])
+            .unwrap_err();
+        assert!(matches!(err, ExtractError::NotADirectory { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn hard_links() {
+        let sb = Sandbox::new();
+        let files = sb
+            .extract(&[
+                E::File("bin/a", 0o755, b"code"),
+                E::Hard("bin/b", "bin/a"),
+                E::Hard("./c", "/bin/b"),
+            ])
+            .unwrap();
+        assert_eq!(
+            files,
+            [PathBuf::from("bin/a"), PathBuf::from("bin/b"), PathBuf::from("c")]
+        );
+        let a = fs_err::metadata(sb.dest().join("bin/a")).unwrap();
+        let c = fs_err::metadata(sb.dest().join("c")).unwrap();
+        assert_eq!((a.ino(), a.nlink()), (c.ino(), 3));
+
+        for (entries, what) in [
+            (vec![E::Hard("l", "../x")], "outside"),
+            (vec![E::Hard("l", "missing")], "missing"),
+            (vec![E::Dir("d", 0o755), E::Hard("l", "d")], "directory"),
+            (
+                vec![E::File("f", 0o644, b""), E::Sym("s", "f"), E::Hard("l", "s")],
+                "symlink",
+            ),
+            (
+                vec![
+                    E::File("sub/f", 0o644, b""),
+                    E::Sym("s", "sub"),
+                    E::Hard("l", "s/f"),
+                ],
+                "through symlink",
+            ),
+            (vec![E::Hard("l", "")], "empty"),
+        ] {
+            let sb = Sandbox::new();
+            fs_err::write(sb.root().join("x"), b"outside").unwrap();
+            fs_err::write(sb.dest().join("missing"), b"not from the layer").unwrap();
+            let err = sb.extract(&entries).unwrap_err();
+            assert!(matches!(err, ExtractError::LinkEscape { .. }), "{what}: {err:?}");
+            assert!(!sb.dest().join("l").exists(), "{what}");
+        }
+    }
+
+    #[test]
+    fn directory_modes_are_applied_at_the_end() {
+        let sb = Sandbox::new();
+        sb.extract(&[
+            E::Dir("ro", 0o555),
+            E::Dir("ro/inner", 0o500),
+            E::File("ro/inner/f", 0o444, b"x"),
+        ])
+        .unwrap();
+        let mode = |p: &str| fs_err::symlink_metadata(sb.dest().join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(
+            (mode("ro"), mode("ro/inner"), mode("ro/inner/f")),
+            (0o555, 0o500, 0o444)
+        );
+        // Let the temporary folder be removed.
+        for dir in ["ro", "ro/inner"] {
+            set_mode(&sb.dest().join(dir), 0o755).unwrap();
+        }
+    }
+
+    #[test]
+    fn devices_and_fifos_are_skipped() {
+        let sb = Sandbox::new();
+        let files = sb
+            .extract(&[
+                E::Other("dev/null", EntryType::Char),
+                E::Other("dev/sda", EntryType::Block),
+                E::Other("pipe", EntryType::Fifo),
+                E::File("after", 0o644, b"ok"),
+            ])
+            .unwrap();
+        assert_eq!(files, [PathBuf::from("after")]);
+        assert!(!sb.dest().join("dev").exists());
+        assert!(!sb.dest().join("pipe").exists());
+    }
+
+    #[test]
+    fn long_names_gnu_and_pax() {
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(120));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &long, &b"gnu"[..]).unwrap();
+
+        let pax_name = format!("{}/pax", "p".repeat(200));
+        let record = |len: usize| format!("{len} path={pax_name}\n");
+        let mut len = record(0).len();
+        while record(len).len() != len {
+            len = record(len).len();
+        }
+        let record = record(len);
+        b.append(
+            &raw_header("PaxHeaders/x", EntryType::XHeader, 0o644, record.len() as u64, ""),
+            record.as_bytes(),
+        )
+        .unwrap();
+        b.append(
+            &raw_header("short", EntryType::Regular, 0o644, 3, ""),
+            &b"pax"[..],
+        )
+        .unwrap();
+        let bytes = b.into_inner().unwrap();
+
+        let sb = Sandbox::new();
+        let files = extract(bytes.as_slice(), &sb.dest()).unwrap();
+        assert_eq!(files, [PathBuf::from(&long), PathBuf::from(&pax_name)]);
+        assert_eq!(fs_err::read(sb.dest().join(&long)).unwrap(), b"gnu");
+        assert_eq!(fs_err::read(sb.dest().join(&pax_name)).unwrap(), b"pax");
+    }
+
+    #[test]
+    fn truncated_or_corrupt_tar_is_an_error() {
+        let bytes = tar_of(&[E::File("a", 0o644, &[7u8; 1000]), E::File("b", 0o644, b"b")]);
+        for cut in [100, 511, 700, 1100, 1600] {
+            let sb = Sandbox::new();
+            let err = extract(&bytes[..cut], &sb.dest()).unwrap_err();
+            assert!(matches!(err, ExtractError::Tar(_)), "cut at {cut}: {err:?}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        let sb = Sandbox::new();
+        assert!(matches!(
+            extract(bad.as_slice(), &sb.dest()),
+            Err(ExtractError::Tar(_))
+        ));
+    }
+
+    #[test]
+    fn dest_must_be_a_directory() {
+        let sb = Sandbox::new();
+        let file = sb.dest().join("f");
+        fs_err::write(&file, b"").unwrap();
+        let err = extract(&[][..], &file).unwrap_err();
+        assert!(matches!(err, ExtractError::NotADirectory { .. }), "{err:?}");
+        let err = extract(&[][..], &sb.dest().join("missing")).unwrap_err();
+        assert!(matches!(err, ExtractError::Io { .. }), "{err:?}");
+    }
+
+    /// Every symlink under `dest` that resolves at all resolves inside it.
+    fn assert_links_resolve_inside(dest: &Path) {
+        let canonical_dest = fs_err::canonicalize(dest).unwrap();
+        let mut stack = vec![dest.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for child in fs_err::read_dir(&dir).unwrap() {
+                let path = child.unwrap().path();
+                let meta = fs_err::symlink_metadata(&path).unwrap();
+                if meta.file_type().is_symlink() {
+                    if let Ok(resolved) = fs_err::canonicalize(&path) {
+                        assert!(
+                            resolved.starts_with(&canonical_dest),
+                            "{} -> {}",
+                            path.display(),
+                            resolved.display()
+                        );
+                    }
+                } else if meta.is_dir() {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+
+    /// A name made of components from {`a`, `b`, `..`, `.`, ``}, maybe with a leading `/`.
+    fn hostile_name() -> impl Strategy<Value = String> {
+        (
+            any::<bool>(),
+            proptest::collection::vec(prop::sample::select(vec!["a", "b", "..", ".", ""]), 1..5),
+        )
+            .prop_map(|(absolute, parts)| format!("{}{}", if absolute { "/" } else { "" }, parts.join("/")))
+    }
+
+    /// An entry of a hostile archive: (kind, name, link target).
+    fn hostile_entry() -> impl Strategy<Value = (u8, String, String)> {
+        (0u8..4, hostile_name(), hostile_name())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let sb = Sandbox::new();
+            let _ = extract(bytes.as_slice(), &sb.dest());
+            sb.assert_contained();
+        }
+
+        #[test]
+        fn damaged_archives_never_panic(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)
+        ) {
+            let mut bytes = tar_of(&[
+                E::Dir("d", 0o755),
+                E::File("d/f", 0o644, b"data"),
+                E::Sym("d/s", "f"),
+                E::Hard("h", "d/f"),
+            ]);
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            let sb = Sandbox::new();
+            let _ = extract(bytes.as_slice(), &sb.dest());
+            sb.assert_contained();
+        }
+
+        #[test]
+        fn hostile_names_stay_inside(entries in proptest::collection::vec(hostile_entry(), 1..6)) {
+            let sb = Sandbox::new();
+            let tar_entries: Vec<E<'_>> = entries
+                .iter()
+                .map(|(kind, name, target)| match kind {
+                    0 => E::File(name, 0o644, b"data"),
+                    1 => E::Dir(name, 0o755),
+                    2 => E::Sym(name, target),
+                    _ => E::Hard(name, target),
+                })
+                .collect();
+            let result = sb.extract(&tar_entries);
+            if let Ok(files) = &result {
+                for f in files {
+                    let meta = fs_err::symlink_metadata(sb.dest().join(f)).unwrap();
+                    prop_assert!(meta.is_file());
+                }
+            }
+            sb.assert_contained();
+            assert_links_resolve_inside(&sb.dest());
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! [`PackageManager`]: the one entry point to every operation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ukpm_store::GcReport;
+use ukpm_types::{Descriptor, Reference};
+
+use crate::catalog::{Package, parse};
+use crate::error::{Error, Result};
+use crate::reporter::{NoReporter, Reporter};
+use crate::store::{ImageStore, LocalImageStore};
+
+/// The unikernel package manager (KraftKit's `NewOCIManager`): a store plus the operations on it.
+///
+/// Cheap to clone; every method takes `&self` and may run concurrently with others, in this
+/// process or another.
+#[derive(Clone)]
+pub struct PackageManager {
+    store: Arc<dyn ImageStore>,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl std::fmt::Debug for PackageManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackageManager")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`PackageManager`] (KraftKit's manager options).
+#[derive(Default)]
+pub struct PackageManagerBuilder {
+    store: Option<Arc<dyn ImageStore>>,
+    store_dir: Option<PathBuf>,
+    reporter: Option<Arc<dyn Reporter>>,
+}
+
+impl PackageManagerBuilder {
+    /// Keeps packages in the OCI layout at `dir` (created on first write).
+    pub fn store_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps packages in another store (containerd, or a test double).
+    pub fn store(mut self, store: Arc<dyn ImageStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Sends progress to `reporter`.
+    pub fn reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// The manager; the local store defaults to [`default_store_dir`].
+    pub fn build(self) -> Result<PackageManager> {
+        let store = match (self.store, self.store_dir) {
+            (Some(store), _) => store,
+            (None, Some(dir)) => Arc::new(LocalImageStore::new(dir)),
+            (None, None) => Arc::new(LocalImageStore::new(default_store_dir()?)),
+        };
+        Ok(PackageManager {
+            store,
+            reporter: self.reporter.unwrap_or_else(|| Arc::new(NoReporter)),
+        })
+    }
+}
+
+/// `$XDG_DATA_HOME/ukpm/oci`, else `~/.local/share/ukpm/oci`: where packages live by default.
+pub fn default_store_dir() -> Result<PathBuf> {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(data) = non_empty("XDG_DATA_HOME") {
+        return Ok(data.join("ukpm").join("oci"));
+    }
+    if let Some(home) = non_empty("HOME") {
+        return Ok(home.join(".local").join("share").join("ukpm").join("oci"));
+    }
+    Err(Error::InvalidInput(
+        "cannot find a place for the store: set XDG_DATA_HOME or HOME, or give --store".into(),
+    ))
+}
+
+/// The documents behind a reference, for `inspect`.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The reference inspected, as stored.
+    pub reference: Reference,
+    /// What the reference points at.
+    pub descriptor: Descriptor,
+    /// The index, when the reference points at one.
+    pub index: Option<serde_json::Value>,
+    /// Each manifest with its config.
+    pub manifests: Vec<InspectedManifest>,
+}
+
+/// One manifest of an [`Inspection`].
+#[derive(Debug, Clone)]
+pub struct InspectedManifest {
+    /// The package it is.
+    pub package: Package,
+    /// The manifest document.
+    pub manifest: serde_json::Value,
+    /// The config document.
+    pub config: serde_json::Value,
+}
+
+impl PackageManager {
+    /// A builder with the defaults: the local store at [`default_store_dir`], no reporter.
+    pub fn builder() -> PackageManagerBuilder {
+        PackageManagerBuilder::default()
+    }
+
+    /// The store packages live in.
+    pub fn store(&self) -> &dyn ImageStore {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn reporter(&self) -> &dyn Reporter {
+        self.reporter.as_ref()
+    }
+
+    /// The index, manifests and configs `reference` names.
+    pub async fn inspect(&self, reference: &Reference) -> Result<Inspection> {
+        let (entry, _) = self.resolve(reference).await?;
+        let stored = entry.name.parse::<Reference>().unwrap_or_else(|_| reference.clone());
+        let store = self.store();
+        let index = if entry.descriptor.is_index() {
+            let bytes = store.read_bytes(entry.descriptor.clone()).await?;
+            Some(parse::<serde_json::Value>(&entry.descriptor, &bytes, "image index")?)
+        } else {
+            None
+        };
+        let mut manifests = Vec::new();
+        for package in self.packages_of(&stored, &entry.descriptor).await? {
+            let manifest = self.read_manifest(&package.manifest).await?;
+            let config_bytes = store.read_bytes(manifest.config.clone()).await?;
+            manifests.push(InspectedManifest {
+                manifest: serde_json::to_value(&manifest).map_err(|e| Error::Task(e.to_string()))?,
+                config: parse(&manifest.config, &config_bytes, "image config")?,
+                package,
+            });
+        }
+        Ok(Inspection {
+            reference: stored,
+            descriptor: entry.descriptor,
+            index,
+            manifests,
+        })
+    }
+
+    /// Removes the refs `references` name; blobs stay until [`PackageManager::gc`].
+    ///
+    /// If any reference is not in the store nothing is removed, so a typo never half-applies.
+    pub async fn remove(&self, references: &[Reference]) -> Result<Vec<Reference>> {
+        let mut names = Vec::with_capacity(references.len());
+        for reference in references {
+            let (entry, manifest) = self.resolve(reference).await?;
+            if manifest.is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "{reference} names one manifest of an index; remove the tag instead"
+                )));
+            }
+            names.push(entry.name);
+        }
+        let removed = self.store().remove_refs(names).await?;
+        Ok(removed.into_iter().filter_map(|e| e.name.parse().ok()).collect())
+    }
+
+    /// Removes every ref in the store; returns their names.
+    pub async fn remove_all(&self) -> Result<Vec<String>> {
+        let names = self.store().refs().await?.into_iter().map(|e| e.name).collect();
+        let removed = self.store().remove_refs(names).await?;
+        Ok(removed.into_iter().map(|e| e.name).collect())
+    }
+
+    /// Deletes every blob no ref reaches: a kernel shared by two packages stays while either
+    /// remains.
+    pub async fn gc(&self) -> Result<GcReport> {
+        self.store().gc().await
+    }
+}

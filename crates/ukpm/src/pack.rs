@@ -1,0 +1,263 @@
+//! Packing a built unikernel (KraftKit's `NewPackageFromTarget`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ukpm_types::{
+    Annotations, Architecture, Descriptor, Index, KConfig, Plat, Reference, annotation, media_type, to_go_json,
+    well_known,
+};
+
+use crate::catalog::Package;
+use crate::error::{Error, Result};
+use crate::image::{Layer, ManifestBuilder, MergeStrategy, merge_index};
+use crate::manager::PackageManager;
+use crate::store::Expect;
+use crate::time;
+
+/// The value ukpm writes under `sh.kraftkit.version`, the key KraftKit requires to see a package.
+pub const TOOL_VERSION: &str = concat!("ukpm ", env!("CARGO_PKG_VERSION"));
+
+/// A built unikernel: what to pack (KraftKit's `target.Target`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The kernel image.
+    pub kernel: PathBuf,
+    /// The unstripped kernel, packed at `/unikraft/bin/kernel.dbg` when given.
+    pub kernel_dbg: Option<PathBuf>,
+    /// The CPU architecture.
+    pub architecture: Architecture,
+    /// The platform it boots on.
+    pub platform: Plat,
+    /// The kernel's `.config`, whose entries become OS features.
+    pub kconfig: Option<PathBuf>,
+    /// An initrd: a file packed as it is, or a folder turned into a CPIO newc archive.
+    pub initrd: Option<PathBuf>,
+    /// The unikernel's arguments.
+    pub command: Vec<String>,
+}
+
+impl Target {
+    /// A target with just the required parts.
+    pub fn new(kernel: impl Into<PathBuf>, architecture: Architecture, platform: Plat) -> Target {
+        Target {
+            kernel: kernel.into(),
+            kernel_dbg: None,
+            architecture,
+            platform,
+            kconfig: None,
+            initrd: None,
+            command: Vec::new(),
+        }
+    }
+}
+
+/// How to pack: the name and what goes around the target (KraftKit's pack options).
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    /// The package's reference (`unikraft.org/helloworld:latest`).
+    pub reference: Reference,
+    /// Environment for the config, `K=V`, in order.
+    pub env: Vec<String>,
+    /// Config labels.
+    pub labels: BTreeMap<String, String>,
+    /// Extra manifest annotations; they override ukpm's defaults (even `sh.kraftkit.version`).
+    pub annotations: BTreeMap<String, String>,
+    /// The kernel version; else `CONFIG_UK_FULLVERSION` from the kconfig.
+    pub kernel_version: Option<String>,
+    /// Whether kconfig entries become OS features (KraftKit's default: yes).
+    pub pack_kconfig: bool,
+    /// What to do when the name already has a manifest for this platform.
+    pub strategy: MergeStrategy,
+    /// `org.opencontainers.image.created`; by default written only when `SOURCE_DATE_EPOCH` is
+    /// set, so packing is reproducible.
+    pub created: Option<String>,
+}
+
+impl PackOptions {
+    /// Options with KraftKit's defaults for `reference`.
+    pub fn new(reference: Reference) -> PackOptions {
+        PackOptions {
+            reference,
+            env: Vec::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            kernel_version: None,
+            pack_kconfig: true,
+            strategy: MergeStrategy::Merge,
+            created: None,
+        }
+    }
+}
+
+/// How many times a pack re-reads and re-merges an index another process changed meanwhile.
+const MERGE_ATTEMPTS: usize = 16;
+
+impl PackageManager {
+    /// Packs `target` into the store under `options.reference`, merging it into the index that
+    /// name already has, and returns the package written.
+    pub async fn pack(&self, target: &Target, options: &PackOptions) -> Result<Package> {
+        let reference = options.reference.without_digest();
+        if options.reference.digest().is_some() {
+            return Err(Error::InvalidInput(format!(
+                "cannot pack into {}: a package name takes a tag, not a digest",
+                options.reference
+            )));
+        }
+        for env in &options.env {
+            if !env.contains('=') || env.starts_with('=') {
+                return Err(Error::InvalidInput(format!("environment entry `{env}` is not K=V")));
+            }
+        }
+        // Check every input before writing anything.
+        let kernel = Layer::from_file(&target.kernel, well_known::KERNEL, "kernel")?
+            .with_annotation(annotation::KERNEL_PATH, well_known::KERNEL);
+        let kernel_dbg = match &target.kernel_dbg {
+            Some(path) => Some(Layer::from_file(path, well_known::KERNEL_DBG, "debug kernel")?),
+            None => None,
+        };
+        let kconfig = match &target.kconfig {
+            Some(path) => {
+                let text = fs_err::read_to_string(path).map_err(|source| Error::InputFile {
+                    what: "kconfig file",
+                    path: path.clone(),
+                    source: std::io::Error::new(source.kind(), source.to_string()),
+                })?;
+                KConfig::parse(&text).map_err(|source| Error::KConfig {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => KConfig::new(),
+        };
+        let created = match &options.created {
+            Some(created) => Some(created.clone()),
+            None => time::source_date_epoch()?.map(time::rfc3339),
+        };
+        let initrd_source = match &target.initrd {
+            Some(path) => Some(crate::initrd::InitrdSource::open(path)?),
+            None => None,
+        };
+
+        let store = self.store();
+        let _lease = store.lease().await?;
+        self.reporter().step(&format!(
+            "packing {reference} ({}/{})",
+            target.platform, target.architecture
+        ));
+
+        let mut builder = ManifestBuilder::new(target.architecture, target.platform);
+        if let Some(version) = options.kernel_version.as_deref().or(kconfig.full_version()) {
+            builder.set_os_version(version);
+        }
+        if options.pack_kconfig {
+            let mut features = kconfig.clone();
+            features.add_implied(target.architecture, target.platform);
+            builder.add_os_features(features.features());
+        }
+        builder.set_cmd(target.command.clone());
+        builder.set_env(options.env.clone());
+        for (k, v) in &options.labels {
+            builder.set_label(k, v);
+        }
+
+        builder.add_layer(store, kernel).await?;
+        if let Some(layer) = kernel_dbg {
+            builder.add_layer(store, layer).await?;
+        }
+        if let Some(initrd) = initrd_source {
+            let layer = initrd.into_layer().await?;
+            builder.add_layer(store, layer.file).await?;
+        }
+
+        let name = reference.name();
+        builder.set_annotation(annotation::CONTAINERD_IMAGE_NAME, &reference.to_string());
+        builder.set_annotation(annotation::OCI_REF_NAME, &name);
+        builder.set_annotation(annotation::NAME, &name);
+        builder.set_annotation(annotation::KRAFTKIT_VERSION, TOOL_VERSION);
+        let version = builder.platform().os_version;
+        if !version.is_empty() {
+            builder.set_annotation(annotation::KERNEL_VERSION, &version);
+        }
+        if let Some(created) = &created {
+            builder.set_annotation(annotation::OCI_CREATED, created);
+        }
+        for (k, v) in &options.annotations {
+            builder.set_annotation(k, v);
+        }
+        let mut index_annotations = Annotations::new();
+        index_annotations.insert(annotation::CONTAINERD_IMAGE_NAME.into(), reference.to_string());
+        index_annotations.insert(annotation::OCI_REF_NAME.into(), name.clone());
+        index_annotations.insert(annotation::KRAFTKIT_VERSION.into(), TOOL_VERSION.into());
+        for (k, v) in index_annotations.iter_mut() {
+            if let Some(user) = options.annotations.get(k) {
+                *v = user.clone();
+            }
+        }
+
+        let saved = builder.save(store).await?;
+        let entry = saved.descriptor.clone();
+        let ref_name = reference.to_string();
+        let local_time = time::rfc3339(time::now_or_epoch()?);
+        for _ in 0..MERGE_ATTEMPTS {
+            let current = store.refs().await?.into_iter().find(|e| e.name == ref_name);
+            let existing = match &current {
+                Some(entry) if options.strategy != MergeStrategy::Overwrite => {
+                    self.existing_index(&reference, &entry.descriptor).await?
+                }
+                _ => None,
+            };
+            let index = merge_index(existing, entry.clone(), options.strategy, index_annotations.clone()).map_err(
+                |platform| Error::Conflict {
+                    reference: reference.clone(),
+                    platform,
+                },
+            )?;
+            let bytes = to_go_json(&index);
+            let mut descriptor = Descriptor::for_bytes(media_type::IMAGE_INDEX, &bytes);
+            store.put_bytes(bytes).await?;
+            descriptor
+                .annotations
+                .insert(annotation::OCI_CREATED.into(), local_time.clone());
+            let expect = match &current {
+                Some(entry) => Expect::Digest(entry.descriptor.digest),
+                None => Expect::Absent,
+            };
+            if store.set_ref(ref_name.clone(), descriptor.clone(), expect).await? {
+                return Ok(Package::new(
+                    reference,
+                    Some(descriptor),
+                    saved.descriptor,
+                    &saved.manifest,
+                    Some(local_time),
+                ));
+            }
+            tracing::debug!(%reference, "index changed while packing; merging again");
+        }
+        Err(Error::InvalidInput(format!(
+            "{reference} kept changing while packing; another process is packing the same name"
+        )))
+    }
+
+    /// The index `reference` points at now, for merging; a single manifest (KraftKit 0.6) is
+    /// read as a one-entry index.
+    async fn existing_index(&self, reference: &Reference, target: &Descriptor) -> Result<Option<Index>> {
+        let store = self.store();
+        if target.is_index() {
+            let bytes = store.read_bytes(target.clone()).await?;
+            let index: Index = serde_json::from_slice(&bytes).map_err(|source| ukpm_store::StoreError::BadDocument {
+                digest: target.digest,
+                what: "image index",
+                source,
+            })?;
+            return Ok(Some(index));
+        }
+        if target.is_manifest() {
+            let packages = self.packages_of(reference, target).await?;
+            let mut index = Index::new();
+            index.manifests = packages.into_iter().map(|p| p.manifest).collect();
+            return Ok(Some(index));
+        }
+        Ok(None)
+    }
+}

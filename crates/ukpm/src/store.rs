@@ -1,0 +1,233 @@
+//! The [`ImageStore`] trait: where packages live, local layout or (later) containerd.
+//!
+//! Operations are written against this trait so that a second store slots in without reshaping
+//! them. Its methods return boxed futures so the trait can be used as `dyn ImageStore`; the local
+//! store runs its synchronous work on tokio's blocking pool.
+
+use std::any::Any;
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ukpm_store::{GcReport, LocalStore, RefEntry, StoreError, unwrap_store_error};
+use ukpm_types::{Descriptor, Digest};
+
+use crate::error::{Error, Result};
+
+/// A boxed, `Send` future, as the object-safe [`ImageStore`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A blocking reader of blob content that verifies the digest when it reaches the end.
+pub type BlobRead = Box<dyn Read + Send>;
+
+/// A hold on the store that keeps garbage collection from taking blobs not yet referenced.
+pub type StoreLease = Box<dyn Any + Send>;
+
+/// What a ref must point at for [`ImageStore::set_ref`] to go ahead: a compare-and-swap, so
+/// two processes merging into the same index never lose each other's manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Set it whatever it points at.
+    Any,
+    /// Only if the ref does not exist yet.
+    Absent,
+    /// Only if it still points at this digest.
+    Digest(Digest),
+}
+
+/// A content-addressed store of OCI images with named refs.
+///
+/// Implementations verify every blob's size and digest before it becomes visible, never let a
+/// ref point at a missing blob, and make ref updates atomic.
+pub trait ImageStore: Send + Sync + 'static {
+    /// A short description for messages (`local store /path`).
+    fn describe(&self) -> String;
+
+    /// Takes a lease that keeps garbage collection out while blobs are written.
+    fn lease(&self) -> BoxFuture<'_, Result<StoreLease>>;
+
+    /// Whether the blob is present (with the given size, when given).
+    fn has_blob(&self, digest: Digest, size: Option<u64>) -> BoxFuture<'_, Result<bool>>;
+
+    /// Streams `content` into the store; it becomes visible only if it matches `expected`
+    /// (digest and size) when given. Returns the digest and size of what was stored.
+    fn write_blob(&self, content: BlobRead, expected: Option<(Digest, u64)>) -> BoxFuture<'_, Result<(Digest, u64)>>;
+
+    /// Stores a small document already in memory.
+    fn put_bytes(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Digest>>;
+
+    /// Reads a whole small blob, checked against the descriptor's size and digest.
+    fn read_bytes(&self, descriptor: Descriptor) -> BoxFuture<'_, Result<Vec<u8>>>;
+
+    /// Opens a blob for a blocking, verifying read (use it on a blocking thread).
+    fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>>;
+
+    /// Every named ref.
+    fn refs(&self) -> BoxFuture<'_, Result<Vec<RefEntry>>>;
+
+    /// Points `name` at `descriptor` if the ref is as `expect` says; `Ok(false)` when it is not
+    /// (someone else changed it first), so the caller can re-read and retry.
+    fn set_ref(&self, name: String, descriptor: Descriptor, expect: Expect) -> BoxFuture<'_, Result<bool>>;
+
+    /// Removes refs; returns those that existed.
+    fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>>;
+
+    /// Deletes blobs no ref reaches.
+    fn gc(&self) -> BoxFuture<'_, Result<GcReport>>;
+}
+
+/// The default store: an OCI image layout on the local disk.
+#[derive(Debug, Clone)]
+pub struct LocalImageStore {
+    root: PathBuf,
+    store: Arc<std::sync::OnceLock<LocalStore>>,
+}
+
+impl LocalImageStore {
+    /// A store at `root`; nothing is created until the first write, so reading a store that was
+    /// never written shows it empty instead of creating folders.
+    pub fn new(root: impl Into<PathBuf>) -> LocalImageStore {
+        LocalImageStore {
+            root: root.into(),
+            store: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// The layout's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The layout, created on first use.
+    fn writable(&self) -> Result<LocalStore> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.clone());
+        }
+        let store = LocalStore::open_or_create(&self.root)?;
+        Ok(self.store.get_or_init(|| store).clone())
+    }
+
+    /// The layout if it exists; `None` for a store never written to.
+    fn readable(&self) -> Result<Option<LocalStore>> {
+        if let Some(store) = self.store.get() {
+            return Ok(Some(store.clone()));
+        }
+        Ok(LocalStore::open_existing(&self.root)?)
+    }
+
+    fn blocking<T, F>(&self, f: F) -> BoxFuture<'_, Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(LocalImageStore) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        Box::pin(async move { tokio::task::spawn_blocking(move || f(this)).await? })
+    }
+}
+
+impl ImageStore for LocalImageStore {
+    fn describe(&self) -> String {
+        format!("local store {}", self.root.display())
+    }
+
+    fn lease(&self) -> BoxFuture<'_, Result<StoreLease>> {
+        self.blocking(|s| Ok(Box::new(s.writable()?.lease()?) as StoreLease))
+    }
+
+    fn has_blob(&self, digest: Digest, size: Option<u64>) -> BoxFuture<'_, Result<bool>> {
+        self.blocking(move |s| {
+            let Some(store) = s.readable()? else {
+                return Ok(false);
+            };
+            Ok(match (store.blob_size(&digest), size) {
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            })
+        })
+    }
+
+    fn write_blob(&self, mut content: BlobRead, expected: Option<(Digest, u64)>) -> BoxFuture<'_, Result<(Digest, u64)>> {
+        self.blocking(move |s| {
+            let store = s.writable()?;
+            let mut ingest = store.ingest()?;
+            std::io::copy(&mut content, &mut ingest).map_err(|e| Error::Store(unwrap_store_error(e)))?;
+            Ok(ingest.commit(expected)?)
+        })
+    }
+
+    fn put_bytes(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Digest>> {
+        self.blocking(move |s| Ok(s.writable()?.put_bytes(&bytes)?))
+    }
+
+    fn read_bytes(&self, descriptor: Descriptor) -> BoxFuture<'_, Result<Vec<u8>>> {
+        self.blocking(move |s| match s.readable()? {
+            Some(store) => Ok(store.read_blob(&descriptor)?),
+            None => Err(StoreError::BlobNotFound {
+                digest: descriptor.digest,
+            }
+            .into()),
+        })
+    }
+
+    fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>> {
+        self.blocking(move |s| match s.readable()? {
+            Some(store) => Ok(Box::new(store.open_blob(&digest)?) as BlobRead),
+            None => Err(StoreError::BlobNotFound { digest }.into()),
+        })
+    }
+
+    fn refs(&self) -> BoxFuture<'_, Result<Vec<RefEntry>>> {
+        self.blocking(|s| match s.readable()? {
+            Some(store) => Ok(store.refs()?.entries()),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    fn set_ref(&self, name: String, descriptor: Descriptor, expect: Expect) -> BoxFuture<'_, Result<bool>> {
+        self.blocking(move |s| {
+            s.writable()?.update_refs(|refs| {
+                let current = refs.get(&name).map(|d| d.digest);
+                let ok = match expect {
+                    Expect::Any => true,
+                    Expect::Absent => current.is_none(),
+                    Expect::Digest(d) => current == Some(d),
+                };
+                if ok {
+                    refs.set(&name, descriptor);
+                }
+                Ok::<_, Error>(ok)
+            })
+        })
+    }
+
+    fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>> {
+        self.blocking(move |s| {
+            let Some(store) = s.readable()? else {
+                return Ok(Vec::new());
+            };
+            store.update_refs(|refs| {
+                Ok::<_, Error>(
+                    names
+                        .iter()
+                        .filter_map(|name| {
+                            refs.remove(name).map(|descriptor| RefEntry {
+                                name: name.clone(),
+                                descriptor,
+                            })
+                        })
+                        .collect(),
+                )
+            })
+        })
+    }
+
+    fn gc(&self) -> BoxFuture<'_, Result<GcReport>> {
+        self.blocking(|s| match s.readable()? {
+            Some(store) => Ok(store.gc()?),
+            None => Ok(GcReport::default()),
+        })
+    }
+}
