@@ -1,1 +1,131 @@
-fn main() {}
+//! The `ukpm` binary: parse, call the library, print.
+//!
+//! Only this crate prints. stdout carries results (one JSON document under `--json`, errors
+//! included); stderr carries messages for people. Exit codes: 0 success, 1 failure, 2 usage,
+//! 130 interrupted; a closed stdout (`ukpm ls | head`) exits 0.
+
+mod args;
+mod commands;
+mod output;
+mod report;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Color};
+
+fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = argv.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err, json),
+    };
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return report_error(&anyhow::Error::new(err).context("failed to start"), cli.global.json),
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(&cli) => result.map(|()| ExitCode::SUCCESS),
+            _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => report_error(&err, cli.global.json),
+    }
+}
+
+fn usage_error(err: clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    if json {
+        let message = err.kind().as_str().unwrap_or("invalid usage").to_string();
+        let detail = err.render().to_string();
+        let doc = serde_json::json!({"error": {"code": "usage", "message": message, "causes": [detail.trim()]}});
+        let _ = writeln!(io::stdout(), "{doc}");
+    } else {
+        let _ = err.print();
+    }
+    ExitCode::from(2)
+}
+
+fn init_logging(global: &args::Global) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UKPM_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("ukpm={level},ukpm_store={level},ukpm_types={level},ukpm_cli={level}"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(use_color(global.color))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Whether stderr gets colour.
+pub fn use_color(color: Color) -> bool {
+    use std::io::IsTerminal;
+    match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::env::var_os("NO_COLOR").is_none() && io::stderr().is_terminal(),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// Prints an error: `error:` and `caused by:` lines on stderr, or one JSON document on stdout.
+fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
+    let kind = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ukpm::Error>())
+        .map(ukpm::Error::kind);
+    let code = kind.map_or("error", ukpm::ErrorKind::as_str);
+    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+    if json {
+        let doc = serde_json::json!({"error": {"code": code, "message": err.to_string(), "causes": causes}});
+        let _ = writeln!(io::stdout(), "{doc}");
+    } else {
+        let stderr = io::stderr();
+        let mut out = stderr.lock();
+        let _ = writeln!(out, "error: {err}");
+        for cause in &causes {
+            let _ = writeln!(out, "  caused by: {cause}");
+        }
+        if let Some(hint) = kind.and_then(hint) {
+            let _ = writeln!(out, "hint: {hint}");
+        }
+    }
+    ExitCode::FAILURE
+}
+
+fn hint(kind: ukpm::ErrorKind) -> Option<&'static str> {
+    match kind {
+        ukpm::ErrorKind::NotFound => Some("`ukpm ls` lists what the store holds"),
+        ukpm::ErrorKind::Integrity => Some("the store holds damaged content; remove the package and pack or pull it again"),
+        ukpm::ErrorKind::Conflict => Some("use --strategy merge to replace that platform's manifest"),
+        _ => None,
+    }
+}

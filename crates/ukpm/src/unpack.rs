@@ -154,13 +154,17 @@ fn write_raw(blob: &mut impl Read, root: &Path, path: &str, mode: u32) -> Result
         return Err(ExtractError::PathEscape { entry: path.to_string() });
     }
     let target = root.join(&relative);
+    let io_err = |source| ExtractError::Io {
+        path: target.clone(),
+        source,
+    };
     if let Some(parent) = target.parent() {
-        fs_err::create_dir_all(parent).map_err(ExtractError::Tar)?;
+        fs_err::create_dir_all(parent).map_err(io_err)?;
     }
-    let mut file = fs_err::File::create(&target).map_err(ExtractError::Tar)?;
-    io::copy(blob, &mut file).map_err(ExtractError::Tar)?;
+    let mut file = fs_err::File::create(&target).map_err(io_err)?;
+    io::copy(blob, &mut file).map_err(io_err)?;
     use std::os::unix::fs::PermissionsExt;
-    fs_err::set_permissions(&target, std::fs::Permissions::from_mode(mode)).map_err(ExtractError::Tar)?;
+    fs_err::set_permissions(&target, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
     Ok(vec![relative])
 }
 

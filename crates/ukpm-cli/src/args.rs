@@ -1,0 +1,191 @@
+//! The command line, as clap parses it. Values are checked into library types here, so every
+//! command receives `Reference`s and `Architecture`s, never raw strings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ukpm, the unikernel package manager: package unikernels as OCI images and manage them.
+#[derive(Debug, Parser)]
+#[command(name = "ukpm", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The local store: an OCI image layout [default: $XDG_DATA_HOME/ukpm/oci]
+    #[arg(long, global = true, env = "UKPM_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Print one JSON document on stdout (errors too); see docs/json.md
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no progress or messages on stderr, only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log more on stderr (-v: debug, -vv: trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// When to colour stderr
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
+    pub color: Color,
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// Colour when stderr is a terminal
+    Auto,
+    /// Always colour
+    Always,
+    /// Never colour
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Package a built kernel (and initrd) as an OCI image in the store
+    #[command(alias = "pkg")]
+    Pack(Box<PackArgs>),
+    /// List the packages in the store, one line per platform
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show a package's index, manifests and configs
+    #[command(alias = "info")]
+    Inspect(InspectArgs),
+    /// Write a package's kernel and initrd into a folder
+    Unpack(UnpackArgs),
+    /// Remove references from the store (their blobs stay until `ukpm gc`)
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Delete blobs no reference reaches
+    Gc,
+}
+
+/// `ukpm pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The package's name, e.g. `helloworld:latest` or `unikraft.org/nginx:1.25`
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The kernel image
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub kernel: PathBuf,
+    /// The unstripped kernel, packed at /unikraft/bin/kernel.dbg
+    #[arg(long, value_name = "FILE")]
+    pub kernel_dbg: Option<PathBuf>,
+    /// The architecture: x86_64, arm64 or arm (amd64 and aarch64 are accepted)
+    #[arg(long, short = 'm', value_name = "ARCH")]
+    pub arch: String,
+    /// The platform: qemu, fc, xen, kraftcloud or linuxu (kvm and firecracker are accepted)
+    #[arg(long, short = 'p', value_name = "PLAT")]
+    pub plat: String,
+    /// The kernel's .config; its entries become OS features
+    #[arg(long, value_name = "FILE")]
+    pub kconfig: Option<PathBuf>,
+    /// Do not record kconfig entries (not even the architecture and platform ones)
+    #[arg(long)]
+    pub no_kconfig: bool,
+    /// An initrd file, or a folder to archive as CPIO newc
+    #[arg(long, short = 'i', value_name = "FILE|DIR")]
+    pub initrd: Option<PathBuf>,
+    /// One argument of the unikernel (repeat for more); arguments after `--` are appended
+    #[arg(long = "cmd", short = 'a', value_name = "ARG", allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+    /// Arguments of the unikernel, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    pub trailing: Vec<String>,
+    /// An environment variable, K=V (repeatable)
+    #[arg(long, short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// A config label, K=V (repeatable)
+    #[arg(long, short = 'l', value_name = "K=V")]
+    pub label: Vec<String>,
+    /// A manifest annotation, K=V (repeatable); overrides ukpm's own
+    #[arg(long, value_name = "K=V")]
+    pub annotation: Vec<String>,
+    /// The kernel version [default: CONFIG_UK_FULLVERSION from the kconfig]
+    #[arg(long, value_name = "VERSION")]
+    pub kernel_version: Option<String>,
+    /// What to do when the name already has a manifest for this platform
+    #[arg(long, value_enum, default_value_t = Strategy::Merge)]
+    pub strategy: Strategy,
+    /// The org.opencontainers.image.created time (RFC 3339) [default: SOURCE_DATE_EPOCH, else none]
+    #[arg(long, value_name = "TIME")]
+    pub created: Option<String>,
+}
+
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Strategy {
+    /// Replace this platform's manifest, keep the others
+    Merge,
+    /// Replace the whole index
+    Overwrite,
+    /// Fail if this platform already has a manifest
+    Abort,
+}
+
+/// Filters shared by `ls` and `unpack`.
+#[derive(Debug, Args)]
+pub struct Filters {
+    /// Only this architecture
+    #[arg(long, short = 'm', value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Only this platform
+    #[arg(long, short = 'p', value_name = "PLAT")]
+    pub plat: Option<String>,
+    /// Only kernels with this kconfig entry: KEY=VALUE, or KEY for any value (repeatable)
+    #[arg(long, short = 'k', value_name = "KEY[=VALUE]")]
+    pub kconfig: Vec<String>,
+}
+
+/// `ukpm ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Only names matching this glob (`*`, `?`), e.g. `nginx*` or `unikraft.org/*`
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+}
+
+/// `ukpm inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The package, by name or `name@sha256:...`
+    #[arg(value_name = "REF")]
+    pub reference: String,
+}
+
+/// `ukpm unpack`.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The package, by name or `name@sha256:...`
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The folder to write into (created if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub filters: Filters,
+}
+
+/// `ukpm rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The packages to remove
+    #[arg(value_name = "REF", required_unless_present = "all", conflicts_with = "all")]
+    pub references: Vec<String>,
+    /// Remove every reference in the store
+    #[arg(long)]
+    pub all: bool,
+}

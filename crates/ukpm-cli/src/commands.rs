@@ -1,0 +1,166 @@
+//! One function per command: turn arguments into library calls and results into output.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use ukpm::{Architecture, MergeStrategy, PackOptions, PackageManager, Plat, Query, Reference, Target};
+
+use crate::args::{Cli, Command, Filters, PackArgs, Strategy};
+use crate::output::{self, Printer};
+use crate::report::StderrReporter;
+
+/// Runs the parsed command line.
+pub async fn run(cli: &Cli) -> Result<()> {
+    let global = &cli.global;
+    let mut builder = PackageManager::builder();
+    if let Some(store) = &global.store {
+        builder = builder.store_dir(store);
+    }
+    if !global.quiet {
+        builder = builder.reporter(Arc::new(StderrReporter));
+    }
+    let manager = builder.build()?;
+    let printer = Printer { json: global.json };
+    match &cli.command {
+        Command::Pack(args) => pack(&manager, &printer, args).await,
+        Command::Ls(args) => {
+            let mut query = query(&args.filters)?;
+            query.name = args.name.clone();
+            let packages = manager.list(&query).await.context("failed to list the store")?;
+            let json = json!({"packages": packages.iter().map(output::package_json).collect::<Vec<_>>()});
+            Ok(printer.result(json, |out| output::package_table(out, &packages))?)
+        }
+        Command::Inspect(args) => {
+            let reference = reference(&args.reference)?;
+            let inspection = manager
+                .inspect(&reference)
+                .await
+                .with_context(|| format!("failed to inspect {reference}"))?;
+            Ok(printer.result(output::inspection_json(&inspection), |out| {
+                output::inspection_human(out, &inspection)
+            })?)
+        }
+        Command::Unpack(args) => {
+            let reference = reference(&args.reference)?;
+            let query = query(&args.filters)?;
+            let unpacked = manager
+                .unpack(&reference, &query, &args.dir)
+                .await
+                .with_context(|| format!("failed to unpack {reference}"))?;
+            Ok(printer.result(output::unpacked_json(&unpacked, &args.dir), |out| {
+                for path in unpacked.kernel.iter().chain(&unpacked.initrd) {
+                    writeln!(out, "{}", path.display())?;
+                }
+                Ok(())
+            })?)
+        }
+        Command::Rm(args) => {
+            let removed: Vec<String> = if args.all {
+                manager.remove_all().await.context("failed to remove every package")?
+            } else {
+                let references = args
+                    .references
+                    .iter()
+                    .map(|r| reference(r))
+                    .collect::<Result<Vec<_>>>()?;
+                manager
+                    .remove(&references)
+                    .await
+                    .context("failed to remove")?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            };
+            Ok(printer.result(json!({"removed": removed}), |out| {
+                for name in &removed {
+                    writeln!(out, "{name}")?;
+                }
+                Ok(())
+            })?)
+        }
+        Command::Gc => {
+            let report = manager.gc().await.context("failed to collect garbage")?;
+            Ok(printer.result(output::gc_json(&report), |out| {
+                writeln!(
+                    out,
+                    "removed {} blobs, freed {}, kept {}",
+                    report.removed.len(),
+                    output::human_size(report.bytes_freed),
+                    report.kept
+                )?;
+                for digest in &report.missing {
+                    writeln!(out, "missing: {digest}")?;
+                }
+                Ok(())
+            })?)
+        }
+    }
+}
+
+async fn pack(manager: &PackageManager, printer: &Printer, args: &PackArgs) -> Result<()> {
+    let reference = reference(&args.name)?;
+    let mut target = Target::new(&args.kernel, architecture(&args.arch)?, plat(&args.plat)?);
+    target.kernel_dbg = args.kernel_dbg.clone();
+    target.kconfig = args.kconfig.clone();
+    target.initrd = args.initrd.clone();
+    target.command = args.cmd.iter().chain(&args.trailing).cloned().collect();
+    let mut options = PackOptions::new(reference.clone());
+    options.env = args.env.clone();
+    options.labels = key_values("--label", &args.label)?;
+    options.annotations = key_values("--annotation", &args.annotation)?;
+    options.kernel_version = args.kernel_version.clone();
+    options.pack_kconfig = !args.no_kconfig;
+    options.strategy = match args.strategy {
+        Strategy::Merge => MergeStrategy::Merge,
+        Strategy::Overwrite => MergeStrategy::Overwrite,
+        Strategy::Abort => MergeStrategy::Abort,
+    };
+    if let Some(created) = &args.created {
+        let secs = ukpm::parse_rfc3339(created)
+            .with_context(|| format!("--created `{created}` is not an RFC 3339 time like 2024-10-21T12:00:00Z"))?;
+        options.created = Some(ukpm::rfc3339(secs));
+    }
+    let package = manager
+        .pack(&target, &options)
+        .await
+        .with_context(|| format!("failed to pack {reference}"))?;
+    let pinned = match &package.index {
+        Some(index) => format!("{}@{}", reference.name(), index.digest),
+        None => format!("{}@{}", reference.name(), package.manifest.digest),
+    };
+    Ok(printer.result(json!({"package": output::package_json(&package)}), |out| writeln!(out, "{pinned}"))?)
+}
+
+fn reference(s: &str) -> Result<Reference> {
+    Ok(s.parse::<Reference>()?)
+}
+
+fn architecture(s: &str) -> Result<Architecture> {
+    Ok(s.parse::<Architecture>().map_err(ukpm::Error::from)?)
+}
+
+fn plat(s: &str) -> Result<Plat> {
+    Ok(s.parse::<Plat>().map_err(ukpm::Error::from)?)
+}
+
+fn query(filters: &Filters) -> Result<Query> {
+    Ok(Query {
+        name: None,
+        architecture: filters.arch.as_deref().map(architecture).transpose()?,
+        platform: filters.plat.as_deref().map(plat).transpose()?,
+        kconfig: filters.kconfig.clone(),
+    })
+}
+
+fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            bail!(ukpm::Error::InvalidInput(format!("{flag} `{item}` is not K=V")));
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
