@@ -33,9 +33,6 @@ pub struct Global {
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,
-    /// Never draw progress bars
-    #[arg(long, global = true)]
-    pub no_progress: bool,
 }
 
 /// Colour choice.

@@ -49,16 +49,21 @@ pub async fn run(cli: &Cli) -> Result<()> {
                 .unpack(&reference, &query, &args.dir)
                 .await
                 .with_context(|| format!("failed to unpack {reference}"))?;
-            Ok(printer.result(output::unpacked_json(&unpacked, &args.dir), |out| {
-                for path in unpacked.kernel.iter().chain(&unpacked.initrd) {
-                    writeln!(out, "{}", path.display())?;
-                }
-                Ok(())
-            })?)
+            Ok(
+                printer.result(output::unpacked_json(&unpacked, &args.dir), |out| {
+                    for path in unpacked.kernel.iter().chain(&unpacked.initrd) {
+                        writeln!(out, "{}", path.display())?;
+                    }
+                    Ok(())
+                })?,
+            )
         }
         Command::Rm(args) => {
             let removed: Vec<String> = if args.all {
-                manager.remove_all().await.context("failed to remove every package")?
+                manager
+                    .remove_all()
+                    .await
+                    .context("failed to remove every package")?
             } else {
                 let references = args
                     .references
@@ -118,8 +123,9 @@ async fn pack(manager: &PackageManager, printer: &Printer, args: &PackArgs) -> R
         Strategy::Abort => MergeStrategy::Abort,
     };
     if let Some(created) = &args.created {
-        let secs = ukpm::parse_rfc3339(created)
-            .with_context(|| format!("--created `{created}` is not an RFC 3339 time like 2024-10-21T12:00:00Z"))?;
+        let secs = ukpm::parse_rfc3339(created).with_context(|| {
+            format!("--created `{created}` is not an RFC 3339 time like 2024-10-21T12:00:00Z")
+        })?;
         options.created = Some(ukpm::rfc3339(secs));
     }
     let package = manager
@@ -130,7 +136,11 @@ async fn pack(manager: &PackageManager, printer: &Printer, args: &PackArgs) -> R
         Some(index) => format!("{}@{}", reference.name(), index.digest),
         None => format!("{}@{}", reference.name(), package.manifest.digest),
     };
-    Ok(printer.result(json!({"package": output::package_json(&package)}), |out| writeln!(out, "{pinned}"))?)
+    Ok(
+        printer.result(json!({"package": output::package_json(&package)}), |out| {
+            writeln!(out, "{pinned}")
+        })?,
+    )
 }
 
 fn reference(s: &str) -> Result<Reference> {

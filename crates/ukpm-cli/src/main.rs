@@ -30,7 +30,12 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(err) => return report_error(&anyhow::Error::new(err).context("failed to start"), cli.global.json),
+        Err(err) => {
+            return report_error(
+                &anyhow::Error::new(err).context("failed to start"),
+                cli.global.json,
+            );
+        }
     };
     let result = runtime.block_on(async {
         tokio::select! {
@@ -54,7 +59,8 @@ fn usage_error(err: clap::Error, json: bool) -> ExitCode {
     if json {
         let message = err.kind().as_str().unwrap_or("invalid usage").to_string();
         let detail = err.render().to_string();
-        let doc = serde_json::json!({"error": {"code": "usage", "message": message, "causes": [detail.trim()]}});
+        let doc =
+            serde_json::json!({"error": {"code": "usage", "message": message, "causes": [detail.trim()]}});
         let _ = writeln!(io::stdout(), "{doc}");
     } else {
         let _ = err.print();
@@ -70,7 +76,9 @@ fn init_logging(global: &args::Global) {
         (false, _) => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("UKPM_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("ukpm={level},ukpm_store={level},ukpm_types={level},ukpm_cli={level}"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "ukpm={level},ukpm_store={level},ukpm_types={level},ukpm_cli={level}"
+        ))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -92,8 +100,11 @@ pub fn use_color(color: Color) -> bool {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints an error: `error:` and `caused by:` lines on stderr, or one JSON document on stdout.
@@ -124,7 +135,9 @@ fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
 fn hint(kind: ukpm::ErrorKind) -> Option<&'static str> {
     match kind {
         ukpm::ErrorKind::NotFound => Some("`ukpm ls` lists what the store holds"),
-        ukpm::ErrorKind::Integrity => Some("the store holds damaged content; remove the package and pack or pull it again"),
+        ukpm::ErrorKind::Integrity => {
+            Some("the store holds damaged content; remove the package and pack or pull it again")
+        }
         ukpm::ErrorKind::Conflict => Some("use --strategy merge to replace that platform's manifest"),
         _ => None,
     }

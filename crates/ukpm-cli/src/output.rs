@@ -12,7 +12,11 @@ pub struct Printer {
 
 impl Printer {
     /// Writes a result: `json` under `--json`, else `human` lines.
-    pub fn result(&self, json: Value, human: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    pub fn result(
+        &self,
+        json: Value,
+        human: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
         let stdout = io::stdout();
         let mut out = stdout.lock();
         if self.json {
@@ -123,7 +127,11 @@ pub fn inspection_json(i: &Inspection) -> Value {
 
 /// `ukpm inspect` for people: a summary, then each document.
 pub fn inspection_human(out: &mut dyn Write, i: &Inspection) -> io::Result<()> {
-    writeln!(out, "{} -> {} ({})", i.reference, i.descriptor.digest, i.descriptor.media_type)?;
+    writeln!(
+        out,
+        "{} -> {} ({})",
+        i.reference, i.descriptor.digest, i.descriptor.media_type
+    )?;
     if let Some(index) = &i.index {
         writeln!(out, "\nindex:")?;
         writeln!(out, "{}", pretty(index))?;

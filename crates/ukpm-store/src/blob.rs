@@ -5,8 +5,8 @@ use std::io::{self, Read, Write};
 use tempfile::NamedTempFile;
 use ukpm_types::{Digest, Hasher};
 
-use crate::error::{Result, StoreError};
 use crate::LocalStore;
+use crate::error::{Result, StoreError};
 
 /// A blob being written: bytes go to a temp file under `ingest/` and through a hasher, and
 /// become visible only when [`Ingest::commit`] has checked them.
@@ -26,7 +26,12 @@ impl<'s> Ingest<'s> {
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("failed to create a temp file in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to create a temp file in {}: {e}", dir.display()),
+                )
+            })?;
         Ok(Ingest {
             store,
             file,
@@ -75,9 +80,12 @@ impl<'s> Ingest<'s> {
         self.file.as_file().sync_all()?;
         let parent = self.store.blobs_dir();
         fs_err::create_dir_all(&parent)?;
-        self.file
-            .persist(&target)
-            .map_err(|e| io::Error::new(e.error.kind(), format!("failed to rename a blob into {}: {}", target.display(), e.error)))?;
+        self.file.persist(&target).map_err(|e| {
+            io::Error::new(
+                e.error.kind(),
+                format!("failed to rename a blob into {}: {}", target.display(), e.error),
+            )
+        })?;
         crate::sync_dir(&parent)?;
         tracing::debug!(%digest, size, "blob committed");
         Ok((digest, size))

@@ -41,20 +41,22 @@ impl LocalStore {
             }
             if descriptor.is_index() {
                 let bytes = self.read_raw(&descriptor.digest)?;
-                let index: Index = serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
-                    digest: descriptor.digest,
-                    what: "image index",
-                    source,
-                })?;
+                let index: Index =
+                    serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
+                        digest: descriptor.digest,
+                        what: "image index",
+                        source,
+                    })?;
                 stack.extend(index.manifests);
                 stack.extend(index.subject);
             } else if descriptor.is_manifest() {
                 let bytes = self.read_raw(&descriptor.digest)?;
-                let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
-                    digest: descriptor.digest,
-                    what: "image manifest",
-                    source,
-                })?;
+                let manifest: Manifest =
+                    serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
+                        digest: descriptor.digest,
+                        what: "image manifest",
+                        source,
+                    })?;
                 stack.push(manifest.config);
                 stack.extend(manifest.layers);
                 stack.extend(manifest.subject);

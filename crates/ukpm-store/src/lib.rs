@@ -122,8 +122,12 @@ impl LocalStore {
             .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
         match version {
             Some(v) if v.starts_with("1.") => Ok(()),
-            Some(v) => Err(LayoutState::Invalid(format!("unsupported imageLayoutVersion `{v}`"))),
-            None => Err(LayoutState::Invalid("`oci-layout` has no imageLayoutVersion".into())),
+            Some(v) => Err(LayoutState::Invalid(format!(
+                "unsupported imageLayoutVersion `{v}`"
+            ))),
+            None => Err(LayoutState::Invalid(
+                "`oci-layout` has no imageLayoutVersion".into(),
+            )),
         }
     }
 
@@ -173,7 +177,9 @@ impl LocalStore {
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
         match fs_err::File::open(self.blob_path(digest)) {
             Ok(file) => Ok(BlobReader::new(file, *digest)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobNotFound { digest: *digest }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound { digest: *digest })
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -181,7 +187,9 @@ impl LocalStore {
     /// Reads a whole (small) blob, checking its size against `descriptor` and its digest.
     pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let digest = descriptor.digest;
-        let actual = self.blob_size(&digest).ok_or(StoreError::BlobNotFound { digest })?;
+        let actual = self
+            .blob_size(&digest)
+            .ok_or(StoreError::BlobNotFound { digest })?;
         if actual != descriptor.size {
             return Err(StoreError::StoredSizeMismatch {
                 digest,
@@ -225,13 +233,17 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RefTable::default()),
             Err(e) => return Err(e.into()),
         };
-        let index: Index = serde_json::from_slice(&bytes).map_err(|source| StoreError::BadIndex { path, source })?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::BadIndex { path, source })?;
         Ok(RefTable::from_index(index))
     }
 
     /// Runs `f` on the refs under the exclusive lock and, if it succeeds, writes them back
     /// atomically. Every ref `f` leaves must point at a stored blob.
-    pub fn update_refs<T, E>(&self, f: impl FnOnce(&mut RefTable) -> std::result::Result<T, E>) -> std::result::Result<T, E>
+    pub fn update_refs<T, E>(
+        &self,
+        f: impl FnOnce(&mut RefTable) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -291,11 +303,20 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .tempfile_in(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("failed to create a temp file in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("failed to create a temp file in {}: {e}", dir.display()),
+            )
+        })?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(&target)
-        .map_err(|e| io::Error::new(e.error.kind(), format!("failed to replace {}: {}", target.display(), e.error)))?;
+    tmp.persist(&target).map_err(|e| {
+        io::Error::new(
+            e.error.kind(),
+            format!("failed to replace {}: {}", target.display(), e.error),
+        )
+    })?;
     sync_dir(dir)
 }
 

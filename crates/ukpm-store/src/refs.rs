@@ -40,7 +40,12 @@ impl RefTable {
         descriptor
             .annotations
             .insert(annotation::OCI_REF_NAME.to_string(), name.to_string());
-        match self.index.manifests.iter_mut().find(|d| ref_name(d) == Some(name)) {
+        match self
+            .index
+            .manifests
+            .iter_mut()
+            .find(|d| ref_name(d) == Some(name))
+        {
             Some(slot) => *slot = descriptor,
             None => self.index.manifests.push(descriptor),
         }
@@ -48,7 +53,11 @@ impl RefTable {
 
     /// Removes `name`; returns what it pointed at.
     pub fn remove(&mut self, name: &str) -> Option<Descriptor> {
-        let i = self.index.manifests.iter().position(|d| ref_name(d) == Some(name))?;
+        let i = self
+            .index
+            .manifests
+            .iter()
+            .position(|d| ref_name(d) == Some(name))?;
         Some(self.index.manifests.remove(i))
     }
 

@@ -24,7 +24,10 @@ fn put_image(store: &LocalStore, config: &[u8], layers: &[&[u8]]) -> Descriptor 
         media_type: media_type::IMAGE_MANIFEST.into(),
         artifact_type: String::new(),
         config: put(store, config, media_type::IMAGE_CONFIG),
-        layers: layers.iter().map(|l| put(store, l, media_type::LAYER_TAR)).collect(),
+        layers: layers
+            .iter()
+            .map(|l| put(store, l, media_type::LAYER_TAR))
+            .collect(),
         subject: None,
         annotations: BTreeMap::new(),
     };
@@ -53,10 +56,16 @@ fn a_folder_that_is_not_a_layout_is_refused_and_left_alone() {
     let err = LocalStore::open_or_create(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::NotALayout { .. }), "{err}");
     assert!(err.to_string().contains(&dir.path().display().to_string()));
-    let names: Vec<_> = fs_err::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs_err::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["notes.txt"]);
     fs_err::write(dir.path().join("oci-layout"), "{}").unwrap();
-    assert!(matches!(LocalStore::open_or_create(dir.path()), Err(StoreError::NotALayout { .. })));
+    assert!(matches!(
+        LocalStore::open_or_create(dir.path()),
+        Err(StoreError::NotALayout { .. })
+    ));
 }
 
 #[test]
@@ -85,7 +94,10 @@ fn a_flipped_byte_is_caught_on_read() {
     bytes[3] ^= 1;
     fs_err::write(&path, bytes).unwrap();
     let err = store.read_blob(&d).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { digest, .. } if digest == d.digest), "{err}");
+    assert!(
+        matches!(err, StoreError::Corrupt { digest, .. } if digest == d.digest),
+        "{err}"
+    );
     let mut reader = store.open_blob(&d.digest).unwrap();
     let mut sink = Vec::new();
     let io_err = reader.read_to_end(&mut sink).unwrap_err();
@@ -136,12 +148,16 @@ fn gc_keeps_a_layer_shared_by_two_images_while_either_remains() {
     let report = store.gc().unwrap();
     assert_eq!(report.removed, vec![stray.digest]);
     let shared = Digest::of(b"shared-kernel");
-    store.update_refs(|refs| Ok::<_, StoreError>(refs.remove("a:latest"))).unwrap();
+    store
+        .update_refs(|refs| Ok::<_, StoreError>(refs.remove("a:latest")))
+        .unwrap();
     let report = store.gc().unwrap();
     assert!(store.blob_size(&shared).is_some());
     assert!(!report.removed.contains(&shared));
     assert!(report.removed.contains(&Digest::of(b"initrd-a")));
-    store.update_refs(|refs| Ok::<_, StoreError>(refs.remove("b:latest"))).unwrap();
+    store
+        .update_refs(|refs| Ok::<_, StoreError>(refs.remove("b:latest")))
+        .unwrap();
     store.gc().unwrap();
     assert_eq!(fs_err::read_dir(store.blobs_dir()).unwrap().count(), 0);
 }
@@ -168,7 +184,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u8..4, proptest::collection::vec(0u8..6, 1..4)).prop_map(|(name, layers)| Op::Pack { name, layers }),
+        (0u8..4, proptest::collection::vec(0u8..6, 1..4))
+            .prop_map(|(name, layers)| Op::Pack { name, layers }),
         (0u8..4).prop_map(|name| Op::Remove { name }),
         (0u8..6).prop_map(|blob| Op::Stray { blob }),
         Just(Op::Gc),

@@ -20,9 +20,14 @@ mod platform;
 mod reference;
 
 pub use digest::{Digest, DigestError, Hasher};
-pub use media::{CONFIG_FILENAME, DEFAULT_CONTAINERD_NAMESPACE, OCI_FORMAT, annotation, media_type, well_known};
-pub use oci::{Annotations, Descriptor, Empty, History, ImageConfig, Index, Manifest, RootFs, RuntimeConfig, to_go_json};
+pub use media::{
+    CONFIG_FILENAME, DEFAULT_CONTAINERD_NAMESPACE, OCI_FORMAT, annotation, media_type, well_known,
+};
+pub use oci::{
+    Annotations, Descriptor, Empty, History, ImageConfig, Index, Manifest, RootFs, RuntimeConfig, to_go_json,
+};
 pub use platform::{
-    Architecture, KConfig, Plat, Platform, PlatformError, compact_sorted, normalize_architecture, normalize_plat,
+    Architecture, KConfig, Plat, Platform, PlatformError, compact_sorted, normalize_architecture,
+    normalize_plat,
 };
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference, ReferenceError};

@@ -188,7 +188,9 @@ impl Platform {
     pub fn matches(&self, arch: Option<Architecture>, plat: Option<Plat>, kconfig: &[String]) -> bool {
         arch.is_none_or(|a| normalize_architecture(&self.architecture) == a.as_str())
             && plat.is_none_or(|p| normalize_plat(&self.os) == p.as_str())
-            && kconfig.iter().all(|want| feature_matches(&self.os_features, want))
+            && kconfig
+                .iter()
+                .all(|want| feature_matches(&self.os_features, want))
     }
 
     /// `plat/arch`, as KraftKit prints a package's platform.
@@ -330,8 +332,14 @@ mod tests {
         assert_eq!("aarch64".parse::<Architecture>().unwrap(), Architecture::Arm64);
         assert_eq!("kvm".parse::<Plat>().unwrap(), Plat::Qemu);
         assert_eq!("firecracker".parse::<Plat>().unwrap(), Plat::Fc);
-        assert!(matches!("mips".parse::<Architecture>(), Err(PlatformError::UnknownArchitecture(_))));
-        assert!(matches!("hyperv".parse::<Plat>(), Err(PlatformError::UnknownPlatform(_))));
+        assert!(matches!(
+            "mips".parse::<Architecture>(),
+            Err(PlatformError::UnknownArchitecture(_))
+        ));
+        assert!(matches!(
+            "hyperv".parse::<Plat>(),
+            Err(PlatformError::UnknownPlatform(_))
+        ));
     }
 
     #[test]
@@ -340,13 +348,21 @@ mod tests {
         k.add_implied(Architecture::X86_64, Plat::Qemu);
         assert_eq!(
             k.features(),
-            ["CONFIG_ARCH_X86_64=y", "CONFIG_KVM_VMM_QEMU=y", "CONFIG_PLAT_KVM=y"]
+            [
+                "CONFIG_ARCH_X86_64=y",
+                "CONFIG_KVM_VMM_QEMU=y",
+                "CONFIG_PLAT_KVM=y"
+            ]
         );
         let mut k = KConfig::new();
         k.add_implied(Architecture::Arm64, Plat::Kraftcloud);
         assert_eq!(
             k.features(),
-            ["CONFIG_ARCH_ARM_64=y", "CONFIG_KVM_VMM_FIRECRACKER=y", "CONFIG_PLAT_KVM=y"]
+            [
+                "CONFIG_ARCH_ARM_64=y",
+                "CONFIG_KVM_VMM_FIRECRACKER=y",
+                "CONFIG_PLAT_KVM=y"
+            ]
         );
     }
 

@@ -81,10 +81,12 @@ impl Reference {
         }
         let (name, digest) = match s.split_once('@') {
             Some((name, digest)) => {
-                let digest = digest.parse::<Digest>().map_err(|source| ReferenceError::Digest {
-                    reference: s.to_string(),
-                    source,
-                })?;
+                let digest = digest
+                    .parse::<Digest>()
+                    .map_err(|source| ReferenceError::Digest {
+                        reference: s.to_string(),
+                        source,
+                    })?;
                 (name, Some(digest))
             }
             None => (s, None),
@@ -249,7 +251,9 @@ fn valid_tag(tag: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 128
         && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -265,16 +269,25 @@ mod tests {
     fn short_names_get_kraftkit_defaults() {
         assert_eq!(parse("nginx").to_string(), "unikraft.org/nginx:latest");
         assert_eq!(parse("nginx:1.25").to_string(), "unikraft.org/nginx:1.25");
-        assert_eq!(parse("official/base").to_string(), "unikraft.org/official/base:latest");
+        assert_eq!(
+            parse("official/base").to_string(),
+            "unikraft.org/official/base:latest"
+        );
         assert_eq!(parse("nginx").name(), "unikraft.org/nginx");
     }
 
     #[test]
     fn a_first_component_with_a_dot_or_port_is_a_registry() {
         let r = parse("ghcr.io/acme/app:v1");
-        assert_eq!((r.registry(), r.repository(), r.tag()), ("ghcr.io", "acme/app", Some("v1")));
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("ghcr.io", "acme/app", Some("v1"))
+        );
         let r = parse("127.0.0.1:5000/app");
-        assert_eq!((r.registry(), r.repository(), r.tag()), ("127.0.0.1:5000", "app", Some("latest")));
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("127.0.0.1:5000", "app", Some("latest"))
+        );
         let r = parse("localhost/app");
         assert_eq!(r.registry(), "localhost");
         let r = parse("localhost:5000/a/b:c");
@@ -296,14 +309,38 @@ mod tests {
     #[test]
     fn malformed_references_name_the_bad_part() {
         assert_eq!("".parse::<Reference>(), Err(ReferenceError::Empty));
-        assert!(matches!("Nginx".parse::<Reference>(), Err(ReferenceError::Repository { .. })));
-        assert!(matches!("a//b".parse::<Reference>(), Err(ReferenceError::Repository { .. })));
-        assert!(matches!("nginx:".parse::<Reference>(), Err(ReferenceError::Tag { .. })));
-        assert!(matches!("nginx:-x".parse::<Reference>(), Err(ReferenceError::Tag { .. })));
-        assert!(matches!("nginx@sha256:zz".parse::<Reference>(), Err(ReferenceError::Digest { .. })));
-        assert!(matches!("bad_host.io/x".parse::<Reference>(), Err(ReferenceError::Registry { .. })));
-        assert!(matches!("host.io:99x/x".parse::<Reference>(), Err(ReferenceError::Registry { .. })));
-        assert!(matches!("ng inx".parse::<Reference>(), Err(ReferenceError::Repository { .. })));
+        assert!(matches!(
+            "Nginx".parse::<Reference>(),
+            Err(ReferenceError::Repository { .. })
+        ));
+        assert!(matches!(
+            "a//b".parse::<Reference>(),
+            Err(ReferenceError::Repository { .. })
+        ));
+        assert!(matches!(
+            "nginx:".parse::<Reference>(),
+            Err(ReferenceError::Tag { .. })
+        ));
+        assert!(matches!(
+            "nginx:-x".parse::<Reference>(),
+            Err(ReferenceError::Tag { .. })
+        ));
+        assert!(matches!(
+            "nginx@sha256:zz".parse::<Reference>(),
+            Err(ReferenceError::Digest { .. })
+        ));
+        assert!(matches!(
+            "bad_host.io/x".parse::<Reference>(),
+            Err(ReferenceError::Registry { .. })
+        ));
+        assert!(matches!(
+            "host.io:99x/x".parse::<Reference>(),
+            Err(ReferenceError::Registry { .. })
+        ));
+        assert!(matches!(
+            "ng inx".parse::<Reference>(),
+            Err(ReferenceError::Repository { .. })
+        ));
         let err = "UPPER/x".parse::<Reference>().unwrap_err().to_string();
         assert!(err.contains("`UPPER/x`"), "{err}");
     }

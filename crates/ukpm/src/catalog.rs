@@ -140,13 +140,21 @@ impl PackageManager {
                 continue;
             }
             let packages = self.packages_of(&reference, &entry.descriptor).await?;
-            out.extend(packages.into_iter().filter(|p| query.matches_platform(&p.platform)));
+            out.extend(
+                packages
+                    .into_iter()
+                    .filter(|p| query.matches_platform(&p.platform)),
+            );
         }
         Ok(out)
     }
 
     /// The packages (manifests) a stored ref target holds.
-    pub(crate) async fn packages_of(&self, reference: &Reference, target: &Descriptor) -> Result<Vec<Package>> {
+    pub(crate) async fn packages_of(
+        &self,
+        reference: &Reference,
+        target: &Descriptor,
+    ) -> Result<Vec<Package>> {
         let store = self.store();
         let created = target.annotations.get(annotation::OCI_CREATED).cloned();
         if target.is_index() {
@@ -167,7 +175,13 @@ impl PackageManager {
         } else if target.is_manifest() {
             let manifest = self.read_manifest(target).await?;
             let entry = self.with_platform(target.clone(), &manifest).await?;
-            Ok(vec![Package::new(reference.clone(), None, entry, &manifest, created)])
+            Ok(vec![Package::new(
+                reference.clone(),
+                None,
+                entry,
+                &manifest,
+                created,
+            )])
         } else {
             Err(Error::InvalidInput(format!(
                 "{reference} points at `{}`, which is neither an image index nor a manifest",
@@ -188,7 +202,7 @@ impl PackageManager {
         parse(&manifest.config, &bytes, "image config")
     }
 
-    async fn read_by_digest(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+    pub(crate) async fn read_by_digest(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let store = self.store();
         match store.read_bytes(descriptor.clone()).await {
             Err(Error::Store(ukpm_store::StoreError::StoredSizeMismatch { actual, digest, .. })) => {
@@ -262,7 +276,10 @@ impl PackageManager {
     /// The stored packages `reference` names that match `query`.
     pub(crate) async fn find(&self, reference: &Reference, query: &Query) -> Result<Vec<Package>> {
         let (entry, manifest) = self.resolve(reference).await?;
-        let stored = entry.name.parse::<Reference>().unwrap_or_else(|_| reference.clone());
+        let stored = entry
+            .name
+            .parse::<Reference>()
+            .unwrap_or_else(|_| reference.clone());
         let packages = self.packages_of(&stored, &entry.descriptor).await?;
         Ok(packages
             .into_iter()
@@ -272,7 +289,11 @@ impl PackageManager {
     }
 }
 
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(descriptor: &Descriptor, bytes: &[u8], what: &'static str) -> Result<T> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    descriptor: &Descriptor,
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| {
         Error::Store(ukpm_store::StoreError::BadDocument {
             digest: descriptor.digest,
@@ -301,7 +322,13 @@ mod tests {
     #[test]
     fn name_filter_accepts_short_and_full_forms() {
         let r: Reference = "unikraft.org/nginx:1.25".parse().unwrap();
-        for pattern in ["nginx*", "unikraft.org/nginx", "nginx:1.25", "*:1.25", "unikraft.org/*"] {
+        for pattern in [
+            "nginx*",
+            "unikraft.org/nginx",
+            "nginx:1.25",
+            "*:1.25",
+            "unikraft.org/*",
+        ] {
             let q = Query {
                 name: Some(pattern.into()),
                 ..Query::default()

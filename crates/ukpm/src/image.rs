@@ -4,12 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use ukpm_types::{
-    Annotations, Architecture, Descriptor, ImageConfig, Index, Manifest, Plat, Platform, RootFs, RuntimeConfig,
-    compact_sorted, media_type, to_go_json,
+    Annotations, Architecture, Descriptor, ImageConfig, Index, Manifest, Plat, Platform, RootFs,
+    RuntimeConfig, compact_sorted, media_type, to_go_json,
 };
+
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::layer::LayerFile;
+use crate::reporter::{NoReporter, Reporter};
 use crate::store::{BlobRead, ImageStore};
 
 /// A file placed at a path inside a layer tarball of its own.
@@ -109,13 +112,24 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
 ///
 /// Layers are written to the store as they are added; [`ManifestBuilder::save`] writes the
 /// config and manifest with bytes identical to KraftKit's for the same inputs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ManifestBuilder {
     platform: Platform,
     config_features: Vec<String>,
     runtime: RuntimeConfig,
     layers: Vec<Descriptor>,
     annotations: Annotations,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl std::fmt::Debug for ManifestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManifestBuilder")
+            .field("platform", &self.platform)
+            .field("layers", &self.layers)
+            .field("annotations", &self.annotations)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A manifest written to a store.
@@ -142,7 +156,14 @@ impl ManifestBuilder {
             runtime: RuntimeConfig::default(),
             layers: Vec::new(),
             annotations: Annotations::new(),
+            reporter: Arc::new(NoReporter),
         }
+    }
+
+    /// Reports each layer written (start, bytes, end) to `reporter`.
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> ManifestBuilder {
+        self.reporter = reporter;
+        self
     }
 
     /// Sets `os.version` (the Unikraft version).
@@ -194,8 +215,11 @@ impl ManifestBuilder {
             path: layer.source.clone(),
             source: strip_path(source),
         })?;
-        let stream: BlobRead = Box::new(layer.file.tar_stream(file)?);
-        let (digest, size) = store.write_blob(stream, None).await?;
+        let label = layer.file.path.clone();
+        let stream = layer.file.tar_stream(file)?;
+        let (digest, size) = self
+            .write_reported(store, &label, Some(layer.file.tar_len()), stream)
+            .await?;
         if size != layer.file.tar_len() {
             return Err(Error::InvalidInput(format!(
                 "{} changed size while it was being packed",
@@ -215,11 +239,33 @@ impl ManifestBuilder {
             path: blob.source.clone(),
             source: strip_path(source),
         })?;
-        let (digest, size) = store.write_blob(Box::new(file), None).await?;
+        let total = file.metadata().ok().map(|m| m.len());
+        let label = blob.source.display().to_string();
+        let (digest, size) = self.write_reported(store, &label, total, file).await?;
         let mut descriptor = Descriptor::new(&blob.media_type, digest, size);
         descriptor.annotations = blob.annotations;
         self.layers.push(descriptor.clone());
         Ok(descriptor)
+    }
+
+    async fn write_reported(
+        &self,
+        store: &dyn ImageStore,
+        label: &str,
+        total: Option<u64>,
+        content: impl std::io::Read + Send + 'static,
+    ) -> Result<(ukpm_types::Digest, u64)> {
+        let id = crate::reporter::next_id();
+        self.reporter.blob_started(id, label, total);
+        let stream: BlobRead = Box::new(ProgressRead {
+            inner: content,
+            reporter: self.reporter.clone(),
+            id,
+            done: 0,
+        });
+        let out = store.write_blob(stream, None).await;
+        self.reporter.blob_finished(id);
+        out
     }
 
     /// Appends a layer already in the store (re-packaging reuses a runtime's kernel layer).
@@ -270,6 +316,25 @@ impl ManifestBuilder {
             manifest,
             config,
         })
+    }
+}
+
+/// Passes bytes through and tells a reporter how many have gone by.
+struct ProgressRead<R> {
+    inner: R,
+    reporter: Arc<dyn Reporter>,
+    id: u64,
+    done: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.done += n as u64;
+            self.reporter.blob_progress(self.id, self.done);
+        }
+        Ok(n)
     }
 }
 
@@ -360,9 +425,20 @@ mod tests {
         let a2 = entry("x86_64", "qemu", b"a2");
         let index = merge_index(Some(index), a2.clone(), MergeStrategy::Merge, Annotations::new()).unwrap();
         assert_eq!(index.manifests, vec![b.clone(), c.clone(), a2.clone()]);
-        let err = merge_index(Some(index.clone()), entry("x86_64", "fc", b"c2"), MergeStrategy::Abort, Annotations::new());
+        let err = merge_index(
+            Some(index.clone()),
+            entry("x86_64", "fc", b"c2"),
+            MergeStrategy::Abort,
+            Annotations::new(),
+        );
         assert_eq!(err.unwrap_err(), "fc/x86_64");
-        let index = merge_index(Some(index), entry("arm64", "fc", b"d"), MergeStrategy::Overwrite, Annotations::new()).unwrap();
+        let index = merge_index(
+            Some(index),
+            entry("arm64", "fc", b"d"),
+            MergeStrategy::Overwrite,
+            Annotations::new(),
+        )
+        .unwrap();
         assert_eq!(index.manifests.len(), 1);
     }
 }

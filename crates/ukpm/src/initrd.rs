@@ -67,7 +67,12 @@ fn archive_dir(dir: &Path) -> Result<tempfile::NamedTempFile> {
         .prefix("ukpm-initrd-")
         .suffix(".cpio")
         .tempfile()
-        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to create a temp file for the initrd: {e}")))?;
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("failed to create a temp file for the initrd: {e}"),
+            )
+        })?;
     let mut out = BufWriter::new(archive.as_file());
     crate::cpio::write_dir(dir, &mut out)?;
     out.flush()?;

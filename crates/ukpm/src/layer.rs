@@ -169,7 +169,11 @@ mod tests {
             size: 10,
         };
         let mut out = Vec::new();
-        let err = file.tar_stream(&b"short"[..]).unwrap().read_to_end(&mut out).unwrap_err();
+        let err = file
+            .tar_stream(&b"short"[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -59,10 +59,10 @@ pub use pack::{PackOptions, TOOL_VERSION, Target};
 pub use reporter::{NoReporter, Reporter};
 pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, StoreLease};
 pub use time::{parse_rfc3339, rfc3339};
-pub use unpack::Unpacked;
 pub use ukpm_store::{GcReport, StoreError};
 pub use ukpm_types as types;
 pub use ukpm_types::{Architecture, Descriptor, Digest, KConfig, Plat, Platform, Reference};
+pub use unpack::Unpacked;
 
 #[cfg(test)]
 mod tests;

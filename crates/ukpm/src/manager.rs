@@ -123,23 +123,35 @@ impl PackageManager {
         self.reporter.as_ref()
     }
 
+    pub(crate) fn reporter_arc(&self) -> Arc<dyn Reporter> {
+        self.reporter.clone()
+    }
+
     /// The index, manifests and configs `reference` names.
     pub async fn inspect(&self, reference: &Reference) -> Result<Inspection> {
         let (entry, _) = self.resolve(reference).await?;
-        let stored = entry.name.parse::<Reference>().unwrap_or_else(|_| reference.clone());
+        let stored = entry
+            .name
+            .parse::<Reference>()
+            .unwrap_or_else(|_| reference.clone());
         let store = self.store();
         let index = if entry.descriptor.is_index() {
             let bytes = store.read_bytes(entry.descriptor.clone()).await?;
-            Some(parse::<serde_json::Value>(&entry.descriptor, &bytes, "image index")?)
+            Some(parse::<serde_json::Value>(
+                &entry.descriptor,
+                &bytes,
+                "image index",
+            )?)
         } else {
             None
         };
         let mut manifests = Vec::new();
         for package in self.packages_of(&stored, &entry.descriptor).await? {
-            let manifest = self.read_manifest(&package.manifest).await?;
+            let manifest_bytes = self.read_by_digest(&package.manifest).await?;
+            let manifest: ukpm_types::Manifest = parse(&package.manifest, &manifest_bytes, "image manifest")?;
             let config_bytes = store.read_bytes(manifest.config.clone()).await?;
             manifests.push(InspectedManifest {
-                manifest: serde_json::to_value(&manifest).map_err(|e| Error::Task(e.to_string()))?,
+                manifest: parse(&package.manifest, &manifest_bytes, "image manifest")?,
                 config: parse(&manifest.config, &config_bytes, "image config")?,
                 package,
             });

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ukpm_types::{
-    Annotations, Architecture, Descriptor, Index, KConfig, Plat, Reference, annotation, media_type, to_go_json,
-    well_known,
+    Annotations, Architecture, Descriptor, Index, KConfig, Plat, Reference, annotation, media_type,
+    to_go_json, well_known,
 };
 
 use crate::catalog::Package;
@@ -106,7 +106,9 @@ impl PackageManager {
         }
         for env in &options.env {
             if !env.contains('=') || env.starts_with('=') {
-                return Err(Error::InvalidInput(format!("environment entry `{env}` is not K=V")));
+                return Err(Error::InvalidInput(format!(
+                    "environment entry `{env}` is not K=V"
+                )));
             }
         }
         // Check every input before writing anything.
@@ -146,7 +148,8 @@ impl PackageManager {
             target.platform, target.architecture
         ));
 
-        let mut builder = ManifestBuilder::new(target.architecture, target.platform);
+        let mut builder =
+            ManifestBuilder::new(target.architecture, target.platform).with_reporter(self.reporter_arc());
         if let Some(version) = options.kernel_version.as_deref().or(kconfig.full_version()) {
             builder.set_os_version(version);
         }
@@ -207,12 +210,16 @@ impl PackageManager {
                 }
                 _ => None,
             };
-            let index = merge_index(existing, entry.clone(), options.strategy, index_annotations.clone()).map_err(
-                |platform| Error::Conflict {
-                    reference: reference.clone(),
-                    platform,
-                },
-            )?;
+            let index = merge_index(
+                existing,
+                entry.clone(),
+                options.strategy,
+                index_annotations.clone(),
+            )
+            .map_err(|platform| Error::Conflict {
+                reference: reference.clone(),
+                platform,
+            })?;
             let bytes = to_go_json(&index);
             let mut descriptor = Descriptor::for_bytes(media_type::IMAGE_INDEX, &bytes);
             store.put_bytes(bytes).await?;
@@ -223,7 +230,10 @@ impl PackageManager {
                 Some(entry) => Expect::Digest(entry.descriptor.digest),
                 None => Expect::Absent,
             };
-            if store.set_ref(ref_name.clone(), descriptor.clone(), expect).await? {
+            if store
+                .set_ref(ref_name.clone(), descriptor.clone(), expect)
+                .await?
+            {
                 return Ok(Package::new(
                     reference,
                     Some(descriptor),
@@ -245,11 +255,12 @@ impl PackageManager {
         let store = self.store();
         if target.is_index() {
             let bytes = store.read_bytes(target.clone()).await?;
-            let index: Index = serde_json::from_slice(&bytes).map_err(|source| ukpm_store::StoreError::BadDocument {
-                digest: target.digest,
-                what: "image index",
-                source,
-            })?;
+            let index: Index =
+                serde_json::from_slice(&bytes).map_err(|source| ukpm_store::StoreError::BadDocument {
+                    digest: target.digest,
+                    what: "image index",
+                    source,
+                })?;
             return Ok(Some(index));
         }
         if target.is_manifest() {

@@ -53,7 +53,11 @@ pub trait ImageStore: Send + Sync + 'static {
 
     /// Streams `content` into the store; it becomes visible only if it matches `expected`
     /// (digest and size) when given. Returns the digest and size of what was stored.
-    fn write_blob(&self, content: BlobRead, expected: Option<(Digest, u64)>) -> BoxFuture<'_, Result<(Digest, u64)>>;
+    fn write_blob(
+        &self,
+        content: BlobRead,
+        expected: Option<(Digest, u64)>,
+    ) -> BoxFuture<'_, Result<(Digest, u64)>>;
 
     /// Stores a small document already in memory.
     fn put_bytes(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Digest>>;
@@ -149,7 +153,11 @@ impl ImageStore for LocalImageStore {
         })
     }
 
-    fn write_blob(&self, mut content: BlobRead, expected: Option<(Digest, u64)>) -> BoxFuture<'_, Result<(Digest, u64)>> {
+    fn write_blob(
+        &self,
+        mut content: BlobRead,
+        expected: Option<(Digest, u64)>,
+    ) -> BoxFuture<'_, Result<(Digest, u64)>> {
         self.blocking(move |s| {
             let store = s.writable()?;
             let mut ingest = store.ingest()?;

@@ -15,7 +15,10 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let manager = PackageManager::builder().store_dir(dir.path().join("store")).build().unwrap();
+        let manager = PackageManager::builder()
+            .store_dir(dir.path().join("store"))
+            .build()
+            .unwrap();
         Fixture { dir, manager }
     }
 
@@ -35,17 +38,26 @@ impl Fixture {
     }
 
     fn ref_target(&self, name: &str) -> Descriptor {
-        let index: Index = serde_json::from_slice(&fs_err::read(self.store_root().join("index.json")).unwrap()).unwrap();
+        let index: Index =
+            serde_json::from_slice(&fs_err::read(self.store_root().join("index.json")).unwrap()).unwrap();
         index
             .manifests
             .into_iter()
-            .find(|d| d.annotations.get("org.opencontainers.image.ref.name").map(String::as_str) == Some(name))
+            .find(|d| {
+                d.annotations
+                    .get("org.opencontainers.image.ref.name")
+                    .map(String::as_str)
+                    == Some(name)
+            })
             .unwrap()
     }
 }
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 fn conformance_target(fx: &Fixture) -> (Target, PackOptions) {
@@ -138,7 +150,11 @@ fn packing_twice_gives_the_same_digests_and_no_wall_clock_time() {
     let b = run(fx.manager.pack(&target, &options)).unwrap();
     assert_eq!(a.manifest.digest, b.manifest.digest);
     assert_eq!(a.index.unwrap().digest, b.index.unwrap().digest);
-    assert!(!a.manifest.annotations.contains_key("org.opencontainers.image.created"));
+    assert!(
+        !a.manifest
+            .annotations
+            .contains_key("org.opencontainers.image.created")
+    );
     assert_eq!(run(fx.manager.list(&Query::default())).unwrap().len(), 1);
 }
 
@@ -148,9 +164,18 @@ fn merge_adds_platforms_and_abort_refuses_a_taken_slot() {
     let kernel = fx.file("kernel", b"k", 0o755);
     let reference: Reference = "app:1".parse().unwrap();
     let options = PackOptions::new(reference.clone());
-    run(fx.manager.pack(&Target::new(&kernel, Architecture::X86_64, Plat::Qemu), &options)).unwrap();
-    run(fx.manager.pack(&Target::new(&kernel, Architecture::Arm64, Plat::Qemu), &options)).unwrap();
-    run(fx.manager.pack(&Target::new(&kernel, Architecture::X86_64, Plat::Fc), &options)).unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&kernel, Architecture::X86_64, Plat::Qemu), &options))
+    .unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&kernel, Architecture::Arm64, Plat::Qemu), &options))
+    .unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&kernel, Architecture::X86_64, Plat::Fc), &options))
+    .unwrap();
     let listed: Vec<String> = run(fx.manager.list(&Query::default()))
         .unwrap()
         .iter()
@@ -163,18 +188,27 @@ fn merge_adds_platforms_and_abort_refuses_a_taken_slot() {
     let before = fx.ref_target("unikraft.org/app:1");
     let mut abort = options.clone();
     abort.strategy = MergeStrategy::Abort;
-    let err = run(fx.manager.pack(&Target::new(&other, Architecture::X86_64, Plat::Fc), &abort)).unwrap_err();
+    let err = run(fx
+        .manager
+        .pack(&Target::new(&other, Architecture::X86_64, Plat::Fc), &abort))
+    .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Conflict);
     assert_eq!(fx.ref_target("unikraft.org/app:1"), before);
-    run(fx.manager.pack(&Target::new(&other, Architecture::X86_64, Plat::Fc), &options)).unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&other, Architecture::X86_64, Plat::Fc), &options))
+    .unwrap();
     let listed = run(fx.manager.list(&Query::default())).unwrap();
     assert_eq!(listed.len(), 3);
     assert_eq!(listed[2].plat_arch(), "fc/x86_64");
 
     let mut overwrite = options.clone();
     overwrite.strategy = MergeStrategy::Overwrite;
-    run(fx.manager.pack(&Target::new(&other, Architecture::Arm, Plat::Xen), &overwrite)).unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&other, Architecture::Arm, Plat::Xen), &overwrite))
+    .unwrap();
     let listed: Vec<String> = run(fx.manager.list(&Query::default()))
         .unwrap()
         .iter()
@@ -190,7 +224,10 @@ fn list_filters_by_platform_kconfig_and_name() {
     let kconfig = fx.file(".config", b"CONFIG_LIBPOSIX_SOCKET=y\n", 0o644);
     let mut with_kconfig = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
     with_kconfig.kconfig = Some(kconfig);
-    run(fx.manager.pack(&with_kconfig, &PackOptions::new("nginx".parse().unwrap()))).unwrap();
+    run(fx
+        .manager
+        .pack(&with_kconfig, &PackOptions::new("nginx".parse().unwrap())))
+    .unwrap();
     run(fx.manager.pack(
         &Target::new(&kernel, Architecture::Arm64, Plat::Fc),
         &PackOptions::new("redis".parse().unwrap()),
@@ -246,11 +283,20 @@ fn unpack_writes_kernel_and_initrd_with_modes() {
     let kernel = out.join("unikraft/bin/kernel");
     assert_eq!(unpacked.kernel.as_deref(), Some(kernel.as_path()));
     assert_eq!(fs_err::read(&kernel).unwrap(), b"UNIKRAFT-KERNEL\n");
-    assert_eq!(fs_err::metadata(&kernel).unwrap().permissions().mode() & 0o777, 0o755);
-    assert_eq!(fs_err::read(out.join("unikraft/bin/initrd")).unwrap(), b"UNIKRAFT-INITRD\n");
+    assert_eq!(
+        fs_err::metadata(&kernel).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(
+        fs_err::read(out.join("unikraft/bin/initrd")).unwrap(),
+        b"UNIKRAFT-INITRD\n"
+    );
     assert_eq!(unpacked.cmd, ["/helloworld", "--greeting", "hi & bye"]);
     // Nothing but the image's files (no staging leftovers).
-    let names: Vec<_> = fs_err::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs_err::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["unikraft"]);
 }
 
@@ -286,7 +332,12 @@ fn unpack_never_follows_a_symlink_already_in_the_target() {
     run(fx.manager.unpack(&options.reference, &Query::default(), &out)).unwrap();
     assert_eq!(fs_err::read_dir(&elsewhere).unwrap().count(), 0);
     assert!(out.join("unikraft/bin/kernel").is_file());
-    assert!(!fs_err::symlink_metadata(out.join("unikraft")).unwrap().file_type().is_symlink());
+    assert!(
+        !fs_err::symlink_metadata(out.join("unikraft"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }
 
 #[test]
@@ -294,8 +345,14 @@ fn unpack_asks_to_choose_among_several_platforms() {
     let fx = Fixture::new();
     let kernel = fx.file("kernel", b"k", 0o755);
     let options = PackOptions::new("app".parse().unwrap());
-    run(fx.manager.pack(&Target::new(&kernel, Architecture::X86_64, Plat::Qemu), &options)).unwrap();
-    run(fx.manager.pack(&Target::new(&kernel, Architecture::Arm64, Plat::Qemu), &options)).unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&kernel, Architecture::X86_64, Plat::Qemu), &options))
+    .unwrap();
+    run(fx
+        .manager
+        .pack(&Target::new(&kernel, Architecture::Arm64, Plat::Qemu), &options))
+    .unwrap();
     let out = unpack_dir(&fx);
     let err = run(fx.manager.unpack(&options.reference, &Query::default(), &out)).unwrap_err();
     assert!(matches!(err, Error::Ambiguous { .. }), "{err}");
@@ -344,8 +401,14 @@ fn bad_inputs_are_refused_before_anything_is_written() {
     let kernel = fx.file("kernel", b"k", 0o755);
     let missing = fx.dir.path().join("nope");
     let options = PackOptions::new("app".parse().unwrap());
-    let err = run(fx.manager.pack(&Target::new(&missing, Architecture::X86_64, Plat::Qemu), &options)).unwrap_err();
-    assert!(err.to_string().contains("kernel") && err.to_string().contains("nope"), "{err}");
+    let err = run(fx
+        .manager
+        .pack(&Target::new(&missing, Architecture::X86_64, Plat::Qemu), &options))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("kernel") && err.to_string().contains("nope"),
+        "{err}"
+    );
     let garbage = fx.file("garbage.config", b"CONFIG_A=y\nhello world\n", 0o644);
     let mut target = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
     target.kconfig = Some(garbage);
@@ -367,7 +430,10 @@ fn remove_and_gc_keep_shared_kernels() {
     other.command = vec!["b".into()];
     run(fx.manager.pack(&other, &PackOptions::new("b".parse().unwrap()))).unwrap();
     let manifest: Manifest = serde_json::from_slice(&fx.blob(&a.manifest.digest)).unwrap();
-    let kernel_blob = fx.store_root().join("blobs/sha256").join(manifest.layers[0].digest.hex());
+    let kernel_blob = fx
+        .store_root()
+        .join("blobs/sha256")
+        .join(manifest.layers[0].digest.hex());
 
     let err = run(fx.manager.remove(&["a".parse().unwrap(), "zzz".parse().unwrap()])).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -377,7 +443,12 @@ fn remove_and_gc_keep_shared_kernels() {
     let report = run(fx.manager.gc()).unwrap();
     assert!(!report.removed.is_empty());
     assert!(kernel_blob.exists());
-    assert!(!fx.store_root().join("blobs/sha256").join(a.manifest.digest.hex()).exists());
+    assert!(
+        !fx.store_root()
+            .join("blobs/sha256")
+            .join(a.manifest.digest.hex())
+            .exists()
+    );
     run(fx.manager.remove_all()).unwrap();
     run(fx.manager.gc()).unwrap();
     assert!(!kernel_blob.exists());
@@ -388,7 +459,9 @@ fn digest_references_resolve_to_indexes_and_manifests() {
     let fx = Fixture::new();
     let (target, options) = conformance_target(&fx);
     let package = run(fx.manager.pack(&target, &options)).unwrap();
-    let by_manifest: Reference = format!("unikraft.org/helloworld@{}", package.manifest.digest).parse().unwrap();
+    let by_manifest: Reference = format!("unikraft.org/helloworld@{}", package.manifest.digest)
+        .parse()
+        .unwrap();
     let out = unpack_dir(&fx);
     run(fx.manager.unpack(&by_manifest, &Query::default(), &out)).unwrap();
     let by_index: Reference = format!("unikraft.org/helloworld@{}", package.index.unwrap().digest)
@@ -403,4 +476,45 @@ fn _assert_send(m: &PackageManager, t: &Target, o: &PackOptions, p: &Path) {
     is_send(m.pack(t, o));
     is_send(m.list(&Query::default()));
     is_send(m.unpack(&o.reference, &Query::default(), p));
+}
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn step(&self, message: &str) {
+        self.0.lock().unwrap().push(format!("step {message}"));
+    }
+    fn blob_started(&self, _id: u64, label: &str, total: Option<u64>) {
+        self.0.lock().unwrap().push(format!("start {label} {total:?}"));
+    }
+    fn blob_progress(&self, _id: u64, done: u64) {
+        self.0.lock().unwrap().push(format!("progress {done}"));
+    }
+    fn blob_finished(&self, _id: u64) {
+        self.0.lock().unwrap().push("finish".into());
+    }
+}
+
+#[test]
+fn pack_reports_steps_and_every_layer_byte() {
+    let fx = Fixture::new();
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let manager = PackageManager::builder()
+        .store_dir(fx.store_root())
+        .reporter(recorder.clone())
+        .build()
+        .unwrap();
+    let (target, options) = conformance_target(&fx);
+    run(manager.pack(&target, &options)).unwrap();
+    let events = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        events[0],
+        "step packing unikraft.org/helloworld:latest (qemu/x86_64)"
+    );
+    assert_eq!(events[1], "start /unikraft/bin/kernel Some(2048)");
+    let kernel_end = events.iter().position(|e| e == "finish").unwrap();
+    assert_eq!(events[kernel_end - 1], "progress 2048");
+    assert!(events.contains(&"start /unikraft/bin/initrd Some(2048)".to_string()));
+    assert_eq!(events.iter().filter(|e| *e == "finish").count(), 2);
 }

@@ -8,11 +8,11 @@ use crate::error::{Error, Result};
 /// inputs twice writes the same bytes.
 pub fn source_date_epoch() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| Error::InvalidInput(format!("SOURCE_DATE_EPOCH `{v}` is not a whole number of seconds"))),
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<i64>().map(Some).map_err(|_| {
+            Error::InvalidInput(format!(
+                "SOURCE_DATE_EPOCH `{v}` is not a whole number of seconds"
+            ))
+        }),
         _ => Ok(None),
     }
 }

@@ -40,7 +40,13 @@ enum LayerKind {
 }
 
 fn layer_kind(layer: &Descriptor) -> Result<LayerKind> {
-    let annotated = |key: &str, default: &str| layer.annotations.get(key).cloned().unwrap_or_else(|| default.to_string());
+    let annotated = |key: &str, default: &str| {
+        layer
+            .annotations
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
     Ok(match layer.media_type.as_str() {
         media_type::LAYER_TAR | media_type::DOCKER_LAYER_TAR | media_type::UNIKRAFT_LAYER => LayerKind::Tar,
         media_type::LAYER_TAR_GZIP | media_type::DOCKER_LAYER_TAR_GZIP | media_type::UNIKRAFT_LAYER_GZIP => {
@@ -97,7 +103,11 @@ impl PackageManager {
             let kind = layer_kind(layer)?;
             layers.push((layer.clone(), kind, store.open_blob(layer.digest).await?));
         }
-        self.reporter().step(&format!("unpacking {} ({})", package.reference, package.plat_arch()));
+        self.reporter().step(&format!(
+            "unpacking {} ({})",
+            package.reference,
+            package.plat_arch()
+        ));
         let dest = dir.to_path_buf();
         let files = tokio::task::spawn_blocking(move || unpack_layers(layers, &dest)).await??;
 
@@ -126,12 +136,19 @@ fn unpack_layers(layers: Vec<(Descriptor, LayerKind, BlobRead)>, dest: &Path) ->
     let staging = tempfile::Builder::new()
         .prefix(".ukpm-unpack-")
         .tempdir_in(dest)
-        .map_err(|e| io::Error::new(e.kind(), format!("failed to create a staging folder in {}: {e}", dest.display())))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("failed to create a staging folder in {}: {e}", dest.display()),
+            )
+        })?;
     let mut files = Vec::new();
     for (layer, kind, mut blob) in layers {
         let written = match kind {
             LayerKind::Tar => crate::extract::extract(&mut blob, staging.path()),
-            LayerKind::TarGzip => crate::extract::extract(flate2::read::GzDecoder::new(&mut blob), staging.path()),
+            LayerKind::TarGzip => {
+                crate::extract::extract(flate2::read::GzDecoder::new(&mut blob), staging.path())
+            }
             LayerKind::Raw { path, mode } => write_raw(&mut blob, staging.path(), &path, mode),
         }
         .map_err(|e| Error::extract(layer.digest, e))?;
@@ -151,7 +168,9 @@ fn write_raw(blob: &mut impl Read, root: &Path, path: &str, mode: u32) -> Result
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
     if relative.as_os_str().is_empty() || Path::new(path).components().any(|c| c == Component::ParentDir) {
-        return Err(ExtractError::PathEscape { entry: path.to_string() });
+        return Err(ExtractError::PathEscape {
+            entry: path.to_string(),
+        });
     }
     let target = root.join(&relative);
     let io_err = |source| ExtractError::Io {
