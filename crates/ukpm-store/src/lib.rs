@@ -38,6 +38,8 @@ const OCI_LAYOUT_CONTENT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 const INDEX_JSON: &str = "index.json";
 const INDEX_LOCK: &str = "ukpm.lock";
 const GC_LOCK: &str = "ukpm-gc.lock";
+/// What a layout being created holds before its `oci-layout` file appears.
+const OWN_NAMES: &[&str] = &["blobs", "ingest", OCI_LAYOUT, INDEX_JSON, INDEX_LOCK, GC_LOCK];
 
 /// A local OCI image layout; cheap to clone, safe to share between threads and processes.
 #[derive(Debug, Clone)]
@@ -105,10 +107,18 @@ impl LocalStore {
         let text = match fs_err::read_to_string(&layout) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let empty = fs_err::read_dir(root)
-                    .map_err(|e| LayoutState::Invalid(e.to_string()))?
-                    .next()
-                    .is_none();
+                // A folder holding nothing, or only what a ukpm process creating the layout at
+                // this very moment has made so far, may be (finished being) made a layout.
+                let mut entries = fs_err::read_dir(root).map_err(|e| LayoutState::Invalid(e.to_string()))?;
+                let empty = entries.all(|entry| {
+                    entry.is_ok_and(|entry| {
+                        let name = entry.file_name();
+                        let name = name.to_string_lossy();
+                        OWN_NAMES.contains(&name.as_ref())
+                            || name.starts_with(".oci-layout.")
+                            || name.starts_with(".index.json.")
+                    })
+                });
                 return Err(if empty {
                     LayoutState::Empty
                 } else {

@@ -228,3 +228,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_layout_half_made_by_another_process_is_completed_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("oci");
+    fs_err::create_dir_all(root.join("blobs").join("sha256")).unwrap();
+    fs_err::write(root.join("ukpm.lock"), "").unwrap();
+    let store = LocalStore::open_or_create(&root).unwrap();
+    assert!(store.root().join("oci-layout").is_file());
+    assert!(store.refs().unwrap().entries().is_empty());
+}
+
+#[test]
+fn many_threads_creating_one_store_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("oci");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let store = LocalStore::open_or_create(&root).unwrap();
+                put(&store, format!("blob {i}").as_bytes(), media_type::LAYER_TAR);
+                let index = put(&store, &to_go_json(&Index::new()), media_type::IMAGE_INDEX);
+                store
+                    .update_refs(|refs| {
+                        refs.set(&format!("r{i}:latest"), index);
+                        Ok::<_, StoreError>(())
+                    })
+                    .unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let store = LocalStore::open_or_create(&root).unwrap();
+    assert_eq!(store.refs().unwrap().entries().len(), 8);
+}
