@@ -1,0 +1,230 @@
+//! Registry errors: the distribution spec's error envelope as typed codes.
+
+use ukpm_types::Digest;
+
+/// The error codes of the OCI distribution spec (and Docker's additions), so callers can
+/// branch on them and the CLI can hint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `BLOB_UNKNOWN`.
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`.
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`.
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`.
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`.
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`.
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`.
+    ManifestUnknown,
+    /// `NAME_INVALID`.
+    NameInvalid,
+    /// `NAME_UNKNOWN`.
+    NameUnknown,
+    /// `SIZE_INVALID`.
+    SizeInvalid,
+    /// `UNAUTHORIZED`.
+    Unauthorized,
+    /// `DENIED`.
+    Denied,
+    /// `UNSUPPORTED`.
+    Unsupported,
+    /// `TOOMANYREQUESTS`.
+    TooManyRequests,
+    /// Any other code, as sent.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// Parses a code from the envelope.
+    pub fn parse(code: &str) -> ErrorCode {
+        match code {
+            "BLOB_UNKNOWN" => ErrorCode::BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => ErrorCode::BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => ErrorCode::BlobUploadUnknown,
+            "DIGEST_INVALID" => ErrorCode::DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => ErrorCode::ManifestBlobUnknown,
+            "MANIFEST_INVALID" => ErrorCode::ManifestInvalid,
+            "MANIFEST_UNKNOWN" => ErrorCode::ManifestUnknown,
+            "NAME_INVALID" => ErrorCode::NameInvalid,
+            "NAME_UNKNOWN" => ErrorCode::NameUnknown,
+            "SIZE_INVALID" => ErrorCode::SizeInvalid,
+            "UNAUTHORIZED" => ErrorCode::Unauthorized,
+            "DENIED" => ErrorCode::Denied,
+            "UNSUPPORTED" => ErrorCode::Unsupported,
+            "TOOMANYREQUESTS" => ErrorCode::TooManyRequests,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+
+    /// The code as the registry sends it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
+            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            ErrorCode::DigestInvalid => "DIGEST_INVALID",
+            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            ErrorCode::NameInvalid => "NAME_INVALID",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::SizeInvalid => "SIZE_INVALID",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Other(code) => code,
+        }
+    }
+}
+
+/// Everything a registry operation can fail with; messages name the registry and object and
+/// never contain credentials.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The registry answered with an error status.
+    #[error("registry {registry} answered {status} for {what}{}", describe_codes(.codes, .message))]
+    Status {
+        /// The registry host.
+        registry: String,
+        /// What was asked for (`manifest nginx:1.25`, `blob sha256:...`).
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The codes of the error envelope, if any.
+        codes: Vec<ErrorCode>,
+        /// The first message of the envelope.
+        message: Option<String>,
+    },
+    /// Credentials were missing or refused.
+    #[error("registry {registry} refused access to {what}: {reason}")]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// What was asked for.
+        what: String,
+        /// Which credentials were tried, never their value.
+        reason: String,
+    },
+    /// The registry could not be reached.
+    #[error("cannot reach registry {registry}")]
+    Network {
+        /// The registry host.
+        registry: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Content did not match its digest.
+    #[error("registry {registry} sent content for {expected} that hashes to {actual}")]
+    DigestMismatch {
+        /// The registry host.
+        registry: String,
+        /// The digest asked for.
+        expected: Digest,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+    /// Content was larger than its descriptor or a cap allows.
+    #[error("registry {registry} sent more than {limit} bytes for {what}")]
+    TooLarge {
+        /// The registry host.
+        registry: String,
+        /// What was being read.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// Content was shorter than its descriptor.
+    #[error("registry {registry} sent {actual} bytes for {what}, expected {expected}")]
+    Truncated {
+        /// The registry host.
+        registry: String,
+        /// What was being read.
+        what: String,
+        /// The expected size.
+        expected: u64,
+        /// The bytes received.
+        actual: u64,
+    },
+    /// The registry broke the protocol (a missing header, an unparsable document).
+    #[error("registry {registry} broke the protocol: {problem}")]
+    Protocol {
+        /// The registry host.
+        registry: String,
+        /// What was wrong.
+        problem: String,
+    },
+    /// The client could not be set up (a bad CA file).
+    #[error("cannot set up the registry client: {0}")]
+    Config(String),
+}
+
+fn describe_codes(codes: &[ErrorCode], message: &Option<String>) -> String {
+    let mut out = String::new();
+    if !codes.is_empty() {
+        out.push_str(": ");
+        out.push_str(&codes.iter().map(ErrorCode::as_str).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(message) = message {
+        out.push_str(&format!(" ({message})"));
+    }
+    out
+}
+
+impl RegistryError {
+    /// Whether the registry said the thing does not exist.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            RegistryError::Status { status, codes, .. } => {
+                *status == 404
+                    || codes.iter().any(|c| {
+                        matches!(
+                            c,
+                            ErrorCode::ManifestUnknown | ErrorCode::NameUnknown | ErrorCode::BlobUnknown
+                        )
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether credentials were the problem.
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            RegistryError::Unauthorized { .. } => true,
+            RegistryError::Status { status, codes, .. } => {
+                *status == 401
+                    || *status == 403
+                    || codes
+                        .iter()
+                        .any(|c| matches!(c, ErrorCode::Unauthorized | ErrorCode::Denied))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the content received was wrong.
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::DigestMismatch { .. }
+                | RegistryError::TooLarge { .. }
+                | RegistryError::Truncated { .. }
+        )
+    }
+
+    /// Whether the network failed.
+    pub fn is_network(&self) -> bool {
+        matches!(self, RegistryError::Network { .. })
+    }
+}
+
+/// The registry client's result type.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

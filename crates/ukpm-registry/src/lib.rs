@@ -1,0 +1,28 @@
+//! ukpm's OCI distribution client.
+//!
+//! A thin client on reqwest (rustls, system roots plus optional extra CAs) for the endpoints a
+//! package manager needs: ping, manifests (GET/HEAD/PUT, raw bytes kept exactly), blobs
+//! (HEAD/GET with size enforcement as the bytes arrive), uploads with cross-repository mounts,
+//! and tag listing.
+//!
+//! - **Auth**: anonymous, Basic and Bearer. Credentials are sent only after the registry
+//!   challenges, tokens are requested for exactly the scopes a request needs (both repositories
+//!   for a mount) and cached per scope set until they expire. Secrets live in [`Secret`], whose
+//!   `Debug` and `Display` print `***`.
+//! - **Transport**: HTTPS, except plain HTTP for loopback hosts and hosts named in
+//!   [`ClientConfig::plain_http`]. Redirects to another host never carry `Authorization`
+//!   (reqwest strips it). Connection errors, 429 (honouring `Retry-After`) and 502/503/504 are
+//!   retried with capped exponential backoff.
+//! - **Errors**: the registry's error envelope becomes [`ErrorCode`]s.
+//!
+//! This crate must not depend on the store or on clap: callers decide where bytes go.
+
+mod auth;
+mod client;
+mod error;
+mod ops;
+
+pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret};
+pub use client::{Client, ClientConfig, is_loopback, transport_host};
+pub use error::{ErrorCode, RegistryError, Result};
+pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT, PushOutcome};

@@ -1,0 +1,387 @@
+//! The distribution API: manifests, blobs, uploads, mounts and tags.
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use ukpm_types::{Descriptor, Digest, Reference, media_type};
+
+use crate::auth::Scope;
+use crate::client::{Client, read_capped};
+use crate::error::{RegistryError, Result};
+
+/// Manifests and indexes larger than this are refused before they are buffered.
+pub const MANIFEST_LIMIT: u64 = 4 << 20;
+
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// A manifest or index as the registry sent it: raw bytes (never re-serialised) and what they are.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The exact bytes.
+    pub bytes: Bytes,
+    /// Its media type (from `Content-Type`, else from the document).
+    pub media_type: String,
+    /// The digest of the bytes.
+    pub digest: Digest,
+}
+
+impl FetchedManifest {
+    /// Its descriptor.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(&self.media_type, self.digest, self.bytes.len() as u64)
+    }
+}
+
+/// A blob download in progress; yields chunks and refuses a body longer or shorter than the
+/// descriptor says.
+pub struct BlobDownload {
+    response: reqwest::Response,
+    registry: String,
+    digest: Digest,
+    expected: u64,
+    received: u64,
+}
+
+impl BlobDownload {
+    /// The next chunk, `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let chunk = self
+            .response
+            .chunk()
+            .await
+            .map_err(|source| RegistryError::Network {
+                registry: self.registry.clone(),
+                source,
+            })?;
+        match chunk {
+            Some(chunk) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.expected {
+                    return Err(RegistryError::TooLarge {
+                        registry: self.registry.clone(),
+                        what: format!("blob {}", self.digest),
+                        limit: self.expected,
+                    });
+                }
+                Ok(Some(chunk))
+            }
+            None if self.received < self.expected => Err(RegistryError::Truncated {
+                registry: self.registry.clone(),
+                what: format!("blob {}", self.digest),
+                expected: self.expected,
+                actual: self.received,
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+/// What happened to a blob on push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The registry already had it.
+    Exists,
+    /// It was mounted from another repository of the same registry.
+    Mounted,
+    /// Its bytes were uploaded.
+    Uploaded,
+}
+
+impl Client {
+    fn url(&self, reference: &Reference, rest: &str) -> String {
+        format!(
+            "{}{}/{rest}",
+            self.base_url(reference.registry()),
+            reference.repository()
+        )
+    }
+
+    /// Checks that the registry answers and that the credentials (if any) are accepted.
+    pub async fn ping(&self, registry: &str) -> Result<()> {
+        let url = self.base_url(registry);
+        let response = self
+            .send(registry, &[], "the API root", &|http| http.get(&url))
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(registry, "the API root", response).await)
+        }
+    }
+
+    /// Fetches a manifest or index by tag or digest, verifying a digest reference.
+    pub async fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest> {
+        let id = manifest_id(reference);
+        let url = self.url(reference, &format!("manifests/{id}"));
+        let what = format!("manifest {}:{id}", reference.repository());
+        let scopes = [Scope::pull(reference.repository())];
+        let response = self
+            .send(reference.registry(), &scopes, &what, &|http| {
+                http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.status_error(reference.registry(), &what, response).await);
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let bytes = Bytes::from(read_capped(response, MANIFEST_LIMIT, reference.registry(), &what).await?);
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = reference.digest()
+            && expected != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: reference.registry().to_string(),
+                expected,
+                actual: digest,
+            });
+        }
+        let media_type = match content_type.filter(|t| is_manifest_type(t)) {
+            Some(t) => t,
+            None => sniff_media_type(&bytes).ok_or_else(|| RegistryError::Protocol {
+                registry: reference.registry().to_string(),
+                problem: format!("{what} is neither an OCI index nor a manifest"),
+            })?,
+        };
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// The descriptor of a manifest by tag or digest, without its body; `None` if absent.
+    pub async fn head_manifest(&self, reference: &Reference) -> Result<Option<Descriptor>> {
+        let id = manifest_id(reference);
+        let url = self.url(reference, &format!("manifests/{id}"));
+        let what = format!("manifest {}:{id}", reference.repository());
+        let scopes = [Scope::pull(reference.repository())];
+        let response = self
+            .send(reference.registry(), &scopes, &what, &|http| {
+                http.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.status_error(reference.registry(), &what, response).await);
+        }
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let digest = header("docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+        let size = header("content-length").and_then(|s| s.parse::<u64>().ok());
+        let media = header("content-type").map(|t| t.split(';').next().unwrap_or(t).trim().to_string());
+        Ok(match (digest, size, media) {
+            (Some(digest), Some(size), Some(media)) => Some(Descriptor::new(&media, digest, size)),
+            _ => None,
+        })
+    }
+
+    /// Uploads a manifest under a tag or its digest; returns its digest.
+    pub async fn put_manifest(
+        &self,
+        reference: &Reference,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<Digest> {
+        let id = manifest_id(reference);
+        let url = self.url(reference, &format!("manifests/{id}"));
+        let what = format!("manifest {}:{id}", reference.repository());
+        let scopes = [Scope::push(reference.repository())];
+        let response = self
+            .send(reference.registry(), &scopes, &what, &|http| {
+                http.put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.clone())
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.status_error(reference.registry(), &what, response).await);
+        }
+        Ok(Digest::of(&bytes))
+    }
+
+    /// The size of a blob in a repository, or `None` when the registry does not have it there.
+    pub async fn blob_size(&self, reference: &Reference, digest: Digest) -> Result<Option<u64>> {
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let what = format!("blob {digest}");
+        let scopes = [Scope::pull(reference.repository())];
+        let response = self
+            .send(reference.registry(), &scopes, &what, &|http| http.head(&url))
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
+            _ => Err(self.status_error(reference.registry(), &what, response).await),
+        }
+    }
+
+    /// Starts downloading a blob of a repository.
+    pub async fn get_blob(&self, reference: &Reference, descriptor: &Descriptor) -> Result<BlobDownload> {
+        let url = self.url(reference, &format!("blobs/{}", descriptor.digest));
+        let what = format!("blob {}", descriptor.digest);
+        let scopes = [Scope::pull(reference.repository())];
+        let response = self
+            .send(reference.registry(), &scopes, &what, &|http| http.get(&url))
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.status_error(reference.registry(), &what, response).await);
+        }
+        if response.content_length().is_some_and(|n| n > descriptor.size) {
+            return Err(RegistryError::TooLarge {
+                registry: reference.registry().to_string(),
+                what,
+                limit: descriptor.size,
+            });
+        }
+        Ok(BlobDownload {
+            response,
+            registry: reference.registry().to_string(),
+            digest: descriptor.digest,
+            expected: descriptor.size,
+            received: 0,
+        })
+    }
+
+    /// Makes a blob available in `reference`'s repository: nothing if it is there, a
+    /// cross-repository mount from `mount_from` when the registry allows, else an upload of the
+    /// bytes `body` produces (called again for each retry).
+    pub async fn push_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        mount_from: Option<&str>,
+        body: &(dyn Fn() -> reqwest::Body + Send + Sync),
+    ) -> Result<PushOutcome> {
+        if self.blob_size(reference, descriptor.digest).await? == Some(descriptor.size) {
+            return Ok(PushOutcome::Exists);
+        }
+        let registry = reference.registry();
+        let repo = reference.repository();
+        let what = format!("blob {}", descriptor.digest);
+        let mut scopes = vec![Scope::push(repo)];
+        let mut start = self.url(reference, "blobs/uploads/");
+        if let Some(from) = mount_from.filter(|from| *from != repo) {
+            scopes.push(Scope::pull(from));
+            start = format!("{start}?mount={}&from={from}", descriptor.digest);
+        }
+        let response = self
+            .send(registry, &scopes, &what, &|http| {
+                http.post(&start).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        let location = match response.status() {
+            StatusCode::CREATED if mount_from.is_some() => return Ok(PushOutcome::Mounted),
+            StatusCode::ACCEPTED | StatusCode::CREATED => {
+                location(&response, registry, &self.base_url(registry))?
+            }
+            _ => return Err(self.status_error(registry, &what, response).await),
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = format!("{location}{separator}digest={}", descriptor.digest);
+        let size = descriptor.size.to_string();
+        let response = self
+            .send(registry, &scopes, &what, &|http| {
+                http.put(&put)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, &size)
+                    .body(body())
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED && !response.status().is_success() {
+            return Err(self.status_error(registry, &what, response).await);
+        }
+        Ok(PushOutcome::Uploaded)
+    }
+
+    /// The tags of a repository.
+    pub async fn list_tags(&self, reference: &Reference) -> Result<Vec<String>> {
+        let url = self.url(reference, "tags/list");
+        let what = format!("tags of {}", reference.repository());
+        let scopes = [Scope::pull(reference.repository())];
+        let response = self
+            .send(reference.registry(), &scopes, &what, &|http| http.get(&url))
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.status_error(reference.registry(), &what, response).await);
+        }
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let bytes = read_capped(response, MANIFEST_LIMIT, reference.registry(), &what).await?;
+        let tags: Tags = serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
+            registry: reference.registry().to_string(),
+            problem: format!("{what} is not a tag list"),
+        })?;
+        Ok(tags.tags.unwrap_or_default())
+    }
+}
+
+fn manifest_id(reference: &Reference) -> String {
+    match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => digest.to_string(),
+        (None, Some(tag)) => tag.to_string(),
+        (None, None) => ukpm_types::DEFAULT_TAG.to_string(),
+    }
+}
+
+/// The upload location, made absolute against the registry's base URL.
+fn location(response: &reqwest::Response, registry: &str, base: &str) -> Result<String> {
+    let value = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: "an upload was started without a Location header".into(),
+        })?;
+    let base = url::Url::parse(base).map_err(|_| RegistryError::Config(format!("bad base URL {base}")))?;
+    base.join(value)
+        .map(|u| u.to_string())
+        .map_err(|_| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: format!("the upload Location `{value}` is not a URL"),
+        })
+}
+
+fn is_manifest_type(t: &str) -> bool {
+    matches!(
+        t,
+        media_type::IMAGE_INDEX
+            | media_type::IMAGE_MANIFEST
+            | media_type::DOCKER_MANIFEST_LIST
+            | media_type::DOCKER_MANIFEST
+    )
+}
+
+/// The media type a document says it is, or, failing that, what its shape says.
+fn sniff_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
+    }
+    let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    match shape {
+        Shape {
+            media_type: Some(t), ..
+        } if is_manifest_type(&t) => Some(t),
+        Shape {
+            manifests: Some(_), ..
+        } => Some(media_type::IMAGE_INDEX.to_string()),
+        Shape { config: Some(_), .. } => Some(media_type::IMAGE_MANIFEST.to_string()),
+        _ => None,
+    }
+}
