@@ -30,6 +30,21 @@ pub struct Global {
     /// Log more on stderr (-v: debug, -vv: trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// A registry short names (`nginx`) are tried against, in order (repeatable) [default: unikraft.org]
+    #[arg(
+        long = "registry",
+        global = true,
+        value_name = "HOST",
+        env = "UKPM_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub registries: Vec<String>,
+    /// Speak plain HTTP to this registry host (loopback hosts always are) (repeatable)
+    #[arg(long, global = true, value_name = "HOST")]
+    pub plain_http: Vec<String>,
+    /// Trust this CA certificate (PEM) for registries, besides the system roots (repeatable)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,
@@ -60,6 +75,16 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write a package's kernel and initrd into a folder
     Unpack(UnpackArgs),
+    /// Fetch a package from a registry into the store
+    Pull(PullArgs),
+    /// Send a package from the store to a registry
+    Push(PushArgs),
+    /// Give a stored package another name
+    Tag(TagArgs),
+    /// Check credentials for a registry and save them in the docker config.json
+    Login(LoginArgs),
+    /// Remove saved credentials for a registry
+    Logout(LogoutArgs),
     /// Remove references from the store (their blobs stay until `ukpm gc`)
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -185,4 +210,61 @@ pub struct RmArgs {
     /// Remove every reference in the store
     #[arg(long)]
     pub all: bool,
+}
+
+/// `ukpm pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The package: `nginx:1.25`, `unikraft.org/nginx:1.25` or `name@sha256:...`
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Pull every platform of the index
+    #[arg(long, conflicts_with_all = ["arch", "plat", "kconfig"])]
+    pub all_platforms: bool,
+}
+
+/// `ukpm push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The stored package to push
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Push it under another name (another registry or repository)
+    #[arg(long, value_name = "REF")]
+    pub to: Option<String>,
+}
+
+/// `ukpm tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The stored package
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// The new name
+    #[arg(value_name = "DST")]
+    pub target: String,
+}
+
+/// `ukpm login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry host, e.g. `ghcr.io` or `127.0.0.1:5000`
+    #[arg(value_name = "HOST")]
+    pub registry: String,
+    /// The user name
+    #[arg(long, short = 'u')]
+    pub username: String,
+    /// Read the password from standard input (there is no password flag: argv is visible to others)
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+}
+
+/// `ukpm logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host
+    #[arg(value_name = "HOST")]
+    pub registry: String,
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use ukpm::{Architecture, MergeStrategy, PackOptions, PackageManager, Plat, Query, Reference, Target};
+use ukpm::{
+    Architecture, ClientConfig, MergeStrategy, PackOptions, PackageManager, Plat, PullOptions, Query, Secret,
+    Target,
+};
 
 use crate::args::{Cli, Command, Filters, PackArgs, Strategy};
 use crate::output::{self, Printer};
@@ -19,9 +22,28 @@ pub async fn run(cli: &Cli) -> Result<()> {
         builder = builder.store_dir(store);
     }
     if !global.quiet {
-        builder = builder.reporter(Arc::new(StderrReporter));
+        builder = builder.reporter(Arc::new(StderrReporter::new(global)));
     }
-    let manager = builder.build()?;
+    if !global.registries.is_empty() {
+        builder = builder.registries(
+            global
+                .registries
+                .iter()
+                .filter(|r| !r.is_empty())
+                .cloned()
+                .collect(),
+        );
+    }
+    let mut client_config = ClientConfig {
+        plain_http: global.plain_http.clone(),
+        ..ClientConfig::default()
+    };
+    for file in &global.ca_file {
+        let pem =
+            fs_err::read(file).with_context(|| format!("cannot read the CA file {}", file.display()))?;
+        client_config.extra_roots_pem.push(pem);
+    }
+    let manager = builder.client_config(client_config).build()?;
     let printer = Printer { json: global.json };
     match &cli.command {
         Command::Pack(args) => pack(&manager, &printer, args).await,
@@ -33,7 +55,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
             Ok(printer.result(json, |out| output::package_table(out, &packages))?)
         }
         Command::Inspect(args) => {
-            let reference = reference(&args.reference)?;
+            let reference = manager.parse_name(&args.reference)?;
             let inspection = manager
                 .inspect(&reference)
                 .await
@@ -43,7 +65,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
             })?)
         }
         Command::Unpack(args) => {
-            let reference = reference(&args.reference)?;
+            let reference = manager.parse_name(&args.reference)?;
             let query = query(&args.filters)?;
             let unpacked = manager
                 .unpack(&reference, &query, &args.dir)
@@ -68,7 +90,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
                 let references = args
                     .references
                     .iter()
-                    .map(|r| reference(r))
+                    .map(|r| Ok(manager.parse_name(r)?))
                     .collect::<Result<Vec<_>>>()?;
                 manager
                     .remove(&references)
@@ -84,6 +106,100 @@ pub async fn run(cli: &Cli) -> Result<()> {
                 }
                 Ok(())
             })?)
+        }
+        Command::Pull(args) => {
+            let options = PullOptions {
+                query: query(&args.filters)?,
+                all_platforms: args.all_platforms,
+            };
+            let packages = manager
+                .pull_name(&args.reference, &options)
+                .await
+                .with_context(|| format!("failed to pull {}", args.reference))?;
+            let json = json!({"packages": packages.iter().map(output::package_json).collect::<Vec<_>>()});
+            Ok(printer.result(json, |out| {
+                for p in &packages {
+                    writeln!(out, "{} {} {}", p.reference, p.plat_arch(), p.manifest.digest)?;
+                }
+                Ok(())
+            })?)
+        }
+        Command::Push(args) => {
+            let source = manager.parse_name(&args.reference)?;
+            let target = args.to.as_deref().map(|t| manager.parse_name(t)).transpose()?;
+            let report = manager
+                .push(&source, target.as_ref())
+                .await
+                .with_context(|| format!("failed to push {source}"))?;
+            let pushed = report
+                .reference
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let digest = report.digest.map(|d| d.to_string()).unwrap_or_default();
+            let json = json!({
+                "reference": pushed,
+                "digest": digest,
+                "uploaded": report.uploaded,
+                "uploaded_bytes": report.uploaded_bytes,
+                "existed": report.existed,
+                "mounted": report.mounted,
+                "manifests_written": report.manifests_written,
+            });
+            Ok(printer.result(json, |out| writeln!(out, "{pushed}@{digest}"))?)
+        }
+        Command::Tag(args) => {
+            let source = manager.parse_name(&args.source)?;
+            let target = manager.parse_name(&args.target)?;
+            manager
+                .tag(&source, &target)
+                .await
+                .with_context(|| format!("failed to tag {source} as {target}"))?;
+            Ok(printer.result(
+                json!({"source": source.to_string(), "target": target.to_string()}),
+                |out| writeln!(out, "{target}"),
+            )?)
+        }
+        Command::Login(args) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                bail!(ukpm::Error::InvalidInput(
+                    "the password read from standard input is empty".into()
+                ));
+            }
+            let path = manager
+                .login(&args.registry, &args.username, Secret::new(password))
+                .await
+                .with_context(|| format!("failed to log in to {}", args.registry))?;
+            Ok(
+                printer.result(json!({"registry": args.registry, "config": path}), |out| {
+                    writeln!(
+                        out,
+                        "logged in to {} (saved in {})",
+                        args.registry,
+                        path.display()
+                    )
+                })?,
+            )
+        }
+        Command::Logout(args) => {
+            let removed = manager
+                .logout(&args.registry)
+                .await
+                .with_context(|| format!("failed to log out of {}", args.registry))?;
+            Ok(
+                printer.result(json!({"registry": args.registry, "removed": removed}), |out| {
+                    if removed {
+                        writeln!(out, "logged out of {}", args.registry)
+                    } else {
+                        writeln!(out, "no saved login for {}", args.registry)
+                    }
+                })?,
+            )
         }
         Command::Gc => {
             let report = manager.gc().await.context("failed to collect garbage")?;
@@ -105,7 +221,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
 }
 
 async fn pack(manager: &PackageManager, printer: &Printer, args: &PackArgs) -> Result<()> {
-    let reference = reference(&args.name)?;
+    let reference = manager.parse_name(&args.name)?;
     let mut target = Target::new(&args.kernel, architecture(&args.arch)?, plat(&args.plat)?);
     target.kernel_dbg = args.kernel_dbg.clone();
     target.kconfig = args.kconfig.clone();
@@ -141,10 +257,6 @@ async fn pack(manager: &PackageManager, printer: &Printer, args: &PackArgs) -> R
             writeln!(out, "{pinned}")
         })?,
     )
-}
-
-fn reference(s: &str) -> Result<Reference> {
-    Ok(s.parse::<Reference>()?)
 }
 
 fn architecture(s: &str) -> Result<Architecture> {

@@ -1,16 +1,125 @@
-//! Progress for people, on stderr.
+//! Progress for people, on stderr: bars on a terminal, one line per finished blob otherwise,
+//! nothing under `--quiet` (no reporter is installed) or `--json`.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
-/// Prints each step on its own stderr line; quiet mode simply installs no reporter.
-pub struct StderrReporter;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::Global;
+use crate::output::human_size;
+
+/// Shows steps and blob transfers on stderr.
+pub struct StderrReporter {
+    /// Steps and per-blob lines are shown (not under `--json`).
+    chatty: bool,
+    /// Progress bars, when stderr is a terminal.
+    bars: Option<MultiProgress>,
+    active: Mutex<HashMap<u64, Blob>>,
+}
+
+struct Blob {
+    label: String,
+    total: Option<u64>,
+    done: u64,
+    bar: Option<ProgressBar>,
+}
+
+impl StderrReporter {
+    /// A reporter for these global flags.
+    pub fn new(global: &Global) -> StderrReporter {
+        let terminal = std::io::stderr().is_terminal();
+        StderrReporter {
+            chatty: !global.json,
+            bars: (terminal && !global.json)
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, message: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(message);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
+        }
+    }
+}
+
+fn short(label: &str) -> &str {
+    // `sha256:` plus 12 hex characters is enough to tell blobs apart on screen.
+    if label.starts_with("sha256:") {
+        label.get(..19).unwrap_or(label)
+    } else {
+        label
+    }
+}
 
 impl ukpm::Reporter for StderrReporter {
     fn step(&self, message: &str) {
-        let _ = writeln!(std::io::stderr(), "{message}");
+        if self.chatty {
+            self.line(message);
+        }
+    }
+
+    fn blob_started(&self, id: u64, label: &str, total: Option<u64>) {
+        if !self.chatty {
+            return;
+        }
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = bars.add(ProgressBar::new(total.unwrap_or(0)));
+            let style =
+                ProgressStyle::with_template("  {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(short(label).to_string());
+            bar
+        });
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.insert(
+            id,
+            Blob {
+                label: label.to_string(),
+                total,
+                done: 0,
+                bar,
+            },
+        );
+    }
+
+    fn blob_progress(&self, id: u64, done: u64) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(blob) = active.get_mut(&id) {
+            blob.done = done;
+            if let Some(bar) = &blob.bar {
+                bar.set_position(done);
+            }
+        }
+    }
+
+    fn blob_finished(&self, id: u64) {
+        let blob = self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(blob) = blob {
+            if let Some(bar) = &blob.bar {
+                bar.finish_and_clear();
+            }
+            let size = human_size(blob.total.unwrap_or(blob.done));
+            self.line(&format!("  {} {size}", short(&blob.label)));
+        }
+    }
+
+    fn blob_skipped(&self, label: &str, reason: &str) {
+        if self.chatty {
+            self.line(&format!("  {} {reason}", short(label)));
+        }
     }
 
     fn warn(&self, message: &str) {
-        let _ = writeln!(std::io::stderr(), "warning: {message}");
+        self.line(&format!("warning: {message}"));
     }
 }

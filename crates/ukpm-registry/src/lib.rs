@@ -26,3 +26,5 @@ pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret
 pub use client::{Client, ClientConfig, is_loopback, transport_host};
 pub use error::{ErrorCode, RegistryError, Result};
 pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT, PushOutcome};
+/// The request body type uploads take, so callers need not depend on reqwest.
+pub use reqwest::Body;

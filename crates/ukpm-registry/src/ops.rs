@@ -219,7 +219,15 @@ impl Client {
             .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
+            // reqwest's content_length() is the body's size hint, 0 for HEAD: read the header.
+            s if s.is_success() => Ok(Some(
+                response
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0),
+            )),
             _ => Err(self.status_error(reference.registry(), &what, response).await),
         }
     }

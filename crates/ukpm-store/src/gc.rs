@@ -24,19 +24,23 @@ pub struct GcReport {
 impl LocalStore {
     /// The blobs reachable from every ref: indexes, manifests, configs, layers and subjects.
     ///
-    /// A reachable blob that is absent goes into the second set; a stored document that cannot
-    /// be parsed is an error, since collecting on a guess could delete what it references.
+    /// A reachable blob that is absent goes into the second set, except an index's manifest: a
+    /// pull keeps the registry's whole index but fetches only the platforms asked for. A stored
+    /// document that cannot be parsed is an error, since collecting on a guess could delete what
+    /// it references.
     pub fn reachable(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
         let refs = self.refs()?;
         let mut seen = BTreeSet::new();
         let mut missing = BTreeSet::new();
-        let mut stack: Vec<Descriptor> = refs.roots().to_vec();
-        while let Some(descriptor) = stack.pop() {
-            if !seen.insert(descriptor.digest) {
+        let mut stack: Vec<(Descriptor, bool)> = refs.roots().iter().map(|d| (d.clone(), false)).collect();
+        while let Some((descriptor, optional)) = stack.pop() {
+            if self.blob_size(&descriptor.digest).is_none() {
+                if !optional {
+                    missing.insert(descriptor.digest);
+                }
                 continue;
             }
-            if self.blob_size(&descriptor.digest).is_none() {
-                missing.insert(descriptor.digest);
+            if !seen.insert(descriptor.digest) {
                 continue;
             }
             if descriptor.is_index() {
@@ -47,8 +51,8 @@ impl LocalStore {
                         what: "image index",
                         source,
                     })?;
-                stack.extend(index.manifests);
-                stack.extend(index.subject);
+                stack.extend(index.manifests.into_iter().map(|d| (d, true)));
+                stack.extend(index.subject.map(|d| (d, true)));
             } else if descriptor.is_manifest() {
                 let bytes = self.read_raw(&descriptor.digest)?;
                 let manifest: Manifest =
@@ -57,12 +61,11 @@ impl LocalStore {
                         what: "image manifest",
                         source,
                     })?;
-                stack.push(manifest.config);
-                stack.extend(manifest.layers);
-                stack.extend(manifest.subject);
+                stack.push((manifest.config, false));
+                stack.extend(manifest.layers.into_iter().map(|d| (d, false)));
+                stack.extend(manifest.subject.map(|d| (d, true)));
             }
         }
-        seen.retain(|d| !missing.contains(d));
         Ok((seen, missing))
     }
 

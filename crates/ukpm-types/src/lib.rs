@@ -30,4 +30,4 @@ pub use platform::{
     Architecture, KConfig, Plat, Platform, PlatformError, compact_sorted, normalize_architecture,
     normalize_plat,
 };
-pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference, ReferenceError};
+pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference, ReferenceError, has_registry};

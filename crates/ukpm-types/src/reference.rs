@@ -179,6 +179,16 @@ impl Reference {
     }
 }
 
+/// Whether a reference string names its registry (first component with `.` or `:`, or
+/// `localhost`), so that short names can be tried against a list of registries instead.
+pub fn has_registry(s: &str) -> bool {
+    let name = s.split('@').next().unwrap_or(s);
+    match name.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
 impl FromStr for Reference {
     type Err = ReferenceError;
 
@@ -292,6 +302,15 @@ mod tests {
         assert_eq!(r.registry(), "localhost");
         let r = parse("localhost:5000/a/b:c");
         assert_eq!((r.registry(), r.repository()), ("localhost:5000", "a/b"));
+    }
+
+    #[test]
+    fn registry_detection() {
+        assert!(has_registry("ghcr.io/a/b:1"));
+        assert!(has_registry("localhost:5000/a"));
+        assert!(has_registry("localhost/a"));
+        assert!(!has_registry("nginx:1.25"));
+        assert!(!has_registry("official/base"));
     }
 
     #[test]

@@ -161,6 +161,10 @@ impl PackageManager {
             let index: Index = parse(target, &store.read_bytes(target.clone()).await?, "image index")?;
             let mut out = Vec::with_capacity(index.manifests.len());
             for entry in index.manifests.into_iter().filter(Descriptor::is_manifest) {
+                // A pull keeps the registry's whole index but only the platforms asked for.
+                if !store.has_blob(entry.digest, None).await? {
+                    continue;
+                }
                 let manifest = self.read_manifest(&entry).await?;
                 let entry = self.with_platform(entry, &manifest).await?;
                 out.push(Package::new(

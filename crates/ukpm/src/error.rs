@@ -65,6 +65,19 @@ pub enum Error {
         /// The platforms that matched (`qemu/x86_64`).
         candidates: Vec<String>,
     },
+    /// An index has no manifest for the platform asked for.
+    #[error("{reference} has no manifest for {query}; it has: {}", if available.is_empty() { "nothing".to_string() } else { available.join(", ") })]
+    NoPlatform {
+        /// The reference.
+        reference: Reference,
+        /// The query, as text.
+        query: String,
+        /// The platforms the index does hold.
+        available: Vec<String>,
+    },
+    /// A registry failed or refused.
+    #[error(transparent)]
+    Registry(#[from] ukpm_registry::RegistryError),
     /// The pack would replace a manifest while the strategy says abort.
     #[error("{reference} already has a manifest for {platform} and the merge strategy is abort")]
     Conflict {
@@ -151,7 +164,12 @@ impl Error {
             | Error::Ambiguous { .. }
             | Error::UnsupportedMediaType { .. }
             | Error::Cpio(_) => ErrorKind::InvalidInput,
-            Error::NotFound { .. } | Error::NoMatch { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoMatch { .. } | Error::NoPlatform { .. } => ErrorKind::NotFound,
+            Error::Registry(e) if e.is_not_found() => ErrorKind::NotFound,
+            Error::Registry(e) if e.is_unauthorized() => ErrorKind::Unauthorized,
+            Error::Registry(e) if e.is_integrity() => ErrorKind::Integrity,
+            Error::Registry(ukpm_registry::RegistryError::Config(_)) => ErrorKind::InvalidInput,
+            Error::Registry(_) => ErrorKind::Network,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Store(e) if e.is_integrity() => ErrorKind::Integrity,
             Error::Store(StoreError::NotALayout { .. }) => ErrorKind::InvalidInput,

@@ -38,6 +38,7 @@
 
 mod catalog;
 pub mod cpio;
+mod credentials;
 mod error;
 pub mod extract;
 mod image;
@@ -45,20 +46,25 @@ mod initrd;
 mod layer;
 mod manager;
 mod pack;
+mod remote;
 mod reporter;
 mod store;
 mod time;
 mod unpack;
 
 pub use catalog::{Package, Query};
+pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Result};
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
 pub use layer::LayerFile;
 pub use manager::{InspectedManifest, Inspection, PackageManager, PackageManagerBuilder, default_store_dir};
 pub use pack::{PackOptions, TOOL_VERSION, Target};
+pub use remote::{PullOptions, PushReport};
 pub use reporter::{NoReporter, Reporter};
 pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, StoreLease};
 pub use time::{parse_rfc3339, rfc3339};
+pub use ukpm_registry as registry;
+pub use ukpm_registry::{ClientConfig, Credential, CredentialSource, Secret};
 pub use ukpm_store::{GcReport, StoreError};
 pub use ukpm_types as types;
 pub use ukpm_types::{Architecture, Descriptor, Digest, KConfig, Plat, Platform, Reference};

@@ -1,12 +1,15 @@
 //! [`PackageManager`]: the one entry point to every operation.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use ukpm_registry::{Client, ClientConfig, CredentialSource};
 
 use ukpm_store::GcReport;
 use ukpm_types::{Descriptor, Reference};
 
 use crate::catalog::{Package, parse};
+use crate::credentials::DockerConfig;
 use crate::error::{Error, Result};
 use crate::reporter::{NoReporter, Reporter};
 use crate::store::{ImageStore, LocalImageStore};
@@ -19,6 +22,11 @@ use crate::store::{ImageStore, LocalImageStore};
 pub struct PackageManager {
     store: Arc<dyn ImageStore>,
     reporter: Arc<dyn Reporter>,
+    registries: Vec<String>,
+    credentials: Option<Arc<dyn CredentialSource>>,
+    docker_config: Option<PathBuf>,
+    client_config: ClientConfig,
+    client: Arc<OnceLock<Client>>,
 }
 
 impl std::fmt::Debug for PackageManager {
@@ -35,6 +43,10 @@ pub struct PackageManagerBuilder {
     store: Option<Arc<dyn ImageStore>>,
     store_dir: Option<PathBuf>,
     reporter: Option<Arc<dyn Reporter>>,
+    registries: Vec<String>,
+    credentials: Option<Arc<dyn CredentialSource>>,
+    docker_config: Option<PathBuf>,
+    client_config: Option<ClientConfig>,
 }
 
 impl PackageManagerBuilder {
@@ -56,6 +68,32 @@ impl PackageManagerBuilder {
         self
     }
 
+    /// The registries a short name (`nginx`) is tried against, in order (KraftKit's
+    /// `WithRegistries`); default `unikraft.org`.
+    pub fn registries(mut self, registries: Vec<String>) -> Self {
+        self.registries = registries;
+        self
+    }
+
+    /// Where registry credentials come from (KraftKit's `WithDockerConfig`); default: the docker
+    /// `config.json` ([`DockerConfig::default_path`]).
+    pub fn credentials(mut self, credentials: Arc<dyn CredentialSource>) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Reads and writes logins in this docker `config.json` instead of the default one.
+    pub fn docker_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.docker_config = Some(path.into());
+        self
+    }
+
+    /// How to talk to registries: plain-HTTP hosts, extra CAs, retries.
+    pub fn client_config(mut self, config: ClientConfig) -> Self {
+        self.client_config = Some(config);
+        self
+    }
+
     /// The manager; the local store defaults to [`default_store_dir`].
     pub fn build(self) -> Result<PackageManager> {
         let store = match (self.store, self.store_dir) {
@@ -63,9 +101,19 @@ impl PackageManagerBuilder {
             (None, Some(dir)) => Arc::new(LocalImageStore::new(dir)),
             (None, None) => Arc::new(LocalImageStore::new(default_store_dir()?)),
         };
+        let registries = if self.registries.is_empty() {
+            vec![ukpm_types::DEFAULT_REGISTRY.to_string()]
+        } else {
+            self.registries
+        };
         Ok(PackageManager {
             store,
             reporter: self.reporter.unwrap_or_else(|| Arc::new(NoReporter)),
+            registries,
+            credentials: self.credentials,
+            docker_config: self.docker_config,
+            client_config: self.client_config.unwrap_or_default(),
+            client: Arc::new(OnceLock::new()),
         })
     }
 }
@@ -125,6 +173,50 @@ impl PackageManager {
 
     pub(crate) fn reporter_arc(&self) -> Arc<dyn Reporter> {
         self.reporter.clone()
+    }
+
+    pub(crate) fn store_arc(&self) -> Arc<dyn ImageStore> {
+        self.store.clone()
+    }
+
+    /// The registries short names are tried against, in order.
+    pub fn registries(&self) -> &[String] {
+        &self.registries
+    }
+
+    /// Parses a name for a local lookup, resolving a short name against the first registry.
+    pub fn parse_name(&self, name: &str) -> Result<Reference> {
+        let registry = self
+            .registries
+            .first()
+            .map_or(ukpm_types::DEFAULT_REGISTRY, String::as_str);
+        Ok(Reference::parse_with_registry(name, registry)?)
+    }
+
+    pub(crate) fn client_config(&self) -> &ClientConfig {
+        &self.client_config
+    }
+
+    pub(crate) fn docker_config_path(&self) -> Result<PathBuf> {
+        self.docker_config
+            .clone()
+            .or_else(DockerConfig::default_path)
+            .ok_or_else(|| {
+                Error::InvalidInput("cannot find the docker config: set DOCKER_CONFIG or HOME".into())
+            })
+    }
+
+    /// The registry client, made on first use (so local commands never load TLS roots).
+    pub(crate) fn client(&self) -> Result<Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client.clone());
+        }
+        let credentials: Arc<dyn CredentialSource> = match &self.credentials {
+            Some(c) => c.clone(),
+            None => Arc::new(DockerConfig::load(self.docker_config_path()?)?),
+        };
+        let client = Client::new(self.client_config.clone(), credentials)?;
+        Ok(self.client.get_or_init(|| client).clone())
     }
 
     /// The index, manifests and configs `reference` names.

@@ -24,6 +24,11 @@ pub trait Reporter: Send + Sync {
         let _ = id;
     }
 
+    /// A blob needed no transfer (`already in the store`, `mounted`, `already in the registry`).
+    fn blob_skipped(&self, label: &str, reason: &str) {
+        let _ = (label, reason);
+    }
+
     /// Something the user should know that is not an error (a skipped device node).
     fn warn(&self, message: &str) {
         let _ = message;

@@ -1,0 +1,516 @@
+//! Moving packages to and from registries: pull, push, tag, login and logout (KraftKit's
+//! `NewPackageFromRemoteOCIRef`, `Pull`, `Push`).
+//!
+//! Pulls keep the registry's bytes exactly (the store then holds the registry's digests), write
+//! blobs before the manifests that name them and manifests before the index, and set the ref
+//! last, so an interrupted pull leaves nothing half-visible. Pushes go the other way: blobs
+//! (skipping what the registry has, mounting what another repository has), then manifests by
+//! digest, then the index under its tag.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ukpm_registry::{BlobDownload, Body, Client, Credential, CredentialSource, PushOutcome, Secret};
+use ukpm_types::{
+    Descriptor, Digest, Index, Manifest, Reference, annotation, normalize_architecture, normalize_plat,
+};
+
+use crate::catalog::{Package, Query, parse};
+use crate::credentials::DockerConfig;
+use crate::error::{Error, Result};
+use crate::manager::PackageManager;
+use crate::store::Expect;
+use crate::time;
+
+/// What to pull from an index.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Which platforms: every manifest matching the query is pulled.
+    pub query: Query,
+    /// Pull every platform, whatever the query says.
+    pub all_platforms: bool,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Where it went.
+    pub reference: Option<Reference>,
+    /// The digest of the pushed index or manifest.
+    pub digest: Option<Digest>,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Blobs the registry already had.
+    pub existed: usize,
+    /// Blobs mounted from another repository.
+    pub mounted: usize,
+    /// Manifests and indexes written.
+    pub manifests_written: usize,
+}
+
+impl PackageManager {
+    /// The references a name may mean: itself if it names a registry, else one per configured
+    /// registry, in order.
+    pub fn candidates(&self, name: &str) -> Result<Vec<Reference>> {
+        if ukpm_types::has_registry(name) {
+            return Ok(vec![name.parse()?]);
+        }
+        self.registries()
+            .iter()
+            .map(|r| Reference::parse_with_registry(name, r).map_err(Error::from))
+            .collect()
+    }
+
+    /// Pulls `name` (trying each configured registry for a short name) into the store.
+    pub async fn pull_name(&self, name: &str, options: &PullOptions) -> Result<Vec<Package>> {
+        let candidates = self.candidates(name)?;
+        let last = candidates.len().saturating_sub(1);
+        for (i, reference) in candidates.into_iter().enumerate() {
+            match self.pull(&reference, options).await {
+                Err(err) if i < last && err.kind() == crate::ErrorKind::NotFound => {
+                    tracing::debug!(%reference, "not found; trying the next registry");
+                }
+                other => return other,
+            }
+        }
+        Err(Error::InvalidInput(format!("`{name}` names no registry to try")))
+    }
+
+    /// Pulls `reference` (a tag or a digest; an index or a single manifest) into the store and
+    /// returns the packages now local.
+    pub async fn pull(&self, reference: &Reference, options: &PullOptions) -> Result<Vec<Package>> {
+        let client = self.client()?;
+        let store = self.store();
+        let _lease = store.lease().await?;
+        self.reporter().step(&format!("pulling {reference}"));
+        let fetched = client.get_manifest(reference).await?;
+        let top = fetched.descriptor();
+        let mut pulled = Vec::new();
+        if top.is_index() {
+            let index: Index = parse(&top, &fetched.bytes, "image index")?;
+            let available: Vec<String> = index.manifests.iter().map(describe_entry).collect();
+            let selected: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| d.is_manifest())
+                .filter(|d| {
+                    options.all_platforms
+                        || match &d.platform {
+                            Some(platform) => options.query.matches_platform(&normalized(platform)),
+                            None => options.query == Query::default(),
+                        }
+                })
+                .collect();
+            if selected.is_empty() {
+                return Err(Error::NoPlatform {
+                    reference: reference.clone(),
+                    query: options.query.describe(),
+                    available,
+                });
+            }
+            for entry in selected {
+                self.pull_manifest(&client, reference, entry).await?;
+                pulled.push(entry.digest);
+            }
+        } else if top.is_manifest() {
+            self.pull_manifest(&client, reference, &top).await?;
+            pulled.push(top.digest);
+        } else {
+            return Err(Error::InvalidInput(format!(
+                "{reference} is a `{}`, neither an image index nor a manifest",
+                top.media_type
+            )));
+        }
+        let stored = store.put_bytes(fetched.bytes.to_vec()).await?;
+        debug_assert_eq!(stored, top.digest);
+        let name = stored_name(reference);
+        let mut entry = top.clone();
+        entry.annotations.insert(
+            annotation::OCI_CREATED.into(),
+            time::rfc3339(time::now_or_epoch()?),
+        );
+        store
+            .set_ref(name.to_string(), entry.clone(), Expect::Any)
+            .await?;
+        let packages = self.packages_of(&name, &entry).await?;
+        Ok(packages
+            .into_iter()
+            .filter(|p| pulled.contains(&p.manifest.digest))
+            .collect())
+    }
+
+    /// Fetches one manifest's config and layers, then the manifest itself.
+    async fn pull_manifest(&self, client: &Client, reference: &Reference, entry: &Descriptor) -> Result<()> {
+        let store = self.store();
+        let by_digest = digest_reference(reference, entry.digest)?;
+        let bytes = if store.has_blob(entry.digest, None).await? {
+            self.read_by_digest(entry).await?
+        } else {
+            let fetched = client.get_manifest(&by_digest).await?;
+            if fetched.bytes.len() as u64 != entry.size {
+                let kraftkit = entry.annotations.contains_key(annotation::KRAFTKIT_VERSION);
+                if !kraftkit {
+                    return Err(Error::InvalidInput(format!(
+                        "manifest {} is {} bytes but its index entry says {}",
+                        entry.digest,
+                        fetched.bytes.len(),
+                        entry.size
+                    )));
+                }
+                tracing::warn!(digest = %entry.digest, declared = entry.size, "KraftKit index entry has a wrong size");
+            }
+            fetched.bytes.to_vec()
+        };
+        let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            self.fetch_blob(client, reference, blob).await?;
+        }
+        store.put_bytes(bytes).await?;
+        Ok(())
+    }
+
+    /// Streams one blob into the store, its size enforced as bytes arrive and its digest
+    /// checked before it becomes visible; a blob already present is not fetched.
+    async fn fetch_blob(&self, client: &Client, reference: &Reference, blob: &Descriptor) -> Result<()> {
+        let store = self.store();
+        let label = blob.digest.to_string();
+        let reporter = self.reporter_arc();
+        if store.has_blob(blob.digest, Some(blob.size)).await? {
+            reporter.blob_skipped(&label, "already in the store");
+            return Ok(());
+        }
+        let id = crate::reporter::next_id();
+        reporter.blob_started(id, &label, Some(blob.size));
+        let mut download = client.get_blob(reference, blob).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
+        let write = store.write_blob(Box::new(ChannelReader::new(rx)), Some((blob.digest, blob.size)));
+        let pump = pump(&mut download, tx, reporter.as_ref(), id);
+        let (written, pumped) = tokio::join!(write, pump);
+        reporter.blob_finished(id);
+        pumped?;
+        written?;
+        Ok(())
+    }
+
+    /// Pushes the package `source` to `target` (default: where its name says).
+    pub async fn push(&self, source: &Reference, target: Option<&Reference>) -> Result<PushReport> {
+        let client = self.client()?;
+        let store = self.store();
+        let _lease = store.lease().await?;
+        let (entry, _) = self.resolve(source).await?;
+        let stored: Reference = entry.name.parse().unwrap_or_else(|_| source.clone());
+        let target = target.cloned().unwrap_or_else(|| stored.clone());
+        if target.tag().is_none() && target.digest().is_none() {
+            return Err(Error::InvalidInput(format!("{target} needs a tag to push to")));
+        }
+        self.reporter().step(&format!("pushing {stored} to {target}"));
+        let top = Descriptor::new(
+            &entry.descriptor.media_type,
+            entry.descriptor.digest,
+            entry.descriptor.size,
+        );
+        let mount_from = (stored.registry() == target.registry()
+            && stored.repository() != target.repository())
+        .then(|| stored.repository().to_string());
+        let mut report = PushReport::default();
+        if top.is_index() {
+            let bytes = store.read_bytes(top.clone()).await?;
+            let index: Index = parse(&top, &bytes, "image index")?;
+            for child in index.manifests.iter().filter(|d| d.is_manifest()) {
+                if store.has_blob(child.digest, None).await? {
+                    self.push_manifest(&client, &target, child, mount_from.as_deref(), &mut report)
+                        .await?;
+                } else if client
+                    .head_manifest(&digest_reference(&target, child.digest)?)
+                    .await?
+                    .is_none()
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "cannot push {stored}: its manifest {} ({}) is neither in the store nor in {}; pull it with --all-platforms first",
+                        child.digest,
+                        describe_entry(child),
+                        target.name()
+                    )));
+                }
+            }
+            self.put_top(&client, &target, &top, bytes, &mut report).await?;
+        } else if top.is_manifest() {
+            let bytes = self
+                .push_manifest(&client, &target, &top, mount_from.as_deref(), &mut report)
+                .await?;
+            self.put_top(&client, &target, &top, bytes, &mut report).await?;
+        } else {
+            return Err(Error::InvalidInput(format!(
+                "{stored} is a `{}`, neither an image index nor a manifest",
+                top.media_type
+            )));
+        }
+        report.reference = Some(target);
+        report.digest = Some(top.digest);
+        Ok(report)
+    }
+
+    /// Pushes a manifest's blobs, then the manifest by digest; returns its bytes.
+    async fn push_manifest(
+        &self,
+        client: &Client,
+        target: &Reference,
+        entry: &Descriptor,
+        mount_from: Option<&str>,
+        report: &mut PushReport,
+    ) -> Result<Vec<u8>> {
+        let bytes = self.read_by_digest(entry).await?;
+        let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if !self.store().has_blob(blob.digest, Some(blob.size)).await? {
+                return Err(Error::Store(ukpm_store::StoreError::BlobNotFound {
+                    digest: blob.digest,
+                }));
+            }
+            let label = blob.digest.to_string();
+            let body = self.body_factory(blob.digest);
+            match client.push_blob(target, blob, mount_from, &body).await? {
+                PushOutcome::Exists => {
+                    report.existed += 1;
+                    self.reporter().blob_skipped(&label, "already in the registry");
+                }
+                PushOutcome::Mounted => {
+                    report.mounted += 1;
+                    self.reporter().blob_skipped(&label, "mounted");
+                }
+                PushOutcome::Uploaded => {
+                    report.uploaded += 1;
+                    report.uploaded_bytes += blob.size;
+                    let id = crate::reporter::next_id();
+                    self.reporter().blob_started(id, &label, Some(blob.size));
+                    self.reporter().blob_progress(id, blob.size);
+                    self.reporter().blob_finished(id);
+                }
+            }
+        }
+        let by_digest = digest_reference(target, entry.digest)?;
+        if client
+            .head_manifest(&by_digest)
+            .await?
+            .is_none_or(|d| d.digest != entry.digest)
+        {
+            client
+                .put_manifest(&by_digest, &entry.media_type, Bytes::from(bytes.clone()))
+                .await?;
+            report.manifests_written += 1;
+        }
+        Ok(bytes)
+    }
+
+    /// Puts the index or manifest under the target's tag, unless it already points there.
+    async fn put_top(
+        &self,
+        client: &Client,
+        target: &Reference,
+        top: &Descriptor,
+        bytes: Vec<u8>,
+        report: &mut PushReport,
+    ) -> Result<()> {
+        if client
+            .head_manifest(target)
+            .await?
+            .is_some_and(|d| d.digest == top.digest)
+        {
+            return Ok(());
+        }
+        client
+            .put_manifest(target, &top.media_type, Bytes::from(bytes))
+            .await?;
+        report.manifests_written += 1;
+        Ok(())
+    }
+
+    /// A body that streams a stored blob, opened anew for each attempt.
+    fn body_factory(&self, digest: Digest) -> impl Fn() -> Body + Send + Sync + 'static {
+        let store = self.store_arc();
+        move || {
+            let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+            let store = store.clone();
+            tokio::spawn(async move {
+                match store.open_blob(digest).await {
+                    Ok(reader) => {
+                        let _ = tokio::task::spawn_blocking(move || send_blocking(reader, tx)).await;
+                    }
+                    Err(err) => {
+                        let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
+                    }
+                }
+            });
+            Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            }))
+        }
+    }
+
+    /// Gives `source`'s content another local name.
+    pub async fn tag(&self, source: &Reference, target: &Reference) -> Result<()> {
+        if target.tag().is_none() || target.digest().is_some() {
+            return Err(Error::InvalidInput(format!("{target} must be a name with a tag")));
+        }
+        let (entry, manifest) = self.resolve(source).await?;
+        let mut descriptor = entry.descriptor;
+        if let Some(digest) = manifest {
+            let packages = self.find(source, &Query::default()).await?;
+            let package = packages
+                .into_iter()
+                .find(|p| p.manifest.digest == digest)
+                .ok_or_else(|| Error::NotFound {
+                    reference: source.clone(),
+                })?;
+            descriptor = Descriptor::new(&package.manifest.media_type, digest, package.manifest.size);
+        }
+        descriptor.annotations.remove(annotation::OCI_REF_NAME);
+        self.store()
+            .set_ref(target.without_digest().to_string(), descriptor, Expect::Any)
+            .await?;
+        Ok(())
+    }
+
+    /// Checks `username` and `password` against `registry`, then stores them in the docker
+    /// `config.json`; returns that file's path.
+    pub async fn login(
+        &self,
+        registry: &str,
+        username: &str,
+        password: Secret,
+    ) -> Result<std::path::PathBuf> {
+        let credential = Credential::Basic {
+            username: username.to_string(),
+            password: password.clone(),
+        };
+        let client = Client::new(self.client_config().clone(), Arc::new(Fixed(credential)))?;
+        client.ping(registry).await?;
+        let path = self.docker_config_path()?;
+        let mut config = DockerConfig::load(&path)?;
+        config.store(registry, username, &password)?;
+        Ok(path)
+    }
+
+    /// Removes the stored login for `registry`; `Ok(false)` when there was none.
+    pub async fn logout(&self, registry: &str) -> Result<bool> {
+        let path = self.docker_config_path()?;
+        DockerConfig::load(&path)?.erase(registry)
+    }
+}
+
+/// One credential for one login check.
+struct Fixed(Credential);
+
+impl CredentialSource for Fixed {
+    fn credential(&self, _registry: &str) -> Option<Credential> {
+        Some(self.0.clone())
+    }
+
+    fn describe(&self, _registry: &str) -> String {
+        "the credentials given".to_string()
+    }
+}
+
+/// The ref name a pulled reference is stored under.
+fn stored_name(reference: &Reference) -> Reference {
+    if reference.tag().is_some() {
+        reference.without_digest()
+    } else {
+        reference.clone()
+    }
+}
+
+fn digest_reference(reference: &Reference, digest: Digest) -> Result<Reference> {
+    Ok(format!("{}@{digest}", reference.name()).parse()?)
+}
+
+fn normalized(platform: &ukpm_types::Platform) -> ukpm_types::Platform {
+    let mut p = platform.clone();
+    p.architecture = normalize_architecture(&p.architecture);
+    p.os = normalize_plat(&p.os);
+    p
+}
+
+fn describe_entry(d: &Descriptor) -> String {
+    match &d.platform {
+        Some(p) if p.os_version.is_empty() => normalized(p).short(),
+        Some(p) => format!("{} ({})", normalized(p).short(), p.os_version),
+        None => "no platform".to_string(),
+    }
+}
+
+async fn pump(
+    download: &mut BlobDownload,
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    reporter: &dyn crate::Reporter,
+    id: u64,
+) -> Result<()> {
+    loop {
+        match download.chunk().await {
+            Ok(Some(chunk)) => {
+                if tx.send(Ok(chunk)).await.is_err() {
+                    // The writer stopped (it saw bad bytes); its error is the one to report.
+                    return Ok(());
+                }
+                reporter.blob_progress(id, download.received());
+            }
+            Ok(None) => return Ok(()),
+            Err(err) => {
+                let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
+                return Err(err.into());
+            }
+        }
+    }
+}
+
+fn send_blocking(mut reader: crate::store::BlobRead, tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                let _ = tx.blocking_send(Err(err));
+                return;
+            }
+        }
+    }
+}
+
+/// A blocking `Read` over chunks that an async task sends, so the synchronous store can ingest
+/// a download as it arrives.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(err)) => return Err(err),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
