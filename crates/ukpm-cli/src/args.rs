@@ -212,7 +212,8 @@ pub struct RmArgs {
     pub all: bool,
 }
 
-/// `ukpm pull`.
+/// `ukpm pull`. Without --arch, --plat, --kconfig or --all-platforms it pulls the manifests for
+/// this machine's architecture.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// The package: `nginx:1.25`, `unikraft.org/nginx:1.25` or `name@sha256:...`

@@ -108,8 +108,13 @@ pub async fn run(cli: &Cli) -> Result<()> {
             })?)
         }
         Command::Pull(args) => {
+            let mut query = query(&args.filters)?;
+            if query == Query::default() && !args.all_platforms {
+                // Like docker and kraft: without a choice, the machine's own architecture.
+                query.architecture = std::env::consts::ARCH.parse::<Architecture>().ok();
+            }
             let options = PullOptions {
-                query: query(&args.filters)?,
+                query,
                 all_platforms: args.all_platforms,
             };
             let packages = manager

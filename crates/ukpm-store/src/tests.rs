@@ -266,3 +266,32 @@ fn many_threads_creating_one_store_all_succeed() {
     let store = LocalStore::open_or_create(&root).unwrap();
     assert_eq!(store.refs().unwrap().entries().len(), 8);
 }
+
+#[test]
+fn an_index_whose_other_platforms_were_not_pulled_is_not_damage() {
+    let (_dir, store) = store();
+    let pulled = put_image(&store, b"config", &[b"kernel"]);
+    let index_bytes = fs_err::read(store.blob_path(&pulled.digest)).unwrap();
+    let mut index: Index = serde_json::from_slice(&index_bytes).unwrap();
+    // A second platform the pull skipped: its manifest is not local.
+    index
+        .manifests
+        .push(Descriptor::new(media_type::IMAGE_MANIFEST, Digest::of(b"other platform"), 14));
+    let partial = put(&store, &to_go_json(&index), media_type::IMAGE_INDEX);
+    store
+        .update_refs(|refs| {
+            refs.set("partial:latest", partial.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let (reachable, missing) = store.reachable().unwrap();
+    assert!(missing.is_empty(), "{missing:?}");
+    assert!(reachable.contains(&Digest::of(b"kernel")));
+    let report = store.gc().unwrap();
+    assert!(report.missing.is_empty());
+    assert!(store.blob_size(&Digest::of(b"kernel")).is_some());
+    // A manifest's missing layer, however, is damage.
+    fs_err::remove_file(store.blob_path(&Digest::of(b"kernel"))).unwrap();
+    let (_, missing) = store.reachable().unwrap();
+    assert_eq!(missing.into_iter().collect::<Vec<_>>(), vec![Digest::of(b"kernel")]);
+}
