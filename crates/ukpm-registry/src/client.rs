@@ -54,6 +54,7 @@ pub struct Client {
     config: Arc<ClientConfig>,
     credentials: Arc<dyn CredentialSource>,
     auth: Arc<Mutex<HashMap<String, AuthState>>>,
+    schemes: Arc<Mutex<HashMap<String, &'static str>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -90,17 +91,44 @@ impl Client {
             config: Arc::new(config),
             credentials,
             auth: Arc::new(Mutex::new(HashMap::new())),
+            schemes: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
-    /// `scheme://host/v2/` for a registry.
-    pub fn base_url(&self, registry: &str) -> String {
+    /// `scheme://host/v2/` for a registry: HTTPS, plain HTTP for `--plain-http` hosts, and for
+    /// loopback hosts HTTPS if they speak it, else plain HTTP (as Docker and go-containerregistry
+    /// decide). The choice is probed once per registry and remembered.
+    pub async fn base_url(&self, registry: &str) -> String {
         let host = transport_host(registry);
-        let scheme = if is_loopback(host) || self.config.plain_http.iter().any(|h| h == registry || h == host)
-        {
-            "http"
-        } else {
-            "https"
+        if self.config.plain_http.iter().any(|h| h == registry || h == host) {
+            return format!("http://{host}/v2/");
+        }
+        if !is_loopback(host) {
+            return format!("https://{host}/v2/");
+        }
+        let known = self
+            .schemes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .copied();
+        let scheme = match known {
+            Some(scheme) => scheme,
+            None => {
+                let probe = self
+                    .http
+                    .get(format!("https://{host}/v2/"))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                let scheme = if probe.is_ok() { "https" } else { "http" };
+                tracing::debug!(registry, scheme, "loopback registry scheme");
+                self.schemes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(host.to_string(), scheme);
+                scheme
+            }
         };
         format!("{scheme}://{host}/v2/")
     }
@@ -487,7 +515,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts_speak_plain_http() {
+    fn loopback_hosts_are_recognised() {
         for host in [
             "localhost",
             "localhost:5000",
@@ -506,10 +534,18 @@ mod tests {
         ] {
             assert!(!is_loopback(host), "{host}");
         }
+    }
+
+    #[tokio::test]
+    async fn schemes() {
         let client = Client::new(ClientConfig::default(), Arc::new(crate::Anonymous)).unwrap();
-        assert_eq!(client.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000/v2/");
-        assert_eq!(client.base_url("unikraft.org"), "https://unikraft.org/v2/");
-        assert_eq!(client.base_url("docker.io"), "https://registry-1.docker.io/v2/");
+        assert_eq!(client.base_url("unikraft.org").await, "https://unikraft.org/v2/");
+        assert_eq!(
+            client.base_url("docker.io").await,
+            "https://registry-1.docker.io/v2/"
+        );
+        // Nothing listens on port 1: TLS fails, so a loopback host falls back to plain HTTP.
+        assert_eq!(client.base_url("127.0.0.1:1").await, "http://127.0.0.1:1/v2/");
         let client = Client::new(
             ClientConfig {
                 plain_http: vec!["reg.internal:5000".into()],
@@ -519,7 +555,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            client.base_url("reg.internal:5000"),
+            client.base_url("reg.internal:5000").await,
             "http://reg.internal:5000/v2/"
         );
     }

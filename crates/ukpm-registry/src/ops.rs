@@ -93,17 +93,17 @@ pub enum PushOutcome {
 }
 
 impl Client {
-    fn url(&self, reference: &Reference, rest: &str) -> String {
+    async fn url(&self, reference: &Reference, rest: &str) -> String {
         format!(
             "{}{}/{rest}",
-            self.base_url(reference.registry()),
+            self.base_url(reference.registry()).await,
             reference.repository()
         )
     }
 
     /// Checks that the registry answers and that the credentials (if any) are accepted.
     pub async fn ping(&self, registry: &str) -> Result<()> {
-        let url = self.base_url(registry);
+        let url = self.base_url(registry).await;
         let response = self
             .send(registry, &[], "the API root", &|http| http.get(&url))
             .await?;
@@ -117,7 +117,7 @@ impl Client {
     /// Fetches a manifest or index by tag or digest, verifying a digest reference.
     pub async fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest> {
         let id = manifest_id(reference);
-        let url = self.url(reference, &format!("manifests/{id}"));
+        let url = self.url(reference, &format!("manifests/{id}")).await;
         let what = format!("manifest {}:{id}", reference.repository());
         let scopes = [Scope::pull(reference.repository())];
         let response = self
@@ -161,7 +161,7 @@ impl Client {
     /// The descriptor of a manifest by tag or digest, without its body; `None` if absent.
     pub async fn head_manifest(&self, reference: &Reference) -> Result<Option<Descriptor>> {
         let id = manifest_id(reference);
-        let url = self.url(reference, &format!("manifests/{id}"));
+        let url = self.url(reference, &format!("manifests/{id}")).await;
         let what = format!("manifest {}:{id}", reference.repository());
         let scopes = [Scope::pull(reference.repository())];
         let response = self
@@ -193,7 +193,7 @@ impl Client {
         bytes: Bytes,
     ) -> Result<Digest> {
         let id = manifest_id(reference);
-        let url = self.url(reference, &format!("manifests/{id}"));
+        let url = self.url(reference, &format!("manifests/{id}")).await;
         let what = format!("manifest {}:{id}", reference.repository());
         let scopes = [Scope::push(reference.repository())];
         let response = self
@@ -211,7 +211,7 @@ impl Client {
 
     /// The size of a blob in a repository, or `None` when the registry does not have it there.
     pub async fn blob_size(&self, reference: &Reference, digest: Digest) -> Result<Option<u64>> {
-        let url = self.url(reference, &format!("blobs/{digest}"));
+        let url = self.url(reference, &format!("blobs/{digest}")).await;
         let what = format!("blob {digest}");
         let scopes = [Scope::pull(reference.repository())];
         let response = self
@@ -234,7 +234,7 @@ impl Client {
 
     /// Starts downloading a blob of a repository.
     pub async fn get_blob(&self, reference: &Reference, descriptor: &Descriptor) -> Result<BlobDownload> {
-        let url = self.url(reference, &format!("blobs/{}", descriptor.digest));
+        let url = self.url(reference, &format!("blobs/{}", descriptor.digest)).await;
         let what = format!("blob {}", descriptor.digest);
         let scopes = [Scope::pull(reference.repository())];
         let response = self
@@ -276,7 +276,7 @@ impl Client {
         let repo = reference.repository();
         let what = format!("blob {}", descriptor.digest);
         let mut scopes = vec![Scope::push(repo)];
-        let mut start = self.url(reference, "blobs/uploads/");
+        let mut start = self.url(reference, "blobs/uploads/").await;
         if let Some(from) = mount_from.filter(|from| *from != repo) {
             scopes.push(Scope::pull(from));
             start = format!("{start}?mount={}&from={from}", descriptor.digest);
@@ -289,7 +289,7 @@ impl Client {
         let location = match response.status() {
             StatusCode::CREATED if mount_from.is_some() => return Ok(PushOutcome::Mounted),
             StatusCode::ACCEPTED | StatusCode::CREATED => {
-                location(&response, registry, &self.base_url(registry))?
+                location(&response, registry, &self.base_url(registry).await)?
             }
             _ => return Err(self.status_error(registry, &what, response).await),
         };
@@ -312,7 +312,7 @@ impl Client {
 
     /// The tags of a repository.
     pub async fn list_tags(&self, reference: &Reference) -> Result<Vec<String>> {
-        let url = self.url(reference, "tags/list");
+        let url = self.url(reference, "tags/list").await;
         let what = format!("tags of {}", reference.repository());
         let scopes = [Scope::pull(reference.repository())];
         let response = self

@@ -1,0 +1,907 @@
+//! The client against a registry that lies: an in-process HTTP/1.1 server written here (tokio,
+//! no framework) that answers `/v2/` with 200 and everything else from a script: wrong bytes,
+//! short and long bodies, endless manifests, missing `Location`, 429/503, dropped connections,
+//! redirects to another host and bearer challenges.
+//!
+//! Mocked because a real registry will not misbehave on cue (house rule 8).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use ukpm_registry::{
+    Anonymous, Client, ClientConfig, Credential, CredentialSource, MANIFEST_LIMIT, PushOutcome,
+    RegistryError, Secret,
+};
+use ukpm_types::{Descriptor, Digest, Reference, media_type};
+
+const REPO: &str = "ukpm/fault";
+
+// ---------------------------------------------------------------------------------------------
+// The fake registry
+// ---------------------------------------------------------------------------------------------
+
+/// A request as the fake received it.
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    /// Path and query, as sent.
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or(&self.target)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The values of a query parameter, decoded, in order.
+    fn query(&self, key: &str) -> Vec<String> {
+        let query = self.target.split_once('?').map_or("", |(_, q)| q);
+        url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+}
+
+/// How the fake frames a body.
+#[derive(Debug, Clone, Copy)]
+enum Length {
+    /// `Content-Length` is the body's length.
+    Exact,
+    /// `Content-Length` says this, whatever the body holds; the connection closes after the body.
+    Declared(u64),
+    /// No `Content-Length`: the body ends when the connection closes.
+    UntilClose,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Bytes(Vec<u8>),
+    /// Zeros until the client stops reading (or 64 MiB, so a client that reads it all still ends).
+    Endless,
+}
+
+/// What the fake answers.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+    length: Length,
+    /// Close the connection without answering at all.
+    hang_up: bool,
+}
+
+impl Reply {
+    fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Bytes(Vec::new()),
+            length: Length::Exact,
+            hang_up: false,
+        }
+    }
+
+    fn ok(body: impl Into<Vec<u8>>) -> Reply {
+        Reply::status(200).body(body)
+    }
+
+    fn hang_up() -> Reply {
+        Reply {
+            hang_up: true,
+            ..Reply::status(500)
+        }
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    fn body(mut self, body: impl Into<Vec<u8>>) -> Reply {
+        self.body = Body::Bytes(body.into());
+        self
+    }
+
+    fn endless(mut self) -> Reply {
+        self.body = Body::Endless;
+        self.length = Length::UntilClose;
+        self
+    }
+
+    fn length(mut self, length: Length) -> Reply {
+        self.length = length;
+        self
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
+
+/// An in-process registry on 127.0.0.1 that answers `/v2/` with 200 and every other request
+/// from its handler. One request per connection (`Connection: close`), so each can be logged and
+/// a lie cannot poison a pooled connection.
+struct Fake {
+    address: SocketAddr,
+    requests: Arc<Mutex<Vec<Request>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Fake {
+    async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let log = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let handler = handler.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, &*handler, &log).await;
+                });
+            }
+        });
+        Fake {
+            address,
+            requests,
+            task,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    fn host(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// `localhost:PORT`: the same socket under another host name, which reqwest treats as
+    /// another host.
+    fn localhost(&self) -> String {
+        format!("localhost:{}", self.address.port())
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Requests other than the `/v2/` ping whose path is `path`.
+    fn requests_to(&self, path: &str) -> Vec<Request> {
+        self.requests().into_iter().filter(|r| r.path() == path).collect()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std::io::Result<()> {
+    let mut stream = BufReader::new(stream);
+    let request = read_request(&mut stream).await?;
+    let reply = if request.path() == "/v2/" {
+        Reply::ok("{}").header("Content-Type", "application/json")
+    } else {
+        handler(&request)
+    };
+    log.lock().unwrap().push(request);
+    let mut stream = stream.into_inner();
+    if reply.hang_up {
+        return stream.shutdown().await;
+    }
+    let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
+    head.push_str("Docker-Distribution-Api-Version: registry/2.0\r\nConnection: close\r\n");
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    match (reply.length, &reply.body) {
+        (Length::Exact, Body::Bytes(bytes)) => head.push_str(&format!("Content-Length: {}\r\n", bytes.len())),
+        (Length::Declared(n), _) => head.push_str(&format!("Content-Length: {n}\r\n")),
+        _ => {}
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    match reply.body {
+        Body::Bytes(bytes) => stream.write_all(&bytes).await?,
+        Body::Endless => {
+            let chunk = vec![b' '; 64 << 10];
+            for _ in 0..1024 {
+                stream.write_all(&chunk).await?;
+            }
+        }
+    }
+    stream.flush().await?;
+    stream.shutdown().await
+}
+
+async fn read_request(stream: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut line = String::new();
+    stream.read_line(&mut line).await?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().ok_or_else(|| bad("no method"))?.to_string();
+    let target = parts.next().ok_or_else(|| bad("no target"))?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).await? == 0 {
+            return Err(bad("headers cut short"));
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("bad header"))?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut request = Request {
+        method,
+        target,
+        headers,
+        body: Vec::new(),
+    };
+    if request
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            stream.read_line(&mut size).await?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad("bad chunk size"))?;
+            let mut chunk = vec![0; size + 2];
+            stream.read_exact(&mut chunk).await?;
+            if size == 0 {
+                break;
+            }
+            request.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = request.header("content-length") {
+        let length: usize = length.parse().map_err(|_| bad("bad Content-Length"))?;
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await?;
+        request.body = body;
+    }
+    Ok(request)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        307 => "Temporary Redirect",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Whatever",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Fast retries, so fault tests take milliseconds, not the default backoff's seconds.
+fn config(retries: u32) -> ClientConfig {
+    ClientConfig {
+        retries,
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    }
+}
+
+fn anonymous(retries: u32) -> Client {
+    Client::new(config(retries), Arc::new(Anonymous)).unwrap()
+}
+
+/// Basic credentials for one registry only.
+struct Fixed {
+    registry: String,
+    credential: Credential,
+}
+
+impl CredentialSource for Fixed {
+    fn credential(&self, registry: &str) -> Option<Credential> {
+        (registry == self.registry).then(|| self.credential.clone())
+    }
+}
+
+fn with_basic(registry: &str, user: &str, password: &str) -> Client {
+    let credentials = Fixed {
+        registry: registry.to_string(),
+        credential: Credential::Basic {
+            username: user.to_string(),
+            password: Secret::new(password),
+        },
+    };
+    Client::new(config(0), Arc::new(credentials)).unwrap()
+}
+
+fn tagged(fake: &Fake) -> Reference {
+    Reference::new(&fake.host(), REPO, "v1").unwrap()
+}
+
+fn pinned(fake: &Fake, digest: Digest) -> Reference {
+    Reference::parse_with_registry(&format!("{}/{REPO}@{digest}", fake.host()), "unused.example").unwrap()
+}
+
+fn blob_path(digest: Digest) -> String {
+    format!("/v2/{REPO}/blobs/{digest}")
+}
+
+fn manifest_path(id: &str) -> String {
+    format!("/v2/{REPO}/manifests/{id}")
+}
+
+/// A small, valid OCI manifest whose bytes depend on `seed`.
+fn manifest(seed: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::IMAGE_MANIFEST,
+        "config": {
+            "mediaType": media_type::IMAGE_CONFIG,
+            "digest": Digest::of(seed.as_bytes()).to_string(),
+            "size": seed.len(),
+        },
+        "layers": [],
+    }))
+    .unwrap()
+}
+
+fn manifest_reply(bytes: &[u8]) -> Reply {
+    Reply::ok(bytes).header("Content-Type", media_type::IMAGE_MANIFEST)
+}
+
+fn blob(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Fails the test instead of hanging it when the client never gives up.
+async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .expect("the client hung")
+}
+
+/// Downloads a whole blob; the first error wins.
+async fn download(
+    client: &Client,
+    reference: &Reference,
+    descriptor: &Descriptor,
+) -> Result<Vec<u8>, RegistryError> {
+    let mut download = client.get_blob(reference, descriptor).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = download.chunk().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blob bodies: the client enforces the descriptor's size as bytes arrive
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn blob_body_longer_than_its_descriptor_is_too_large() {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let mut longer = content.clone();
+    longer.extend_from_slice(b"and some more bytes the descriptor never promised");
+    // No Content-Length, so the excess can only be caught while streaming.
+    let fake = Fake::start(move |_| Reply::ok(longer.clone()).length(Length::UntilClose)).await;
+    let client = anonymous(0);
+    let err = within(download(&client, &tagged(&fake), &descriptor))
+        .await
+        .expect_err("a body longer than its descriptor must fail");
+    assert!(
+        matches!(err, RegistryError::TooLarge { limit: 10_000, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_integrity());
+}
+
+#[tokio::test]
+async fn blob_content_length_over_its_descriptor_is_refused_up_front() {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let fake = Fake::start(move |_| Reply::ok(blob(10_001))).await;
+    let client = anonymous(0);
+    let err = within(client.get_blob(&tagged(&fake), &descriptor))
+        .await
+        .err()
+        .expect("a Content-Length over the descriptor's size must be refused before reading");
+    assert!(
+        matches!(err, RegistryError::TooLarge { limit: 10_000, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn truncated_blob_is_never_ok() {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let half = content[..5_000].to_vec();
+    let cases = [
+        // Promises the full size, sends half, closes.
+        ("declared", Length::Declared(10_000), true),
+        // Says nothing, sends half, closes.
+        ("until close", Length::UntilClose, false),
+        // Honestly frames half the bytes.
+        ("exact", Length::Exact, false),
+    ];
+    for (name, length, network_allowed) in cases {
+        let body = half.clone();
+        let fake = Fake::start(move |_| Reply::ok(body.clone()).length(length)).await;
+        let client = anonymous(0);
+        let result = within(download(&client, &tagged(&fake), &descriptor)).await;
+        match result {
+            Err(RegistryError::Truncated {
+                expected: 10_000,
+                actual: 5_000,
+                ..
+            }) => {}
+            Err(ref err) if network_allowed && err.is_network() => {}
+            other => panic!("{name}: a short body must fail, got {other:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn manifest_by_digest_with_other_bytes_is_a_digest_mismatch() {
+    let asked = manifest("asked for");
+    let sent = manifest("sent instead");
+    let fake = Fake::start({
+        let sent = sent.clone();
+        move |_| manifest_reply(&sent)
+    })
+    .await;
+    let client = anonymous(0);
+    let expected = Digest::of(&asked);
+    let err = within(client.get_manifest(&pinned(&fake, expected)))
+        .await
+        .expect_err("bytes that hash differently must be refused");
+    match err {
+        RegistryError::DigestMismatch {
+            expected: e, actual, ..
+        } => {
+            assert_eq!(e, expected);
+            assert_eq!(actual, Digest::of(&sent));
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    assert_eq!(
+        fake.requests_to(&manifest_path(&expected.to_string())).len(),
+        1,
+        "asked by digest"
+    );
+}
+
+#[tokio::test]
+async fn manifest_with_a_content_length_over_the_limit_is_refused_up_front() {
+    let fake = Fake::start(|_| {
+        Reply::ok(manifest("small"))
+            .header("Content-Type", media_type::IMAGE_MANIFEST)
+            .length(Length::Declared(MANIFEST_LIMIT + 1))
+    })
+    .await;
+    let client = anonymous(0);
+    let err = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect_err("a manifest over the limit must be refused");
+    assert!(
+        matches!(err, RegistryError::TooLarge { limit, .. } if limit == MANIFEST_LIMIT),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn endless_manifest_is_refused_at_the_limit() {
+    let fake = Fake::start(|_| {
+        Reply::status(200)
+            .header("Content-Type", media_type::IMAGE_MANIFEST)
+            .endless()
+    })
+    .await;
+    let client = anonymous(0);
+    let err = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect_err("an endless manifest must be refused");
+    assert!(
+        matches!(err, RegistryError::TooLarge { limit, .. } if limit == MANIFEST_LIMIT),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Uploads
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn upload_started_without_location_is_a_protocol_error() {
+    let fake = Fake::start(|request| match request.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::status(202),
+        _ => Reply::status(500),
+    })
+    .await;
+    let content = blob(100);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let client = anonymous(0);
+    let body = Bytes::from(content);
+    let err = within(client.push_blob(&tagged(&fake), &descriptor, None, &move || {
+        reqwest::Body::from(body.clone())
+    }))
+    .await
+    .expect_err("an upload without Location cannot go on");
+    assert!(matches!(err, RegistryError::Protocol { .. }), "{err:?}");
+    assert!(err.to_string().contains("Location"), "{err}");
+    assert!(
+        fake.requests().iter().all(|r| r.method != "PUT"),
+        "nothing may be PUT anywhere"
+    );
+}
+
+#[tokio::test]
+async fn final_put_without_location_is_tolerated() {
+    let content = blob(4_321);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let fake = Fake::start(|request| match request.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => {
+            Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/u-1?_state=opaque"))
+        }
+        "PUT" => Reply::status(201),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = anonymous(0);
+    let body = Bytes::from(content.clone());
+    let outcome = within(client.push_blob(&tagged(&fake), &descriptor, None, &move || {
+        reqwest::Body::from(body.clone())
+    }))
+    .await
+    .expect("a 201 without Location is still a finished upload");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    let puts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].path(), format!("/v2/{REPO}/blobs/uploads/u-1"));
+    assert_eq!(
+        puts[0].query("_state"),
+        ["opaque"],
+        "the upload's own query is kept"
+    );
+    assert_eq!(puts[0].query("digest"), [descriptor.digest.to_string()]);
+    assert!(puts[0].body == content, "the uploaded bytes differ");
+}
+
+#[tokio::test]
+async fn refused_mount_falls_back_to_an_upload() {
+    let content = blob(777);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    // A registry that does not mount answers the mount POST like any upload start: 202.
+    let fake = Fake::start(|request| match request.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/u-2")),
+        "PUT" => Reply::status(201),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = anonymous(0);
+    let body = Bytes::from(content.clone());
+    let outcome = within(
+        client.push_blob(&tagged(&fake), &descriptor, Some("ukpm/elsewhere"), &move || {
+            reqwest::Body::from(body.clone())
+        }),
+    )
+    .await
+    .expect("the upload goes on after a refused mount");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    let posts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].query("mount"), [descriptor.digest.to_string()]);
+    assert_eq!(posts[0].query("from"), ["ukpm/elsewhere"]);
+    let puts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1);
+    assert!(puts[0].body == content, "the uploaded bytes differ");
+}
+
+#[tokio::test]
+async fn retried_upload_sends_the_whole_body_again() {
+    let content = blob(3_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let puts = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let puts = puts.clone();
+        move |request| match request.method.as_str() {
+            "HEAD" => Reply::status(404),
+            "POST" => Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/u-3")),
+            "PUT" if puts.fetch_add(1, Ordering::SeqCst) == 0 => Reply::status(503),
+            "PUT" => Reply::status(201),
+            _ => Reply::status(500),
+        }
+    })
+    .await;
+    let client = anonymous(2);
+    let body = Bytes::from(content.clone());
+    let outcome = within(client.push_blob(&tagged(&fake), &descriptor, None, &move || {
+        reqwest::Body::from(body.clone())
+    }))
+    .await
+    .expect("the upload succeeds on retry");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    let puts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2);
+    for put in puts {
+        assert!(put.body == content, "a retried PUT must carry the whole body");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn too_many_requests_is_retried_after_retry_after() {
+    let bytes = manifest("patience");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        let calls = calls.clone();
+        move |_| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(429).header("Retry-After", "1"),
+            _ => manifest_reply(&bytes),
+        }
+    })
+    .await;
+    let client = anonymous(3);
+    let started = Instant::now();
+    let fetched = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("success after one retry");
+    assert_eq!(fetched.bytes, bytes);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured (retried after {:?})",
+        started.elapsed()
+    );
+    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 2);
+}
+
+#[tokio::test]
+async fn service_unavailable_forever_gives_up_after_the_retries() {
+    let fake = Fake::start(|_| Reply::status(503)).await;
+    let retries = 3;
+    let client = anonymous(retries);
+    let err = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect_err("503 forever must end in an error");
+    assert!(
+        matches!(err, RegistryError::Status { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fake.requests_to(&manifest_path("v1")).len(),
+        retries as usize + 1,
+        "one attempt plus `retries` retries"
+    );
+}
+
+#[tokio::test]
+async fn dropped_connection_is_retried() {
+    let bytes = manifest("dropped");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        let calls = calls.clone();
+        move |_| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::hang_up(),
+            _ => manifest_reply(&bytes),
+        }
+    })
+    .await;
+    let client = anonymous(2);
+    let fetched = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("success after the dropped connection");
+    assert_eq!(fetched.bytes, bytes);
+    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn redirect_to_another_host_does_not_carry_authorization() {
+    let content = blob(20_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let storage = Fake::start({
+        let content = content.clone();
+        move |_| Reply::ok(content.clone())
+    })
+    .await;
+    let target = format!("http://{}/storage/blob?signature=abc", storage.localhost());
+    let registry = Fake::start(move |request| match request.header("authorization") {
+        None => Reply::status(401).header("WWW-Authenticate", r#"Basic realm="x""#),
+        Some(_) => Reply::status(307).header("Location", &target),
+    })
+    .await;
+    let client = with_basic(&registry.host(), "alice", "redirect-secret");
+    let reference = tagged(&registry);
+    let downloaded = within(download(&client, &reference, &descriptor))
+        .await
+        .expect("the blob downloads through the redirect");
+    assert!(downloaded == content, "the redirected blob differs");
+
+    let expected = {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:redirect-secret")
+        )
+    };
+    let asked = registry.requests_to(&blob_path(descriptor.digest));
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.header("authorization") == Some(expected.as_str())),
+        "the registry never got the Basic credentials: {asked:#?}"
+    );
+    let stored = storage.requests();
+    assert!(!stored.is_empty(), "the redirect was not followed");
+    for request in stored {
+        assert_eq!(
+            request.header("authorization"),
+            None,
+            "credentials followed the redirect to another host: {request:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bearer_challenge_asks_for_exactly_the_needed_scope() {
+    let bytes = manifest("bearer");
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        move |request| {
+            let host = request.header("host").unwrap_or_default().to_string();
+            let challenge = |scope: &str| {
+                format!(r#"Bearer realm="http://{host}/token",service="fake-registry",scope="{scope}""#)
+            };
+            if request.path() == "/token" {
+                let scopes = request.query("scope");
+                let token = if scopes == ["repository:ukpm/fault:pull"] {
+                    "pull-token"
+                } else {
+                    "push-token"
+                };
+                return Reply::ok(format!(r#"{{"token":"{token}","expires_in":300}}"#))
+                    .header("Content-Type", "application/json");
+            }
+            match (request.method.as_str(), request.header("authorization")) {
+                ("GET", Some("Bearer pull-token")) => manifest_reply(&bytes),
+                ("PUT", Some("Bearer push-token")) => Reply::status(201),
+                ("GET", _) => Reply::status(401)
+                    .header("WWW-Authenticate", &challenge(&format!("repository:{REPO}:pull"))),
+                _ => Reply::status(401).header(
+                    "WWW-Authenticate",
+                    &challenge(&format!("repository:{REPO}:pull,push")),
+                ),
+            }
+        }
+    })
+    .await;
+    let client = with_basic(&fake.host(), "bob", "bearer-secret");
+    let reference = tagged(&fake);
+    for _ in 0..2 {
+        let fetched = within(client.get_manifest(&reference))
+            .await
+            .expect("pull with a token");
+        assert_eq!(fetched.bytes, bytes);
+    }
+    let tokens = fake.requests_to("/token");
+    assert_eq!(tokens.len(), 1, "the pull token is cached: {tokens:#?}");
+    assert_eq!(tokens[0].method, "GET");
+    assert_eq!(tokens[0].query("scope"), [format!("repository:{REPO}:pull")]);
+    assert_eq!(tokens[0].query("service"), ["fake-registry"]);
+    // The realm is on loopback, so Basic credentials may go to it.
+    assert!(
+        tokens[0]
+            .header("authorization")
+            .is_some_and(|v| v.starts_with("Basic ")),
+        "{:?}",
+        tokens[0]
+    );
+    let pulls = fake.requests_to(&manifest_path("v1"));
+    assert_eq!(
+        pulls
+            .iter()
+            .filter(|r| r.header("authorization") == Some("Bearer pull-token"))
+            .count(),
+        2
+    );
+
+    within(client.put_manifest(&reference, media_type::IMAGE_MANIFEST, Bytes::from(bytes.clone())))
+        .await
+        .expect("push with a token");
+    let tokens = fake.requests_to("/token");
+    assert_eq!(tokens.len(), 2, "a push needs its own token: {tokens:#?}");
+    assert_eq!(tokens[1].query("scope"), [format!("repository:{REPO}:pull,push")]);
+    assert_eq!(tokens[1].query("service"), ["fake-registry"]);
+}
+
+#[tokio::test]
+async fn anonymous_bearer_token_requests_carry_no_credentials() {
+    let bytes = manifest("anonymous bearer");
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        move |request| {
+            if request.path() == "/token" {
+                return Reply::ok(r#"{"access_token":"anon-token"}"#);
+            }
+            match request.header("authorization") {
+                Some("Bearer anon-token") => manifest_reply(&bytes),
+                _ => {
+                    let host = request.header("host").unwrap_or_default();
+                    Reply::status(401).header(
+                        "WWW-Authenticate",
+                        &format!(r#"Bearer realm="http://{host}/token",service="svc""#),
+                    )
+                }
+            }
+        }
+    })
+    .await;
+    let client = anonymous(0);
+    let fetched = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("anonymous pull with a token");
+    assert_eq!(fetched.bytes, bytes);
+    let tokens = fake.requests_to("/token");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].header("authorization"), None);
+    assert_eq!(tokens[0].query("scope"), [format!("repository:{REPO}:pull")]);
+    assert_eq!(tokens[0].query("service"), ["svc"]);
+}
