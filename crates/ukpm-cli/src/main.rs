@@ -139,10 +139,12 @@ fn hint(kind: ukpm::ErrorKind) -> Option<&'static str> {
             Some("the store holds damaged content; remove the package and pack or pull it again")
         }
         ukpm::ErrorKind::Conflict => Some("use --strategy merge to replace that platform's manifest"),
-        ukpm::ErrorKind::Unauthorized => {
-            Some("credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`")
+        ukpm::ErrorKind::Unauthorized => Some(
+            "credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`",
+        ),
+        ukpm::ErrorKind::Network => {
+            Some("check the registry's address; loopback hosts and --plain-http hosts use plain HTTP")
         }
-        ukpm::ErrorKind::Network => Some("check the registry's address; loopback hosts and --plain-http hosts use plain HTTP"),
         _ => None,
     }
 }

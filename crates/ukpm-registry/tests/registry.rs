@@ -5,19 +5,17 @@
 //! the client, reads it back and compares exact bytes and digests.
 
 // Until ukpm-test exports it; some harness helpers are for other crates' tests.
-#[allow(dead_code)]
-#[path = "../../ukpm-test/src/registry.rs"]
-mod harness;
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use harness::{Registry, TOKEN_SERVICE, require};
 use ukpm_registry::{
     Anonymous, Client, ClientConfig, Credential, CredentialSource, PushOutcome, RegistryError, Secret,
 };
+use ukpm_test::registry::{Registry, TOKEN_SERVICE};
+use ukpm_test::require_program as require;
 use ukpm_types::{Descriptor, Digest, Reference, media_type};
 
 const USER: &str = "tester";

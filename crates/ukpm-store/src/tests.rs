@@ -274,9 +274,11 @@ fn an_index_whose_other_platforms_were_not_pulled_is_not_damage() {
     let index_bytes = fs_err::read(store.blob_path(&pulled.digest)).unwrap();
     let mut index: Index = serde_json::from_slice(&index_bytes).unwrap();
     // A second platform the pull skipped: its manifest is not local.
-    index
-        .manifests
-        .push(Descriptor::new(media_type::IMAGE_MANIFEST, Digest::of(b"other platform"), 14));
+    index.manifests.push(Descriptor::new(
+        media_type::IMAGE_MANIFEST,
+        Digest::of(b"other platform"),
+        14,
+    ));
     let partial = put(&store, &to_go_json(&index), media_type::IMAGE_INDEX);
     store
         .update_refs(|refs| {
@@ -293,5 +295,8 @@ fn an_index_whose_other_platforms_were_not_pulled_is_not_damage() {
     // A manifest's missing layer, however, is damage.
     fs_err::remove_file(store.blob_path(&Digest::of(b"kernel"))).unwrap();
     let (_, missing) = store.reachable().unwrap();
-    assert_eq!(missing.into_iter().collect::<Vec<_>>(), vec![Digest::of(b"kernel")]);
+    assert_eq!(
+        missing.into_iter().collect::<Vec<_>>(),
+        vec![Digest::of(b"kernel")]
+    );
 }

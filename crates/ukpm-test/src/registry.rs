@@ -6,7 +6,7 @@
 //! `/etc/docker/registry/config.yml`), and is killed and reaped when its guard drops, so nothing
 //! outlives the test. A missing program fails the test with an install hint; it never skips.
 //!
-//! This module uses only std, `tempfile` and `fs_err`, so it can be included anywhere.
+//! Programs are found with [`crate::require_program`].
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -24,28 +24,6 @@ pub const TOKEN_SERVICE: &str = "ukpm-test-registry";
 
 /// The issuer the token server signs as and the registry trusts.
 const TOKEN_ISSUER: &str = "ukpm-test-issuer";
-
-/// The path of `name` on `PATH`.
-///
-/// Panics with the `apt-get` line that installs `debian_package` when the program is missing,
-/// because a test that needs a program must fail loudly, never skip silently.
-pub fn require(name: &str, debian_package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-        .unwrap_or_else(|| {
-            panic!(
-                "this test needs `{name}`, which is not on PATH; install it with \
-                 `apt-get install -y --no-install-recommends {debian_package}`"
-            )
-        })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
 
 /// A running `docker-registry`, killed and reaped on drop, with its temp directory removed.
 ///
@@ -71,7 +49,7 @@ impl Registry {
     /// (bcrypt, made by `htpasswd -Bbn`) holding the one `user`.
     pub fn basic(user: &str, password: &str) -> Registry {
         let dir = temp_dir();
-        let htpasswd = require("htpasswd", "apache2-utils");
+        let htpasswd = crate::require_program("htpasswd", "apache2-utils");
         let line = run(Command::new(htpasswd).args(["-Bbn", user, password]));
         let path = dir.path().join("htpasswd");
         write(&path, &line);
@@ -184,7 +162,7 @@ impl Registry {
         token_server: Option<TokenServer>,
         ca_pem: Option<Vec<u8>>,
     ) -> Registry {
-        let program = require("docker-registry", "docker-registry");
+        let program = crate::require_program("docker-registry", "docker-registry");
         let data = dir.path().join("data");
         fs_err::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
         let secret = format!("ukpm-test-{}-{}", std::process::id(), nanos());
@@ -337,7 +315,7 @@ struct TokenServer {
 
 impl TokenServer {
     fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
-        let python = require("python3", "python3");
+        let python = crate::require_program("python3", "python3");
         openssl(
             dir,
             &[
@@ -543,7 +521,7 @@ fn make_tls_certs(dir: &Path) -> Vec<u8> {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let program = require("openssl", "openssl");
+    let program = crate::require_program("openssl", "openssl");
     run(Command::new(program).args(args).current_dir(dir));
 }
 

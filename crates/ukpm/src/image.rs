@@ -83,10 +83,11 @@ impl Blob {
 
 /// Checks an input file exists and is a regular file (following symlinks, as Go's `os.Stat`).
 pub(crate) fn input_metadata(path: &Path, what: &'static str) -> Result<std::fs::Metadata> {
-    let meta = fs_err::metadata(path).map_err(|source| Error::InputFile {
+    // std's error, not fs_err's: the wrapping error names the path already.
+    let meta = std::fs::metadata(path).map_err(|source| Error::InputFile {
         what,
         path: path.to_path_buf(),
-        source: strip_path(source),
+        source,
     })?;
     if !meta.is_file() {
         return Err(Error::InputFile {
@@ -96,11 +97,6 @@ pub(crate) fn input_metadata(path: &Path, what: &'static str) -> Result<std::fs:
         });
     }
     Ok(meta)
-}
-
-/// fs_err already names the path; the error that wraps it names it too, so keep only the cause.
-fn strip_path(err: std::io::Error) -> std::io::Error {
-    std::io::Error::from(err.kind())
 }
 
 fn mode_of(meta: &std::fs::Metadata) -> u32 {
@@ -213,7 +209,7 @@ impl ManifestBuilder {
         let file = fs_err::File::open(&layer.source).map_err(|source| Error::InputFile {
             what: "layer file",
             path: layer.source.clone(),
-            source: strip_path(source),
+            source,
         })?;
         let label = layer.file.path.clone();
         let stream = layer.file.tar_stream(file)?;
@@ -237,7 +233,7 @@ impl ManifestBuilder {
         let file = fs_err::File::open(&blob.source).map_err(|source| Error::InputFile {
             what: "blob",
             path: blob.source.clone(),
-            source: strip_path(source),
+            source,
         })?;
         let total = file.metadata().ok().map(|m| m.len());
         let label = blob.source.display().to_string();
@@ -383,7 +379,7 @@ pub fn merge_index(
     let mut kept = Vec::with_capacity(index.manifests.len() + 1);
     for old in index.manifests {
         let same_slot = old.platform.as_ref().is_some_and(|p| p.same_slot(&new_platform));
-        if same_slot && strategy == MergeStrategy::Abort && old.digest != entry.digest {
+        if same_slot && strategy == MergeStrategy::Abort {
             return Err(new_platform.short());
         }
         if !same_slot && old.digest != entry.digest {

@@ -23,10 +23,10 @@ pub(crate) struct PreparedInitrd {
 
 impl InitrdSource {
     pub(crate) fn open(path: &Path) -> Result<InitrdSource> {
-        let meta = fs_err::metadata(path).map_err(|source| Error::InputFile {
+        let meta = std::fs::metadata(path).map_err(|source| Error::InputFile {
             what: "initrd",
             path: path.to_path_buf(),
-            source: std::io::Error::from(source.kind()),
+            source,
         })?;
         if meta.is_dir() {
             Ok(InitrdSource::Dir(path.to_path_buf()))

@@ -120,10 +120,11 @@ impl PackageManager {
         };
         let kconfig = match &target.kconfig {
             Some(path) => {
+                crate::image::input_metadata(path, "kconfig file")?;
                 let text = fs_err::read_to_string(path).map_err(|source| Error::InputFile {
                     what: "kconfig file",
                     path: path.clone(),
-                    source: std::io::Error::new(source.kind(), source.to_string()),
+                    source,
                 })?;
                 KConfig::parse(&text).map_err(|source| Error::KConfig {
                     path: path.clone(),
@@ -162,6 +163,10 @@ impl PackageManager {
         builder.set_env(options.env.clone());
         for (k, v) in &options.labels {
             builder.set_label(k, v);
+        }
+
+        if options.strategy == MergeStrategy::Abort {
+            self.refuse_taken_slot(&reference, &builder.platform()).await?;
         }
 
         builder.add_layer(store, kernel).await?;
@@ -247,6 +252,26 @@ impl PackageManager {
         Err(Error::InvalidInput(format!(
             "{reference} kept changing while packing; another process is packing the same name"
         )))
+    }
+
+    /// Fails when `reference` already has a manifest for `platform`, before anything is written.
+    async fn refuse_taken_slot(&self, reference: &Reference, platform: &ukpm_types::Platform) -> Result<()> {
+        let name = reference.to_string();
+        let Some(current) = self.store().refs().await?.into_iter().find(|e| e.name == name) else {
+            return Ok(());
+        };
+        if let Some(index) = self.existing_index(reference, &current.descriptor).await?
+            && index
+                .manifests
+                .iter()
+                .any(|m| m.platform.as_ref().is_some_and(|p| p.same_slot(platform)))
+        {
+            return Err(Error::Conflict {
+                reference: reference.clone(),
+                platform: platform.short(),
+            });
+        }
+        Ok(())
     }
 
     /// The index `reference` points at now, for merging; a single manifest (KraftKit 0.6) is

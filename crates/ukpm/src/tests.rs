@@ -188,6 +188,12 @@ fn merge_adds_platforms_and_abort_refuses_a_taken_slot() {
     let before = fx.ref_target("unikraft.org/app:1");
     let mut abort = options.clone();
     abort.strategy = MergeStrategy::Abort;
+    let blobs = || {
+        fs_err::read_dir(fx.store_root().join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let blobs_before = blobs();
     let err = run(fx
         .manager
         .pack(&Target::new(&other, Architecture::X86_64, Plat::Fc), &abort))
@@ -195,6 +201,12 @@ fn merge_adds_platforms_and_abort_refuses_a_taken_slot() {
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Conflict);
     assert_eq!(fx.ref_target("unikraft.org/app:1"), before);
+    // Refused before anything was written: no orphan blobs for gc to find.
+    assert_eq!(blobs(), blobs_before);
+    // Abort means abort, even for identical content (as in KraftKit).
+    let same = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
+    let err = run(fx.manager.pack(&same, &abort)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
     run(fx
         .manager
         .pack(&Target::new(&other, Architecture::X86_64, Plat::Fc), &options))
