@@ -10,6 +10,7 @@ pub struct UkpmCommand {
     inner: Command,
     shown: String,
     redact: Vec<String>,
+    input: Option<Vec<u8>>,
 }
 
 impl UkpmCommand {
@@ -38,6 +39,7 @@ impl UkpmCommand {
             inner,
             shown: name,
             redact: redactions(root),
+            input: None,
         }
     }
 
@@ -74,6 +76,14 @@ impl UkpmCommand {
         self
     }
 
+    /// Feeds `bytes` to the program's standard input (a password for `--password-stdin`); the
+    /// bytes are never shown in failure messages.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.inner.stdin(Stdio::piped());
+        self.input = Some(bytes.into());
+        self
+    }
+
     /// Runs in another folder than the test folder.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.inner.current_dir(dir);
@@ -87,10 +97,16 @@ impl UkpmCommand {
 
     /// Starts the program without waiting, so several can run at the same moment.
     pub fn spawn(mut self) -> Running {
-        let child = self
+        let mut child = self
             .inner
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start `{}`: {err}", self.shown));
+        if let (Some(input), Some(mut stdin)) = (self.input.take(), child.stdin.take()) {
+            use std::io::Write;
+            stdin
+                .write_all(&input)
+                .unwrap_or_else(|err| panic!("cannot feed `{}`: {err}", self.shown));
+        }
         Running {
             child,
             shown: self.shown,
