@@ -81,6 +81,10 @@ impl ukpm::Reporter for StderrReporter {
             bar
         });
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        // A retried upload starts its blob again: replace the old bar.
+        if let Some(Blob { bar: Some(old), .. }) = active.remove(&id) {
+            old.finish_and_clear();
+        }
         active.insert(
             id,
             Blob {

@@ -271,7 +271,8 @@ impl PackageManager {
                 }));
             }
             let label = blob.digest.to_string();
-            let body = self.body_factory(blob.digest);
+            let id = crate::reporter::next_id();
+            let body = self.body_factory(blob, id);
             match client.push_blob(target, blob, mount_from, &body).await? {
                 PushOutcome::Exists => {
                     report.existed += 1;
@@ -284,9 +285,6 @@ impl PackageManager {
                 PushOutcome::Uploaded => {
                     report.uploaded += 1;
                     report.uploaded_bytes += blob.size;
-                    let id = crate::reporter::next_id();
-                    self.reporter().blob_started(id, &label, Some(blob.size));
-                    self.reporter().blob_progress(id, blob.size);
                     self.reporter().blob_finished(id);
                 }
             }
@@ -328,16 +326,24 @@ impl PackageManager {
         Ok(())
     }
 
-    /// A body that streams a stored blob, opened anew for each attempt.
-    fn body_factory(&self, digest: Digest) -> impl Fn() -> Body + Send + Sync + 'static {
+    /// A body that streams a stored blob, opened anew for each attempt, reporting the bytes
+    /// as they go out under `id`.
+    fn body_factory(&self, blob: &Descriptor, id: u64) -> impl Fn() -> Body + Send + Sync + 'static {
         let store = self.store_arc();
+        let reporter = self.reporter_arc();
+        let (digest, size) = (blob.digest, blob.size);
         move || {
             let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
             let store = store.clone();
+            let reporter = reporter.clone();
             tokio::spawn(async move {
                 match store.open_blob(digest).await {
                     Ok(reader) => {
-                        let _ = tokio::task::spawn_blocking(move || send_blocking(reader, tx)).await;
+                        reporter.blob_started(id, &digest.to_string(), Some(size));
+                        let _ = tokio::task::spawn_blocking(move || {
+                            send_blocking(reader, tx, reporter.as_ref(), id)
+                        })
+                        .await;
                     }
                     Err(err) => {
                         let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
@@ -466,8 +472,14 @@ async fn pump(
     }
 }
 
-fn send_blocking(mut reader: crate::store::BlobRead, tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>) {
+fn send_blocking(
+    mut reader: crate::store::BlobRead,
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    reporter: &dyn crate::Reporter,
+    id: u64,
+) {
     let mut buf = vec![0u8; 256 << 10];
+    let mut sent = 0u64;
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return,
@@ -475,6 +487,8 @@ fn send_blocking(mut reader: crate::store::BlobRead, tx: tokio::sync::mpsc::Send
                 if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
                     return;
                 }
+                sent += n as u64;
+                reporter.blob_progress(id, sent);
             }
             Err(err) => {
                 let _ = tx.blocking_send(Err(err));

@@ -1,0 +1,140 @@
+//! The library's pull and push against a real registry, watched through a `Reporter`: the
+//! progress events are a contract with front ends (bars, JSON lines), so they are checked here.
+
+use std::sync::{Arc, Mutex};
+
+use ukpm::{Architecture, PackOptions, PackageManager, Plat, PullOptions, Reporter, Target};
+use ukpm_test::registry::Registry;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Recorder {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Reporter for Recorder {
+    fn blob_started(&self, id: u64, label: &str, total: Option<u64>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {id} {label} {total:?}"));
+    }
+    fn blob_progress(&self, id: u64, done: u64) {
+        self.0.lock().unwrap().push(format!("bytes {id} {done}"));
+    }
+    fn blob_finished(&self, id: u64) {
+        self.0.lock().unwrap().push(format!("done {id}"));
+    }
+    fn blob_skipped(&self, label: &str, reason: &str) {
+        self.0.lock().unwrap().push(format!("skipped {label} {reason}"));
+    }
+}
+
+fn manager(dir: &std::path::Path, recorder: &Arc<Recorder>) -> PackageManager {
+    PackageManager::builder()
+        .store_dir(dir)
+        .reporter(recorder.clone())
+        .credentials(Arc::new(ukpm::registry::Anonymous))
+        .build()
+        .unwrap()
+}
+
+/// For every blob started: its last byte count equals its total, and it is finished.
+fn assert_complete(events: &[String]) -> usize {
+    let mut blobs = 0;
+    for event in events.iter().filter(|e| e.starts_with("start ")) {
+        let parts: Vec<&str> = event.split(' ').collect();
+        let (id, total) = (parts[1], parts[3]);
+        let last = events
+            .iter()
+            .filter(|e| e.starts_with(&format!("bytes {id} ")))
+            .next_back()
+            .unwrap_or_else(|| panic!("no bytes for {event}: {events:?}"));
+        assert_eq!(
+            format!("Some({})", last.rsplit(' ').next().unwrap()),
+            total,
+            "{events:?}"
+        );
+        assert!(
+            events.contains(&format!("done {id}")),
+            "{event} never finished: {events:?}"
+        );
+        blobs += 1;
+    }
+    blobs
+}
+
+#[test]
+fn pull_and_push_report_every_blob_byte_accurately() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = Registry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    fs_err::write(&kernel, vec![7u8; 300 << 10]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let source = manager(&dir.path().join("a"), &recorder);
+    let name = format!("{}/watch/me:v1", registry.host()).parse().unwrap();
+    runtime
+        .block_on(source.pack(
+            &Target::new(&kernel, Architecture::X86_64, Plat::Qemu),
+            &PackOptions::new(name),
+        ))
+        .unwrap();
+    recorder.take();
+
+    let reference = format!("{}/watch/me:v1", registry.host()).parse().unwrap();
+    let report = runtime.block_on(source.push(&reference, None)).unwrap();
+    assert_eq!(report.uploaded, 2);
+    let events = recorder.take();
+    assert_eq!(assert_complete(&events), 2, "{events:?}");
+
+    runtime.block_on(source.push(&reference, None)).unwrap();
+    let events = recorder.take();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.ends_with("already in the registry"))
+            .count(),
+        2,
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| e.starts_with("start ")), "{events:?}");
+
+    let sibling = format!("{}/watch/other:v1", registry.host()).parse().unwrap();
+    let report = runtime.block_on(source.push(&reference, Some(&sibling))).unwrap();
+    assert_eq!(report.mounted, 2, "{report:?}");
+    assert_eq!(
+        recorder.take().iter().filter(|e| e.ends_with(" mounted")).count(),
+        2
+    );
+
+    let target = manager(&dir.path().join("b"), &recorder);
+    let options = PullOptions {
+        all_platforms: true,
+        ..PullOptions::default()
+    };
+    runtime.block_on(target.pull(&reference, &options)).unwrap();
+    let events = recorder.take();
+    assert_eq!(assert_complete(&events), 2, "{events:?}");
+    assert!(
+        events.iter().any(|e| e.ends_with("Some(308736)")),
+        "the kernel layer (300 KiB + header + trailer): {events:?}"
+    );
+
+    runtime.block_on(target.pull(&reference, &options)).unwrap();
+    let events = recorder.take();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.ends_with("already in the store"))
+            .count(),
+        2,
+        "{events:?}"
+    );
+}
