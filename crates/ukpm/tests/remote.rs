@@ -50,8 +50,7 @@ fn assert_complete(events: &[String]) -> usize {
         let (id, total) = (parts[1], parts[3]);
         let last = events
             .iter()
-            .filter(|e| e.starts_with(&format!("bytes {id} ")))
-            .next_back()
+            .rfind(|e| e.starts_with(&format!("bytes {id} ")))
             .unwrap_or_else(|| panic!("no bytes for {event}: {events:?}"));
         assert_eq!(
             format!("Some({})", last.rsplit(' ').next().unwrap()),
