@@ -406,3 +406,37 @@ mod base64_free {
         assert_eq!(encode("ab"), "YWI=");
     }
 }
+
+#[test]
+fn a_tls_registry_is_trusted_through_ca_file() {
+    let env = TestEnv::new();
+    let registry = Registry::tls();
+    env.write("ca.pem", registry.ca_pem(), 0o644);
+    pack_conformance(&env).assert_success();
+    let remote = format!("{}/secure/hello:v1", registry.host());
+    let untrusted = ukpm(&env)
+        .args(["--json", "push", conformance::REFERENCE, "--to", &remote])
+        .run();
+    untrusted.assert_code(1);
+    ukpm(&env)
+        .args([
+            "--ca-file",
+            "ca.pem",
+            "push",
+            conformance::REFERENCE,
+            "--to",
+            &remote,
+        ])
+        .run()
+        .assert_success();
+    let other = TestEnv::new();
+    other.write("ca.pem", registry.ca_pem(), 0o644);
+    ukpm(&other)
+        .args(["--ca-file", "ca.pem", "pull", &remote])
+        .run()
+        .assert_success();
+    assert_eq!(
+        rows(&ukpm(&other).args(["--json", "ls"]).run()),
+        [format!("{remote} x86_64/qemu")]
+    );
+}
