@@ -45,6 +45,18 @@ pub struct Global {
     /// Trust this CA certificate (PEM) for registries, besides the system roots (repeatable)
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_file: Vec<PathBuf>,
+    /// Keep packages in containerd, at this socket, instead of the local store
+    #[arg(long, global = true, value_name = "ADDR", env = "CONTAINERD_ADDRESS")]
+    pub containerd: Option<PathBuf>,
+    /// The containerd namespace
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        env = "CONTAINERD_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,

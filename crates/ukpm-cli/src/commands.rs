@@ -43,10 +43,20 @@ pub async fn run(cli: &Cli) -> Result<()> {
             fs_err::read(file).with_context(|| format!("cannot read the CA file {}", file.display()))?;
         client_config.extra_roots_pem.push(pem);
     }
+    if let Some(address) = &global.containerd {
+        builder = builder.store(containerd_store(address, &global.namespace).await?);
+    }
     let manager = builder.client_config(client_config).build()?;
     let printer = Printer { json: global.json };
+    let result = dispatch(cli, &manager, &printer).await;
+    let closed = manager.close().await;
+    result?;
+    Ok(closed?)
+}
+
+async fn dispatch(cli: &Cli, manager: &PackageManager, printer: &Printer) -> Result<()> {
     match &cli.command {
-        Command::Pack(args) => pack(&manager, &printer, args).await,
+        Command::Pack(args) => pack(manager, printer, args).await,
         Command::Ls(args) => {
             let mut query = query(&args.filters)?;
             query.name = args.name.clone();
@@ -290,4 +300,20 @@ fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
+}
+
+#[cfg(feature = "containerd")]
+async fn containerd_store(address: &std::path::Path, namespace: &str) -> Result<Arc<dyn ukpm::ImageStore>> {
+    let store = ukpm::ContainerdImageStore::connect(address, namespace)
+        .await
+        .with_context(|| format!("cannot use containerd at {}", address.display()))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "containerd"))]
+async fn containerd_store(address: &std::path::Path, _namespace: &str) -> Result<Arc<dyn ukpm::ImageStore>> {
+    bail!(ukpm::Error::InvalidInput(format!(
+        "cannot use containerd at {}: this ukpm was built without the `containerd` feature",
+        address.display()
+    )))
 }

@@ -109,11 +109,8 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Prints an error: `error:` and `caused by:` lines on stderr, or one JSON document on stdout.
 fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
-    let kind = err
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<ukpm::Error>())
-        .map(ukpm::Error::kind);
-    let code = kind.map_or("error", ukpm::ErrorKind::as_str);
+    let library = err.chain().find_map(|cause| cause.downcast_ref::<ukpm::Error>());
+    let code = library.map_or("error", |e| e.kind().as_str());
     let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
     if json {
         let doc = serde_json::json!({"error": {"code": code, "message": err.to_string(), "causes": causes}});
@@ -125,24 +122,34 @@ fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
         for cause in &causes {
             let _ = writeln!(out, "  caused by: {cause}");
         }
-        if let Some(hint) = kind.and_then(hint) {
+        if let Some(hint) = library.and_then(hint) {
             let _ = writeln!(out, "hint: {hint}");
         }
     }
     ExitCode::FAILURE
 }
 
-fn hint(kind: ukpm::ErrorKind) -> Option<&'static str> {
-    match kind {
-        ukpm::ErrorKind::NotFound => Some("`ukpm ls` lists what the store holds"),
-        ukpm::ErrorKind::Integrity => {
+fn hint(err: &ukpm::Error) -> Option<&'static str> {
+    use ukpm::{ErrorKind as K, Origin as O};
+    match (err.origin(), err.kind()) {
+        (O::Containerd, K::Network) => Some(
+            "is containerd running? --containerd (or CONTAINERD_ADDRESS) takes its socket, e.g. /run/containerd/containerd.sock",
+        ),
+        (O::Containerd, K::Unauthorized) => {
+            Some("the containerd socket is root's: run as root or a user in its group")
+        }
+        (O::Containerd, K::NotFound) => Some(
+            "`ctr namespaces ls` lists containerd's namespaces; a pack or pull into a new one creates it",
+        ),
+        (_, K::NotFound) => Some("`ukpm ls` lists what the store holds"),
+        (_, K::Integrity) => {
             Some("the store holds damaged content; remove the package and pack or pull it again")
         }
-        ukpm::ErrorKind::Conflict => Some("use --strategy merge to replace that platform's manifest"),
-        ukpm::ErrorKind::Unauthorized => Some(
+        (_, K::Conflict) => Some("use --strategy merge to replace that platform's manifest"),
+        (_, K::Unauthorized) => Some(
             "credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`",
         ),
-        ukpm::ErrorKind::Network => {
+        (_, K::Network) => {
             Some("check the registry's address; loopback hosts and --plain-http hosts use plain HTTP")
         }
         _ => None,

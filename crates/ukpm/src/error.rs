@@ -75,6 +75,16 @@ pub enum Error {
         /// The platforms the index does hold.
         available: Vec<String>,
     },
+    /// containerd failed or refused.
+    #[cfg(feature = "containerd")]
+    #[error(transparent)]
+    Containerd(#[from] ukpm_containerd::ContainerdError),
+    /// The containerd namespace asked for does not exist.
+    #[error("containerd has no namespace `{namespace}`")]
+    Namespace {
+        /// The namespace.
+        namespace: String,
+    },
     /// A registry failed or refused.
     #[error(transparent)]
     Registry(#[from] ukpm_registry::RegistryError),
@@ -152,7 +162,30 @@ impl ErrorKind {
     }
 }
 
+/// Which part of the world an error comes from, so front ends can say where to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// The caller's input or local files.
+    Local,
+    /// A registry.
+    Registry,
+    /// containerd.
+    Containerd,
+}
+
 impl Error {
+    /// Where this error comes from.
+    pub fn origin(&self) -> Origin {
+        match self {
+            Error::Registry(_) => Origin::Registry,
+            Error::Namespace { .. } => Origin::Containerd,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(_) => Origin::Containerd,
+            _ => Origin::Local,
+        }
+    }
+
     /// The stable kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -170,6 +203,17 @@ impl Error {
             Error::Registry(e) if e.is_integrity() => ErrorKind::Integrity,
             Error::Registry(ukpm_registry::RegistryError::Config(_)) => ErrorKind::InvalidInput,
             Error::Registry(_) => ErrorKind::Network,
+            Error::Namespace { .. } => ErrorKind::NotFound,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(e) if e.is_permission() => ErrorKind::Unauthorized,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(e) if e.is_connection() => ErrorKind::Network,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(e) if e.is_not_found() => ErrorKind::NotFound,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(e) if e.is_integrity() => ErrorKind::Integrity,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(_) => ErrorKind::Io,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Store(e) if e.is_integrity() => ErrorKind::Integrity,
             Error::Store(StoreError::NotALayout { .. }) => ErrorKind::InvalidInput,

@@ -37,6 +37,8 @@
 //! and progress reaches it through [`Reporter`].
 
 mod catalog;
+#[cfg(feature = "containerd")]
+mod containerd_store;
 pub mod cpio;
 mod credentials;
 mod error;
@@ -53,8 +55,10 @@ mod time;
 mod unpack;
 
 pub use catalog::{Package, Query};
+#[cfg(feature = "containerd")]
+pub use containerd_store::ContainerdImageStore;
 pub use credentials::{DockerConfig, config_key};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Origin, Result};
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
 pub use layer::LayerFile;
 pub use manager::{InspectedManifest, Inspection, PackageManager, PackageManagerBuilder, default_store_dir};

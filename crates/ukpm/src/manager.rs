@@ -281,6 +281,12 @@ impl PackageManager {
         Ok(removed.into_iter().map(|e| e.name).collect())
     }
 
+    /// Finishes the store's background work (containerd leases are given back); call it before
+    /// the process exits. Dropping the manager without it is safe: leases expire by themselves.
+    pub async fn close(&self) -> Result<()> {
+        self.store().close().await
+    }
+
     /// Deletes every blob no ref reaches: a kernel shared by two packages stays while either
     /// remains.
     pub async fn gc(&self) -> Result<GcReport> {

@@ -20,7 +20,7 @@ use crate::catalog::{Package, Query, parse};
 use crate::credentials::DockerConfig;
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
-use crate::store::Expect;
+use crate::store::{ChannelReader, Expect};
 use crate::time;
 
 /// What to pull from an index.
@@ -495,36 +495,5 @@ fn send_blocking(
                 return;
             }
         }
-    }
-}
-
-/// A blocking `Read` over chunks that an async task sends, so the synchronous store can ingest
-/// a download as it arrives.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> ChannelReader {
-        ChannelReader {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(err)) => return Err(err),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
     }
 }

@@ -6,7 +6,9 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::io::Read;
+use std::io::{self, Read};
+
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -80,6 +82,11 @@ pub trait ImageStore: Send + Sync + 'static {
 
     /// Deletes blobs no ref reaches.
     fn gc(&self) -> BoxFuture<'_, Result<GcReport>>;
+
+    /// Finishes background work (giving back leases) before the process exits.
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The default store: an OCI image layout on the local disk.
@@ -237,5 +244,80 @@ impl ImageStore for LocalImageStore {
             Some(store) => Ok(store.gc()?),
             None => Ok(GcReport::default()),
         })
+    }
+}
+
+/// A blocking `Read` over chunks that an async task sends, so the synchronous store can ingest
+/// a download as it arrives.
+pub(crate) struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(err)) => return Err(err),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Hashes what passes through and fails the read that reaches the end if the bytes do not hash
+/// to the expected digest, so content from any store is verified as it is read.
+#[cfg_attr(not(feature = "containerd"), allow(dead_code))]
+pub(crate) struct VerifyingReader<R> {
+    inner: R,
+    digest: Digest,
+    hasher: ukpm_types::Hasher,
+    done: bool,
+}
+
+impl<R> VerifyingReader<R> {
+    #[cfg_attr(not(feature = "containerd"), allow(dead_code))]
+    pub(crate) fn new(inner: R, digest: Digest) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
+            digest,
+            hasher: ukpm_types::Hasher::new(),
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+        } else if !buf.is_empty() && !self.done {
+            self.done = true;
+            let actual = std::mem::take(&mut self.hasher).finish();
+            if actual != self.digest {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    StoreError::Corrupt {
+                        digest: self.digest,
+                        actual,
+                    },
+                ));
+            }
+        }
+        Ok(n)
     }
 }
