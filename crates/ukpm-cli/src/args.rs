@@ -102,6 +102,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Delete blobs no reference reaches
     Gc,
+    /// Check every blob against its digest and every reference against what it needs
+    Fsck(FsckArgs),
 }
 
 /// `ukpm pack`.
@@ -280,4 +282,12 @@ pub struct LogoutArgs {
     /// The registry host
     #[arg(value_name = "HOST")]
     pub registry: String,
+}
+
+/// `ukpm fsck`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Fetch missing or corrupt blobs again from their reference's registry, then collect garbage
+    #[arg(long)]
+    pub repair: bool,
 }

@@ -216,6 +216,21 @@ async fn dispatch(cli: &Cli, manager: &PackageManager, printer: &Printer) -> Res
                 })?,
             )
         }
+        Command::Fsck(args) => {
+            let outcome = manager
+                .fsck(args.repair)
+                .await
+                .context("failed to check the store")?;
+            let clean = outcome.report.problems.is_empty();
+            printer.result(output::fsck_json(&outcome), |out| {
+                output::fsck_human(out, &outcome)
+            })?;
+            if clean {
+                Ok(())
+            } else {
+                Err(crate::Findings.into())
+            }
+        }
         Command::Gc => {
             let report = manager.gc().await.context("failed to collect garbage")?;
             Ok(printer.result(output::gc_json(&report), |out| {

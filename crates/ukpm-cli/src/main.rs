@@ -46,9 +46,23 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.is::<Findings>() => ExitCode::FAILURE,
         Err(err) => report_error(&err, cli.global.json),
     }
 }
+
+/// A command that ran and printed its result, but whose result means failure (fsck found
+/// problems): exit 1 without an error message of its own.
+#[derive(Debug)]
+pub struct Findings;
+
+impl std::fmt::Display for Findings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("problems found")
+    }
+}
+
+impl std::error::Error for Findings {}
 
 fn usage_error(err: clap::Error, json: bool) -> ExitCode {
     use clap::error::ErrorKind;

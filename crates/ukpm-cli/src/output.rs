@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
-use ukpm::{GcReport, Inspection, Package, Unpacked};
+use ukpm::{FsckOutcome, GcReport, Inspection, Package, Problem, Unpacked};
 
 /// Where results go: stdout, as text or as exactly one JSON document.
 pub struct Printer {
@@ -176,6 +176,57 @@ pub fn gc_json(r: &GcReport) -> Value {
         "kept": r.kept,
         "missing": r.missing.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
+}
+
+/// `ukpm fsck --json`.
+pub fn fsck_json(o: &FsckOutcome) -> Value {
+    let problems: Vec<Value> = o
+        .report
+        .problems
+        .iter()
+        .map(|p| {
+            let (kind, digest) = match p {
+                Problem::BadIndex { .. } => ("bad_index", None),
+                Problem::Corrupt { descriptor, .. } => ("corrupt", Some(descriptor.digest.to_string())),
+                Problem::Missing { descriptor, .. } => ("missing", Some(descriptor.digest.to_string())),
+                Problem::BadDocument { descriptor, .. } => {
+                    ("bad_document", Some(descriptor.digest.to_string()))
+                }
+                Problem::StrayFile { .. } => ("stray_file", None),
+                _ => ("other", None),
+            };
+            json!({"kind": kind, "digest": digest, "refs": p.refs(), "message": p.to_string()})
+        })
+        .collect();
+    json!({
+        "blobs_checked": o.report.blobs_checked,
+        "bytes_checked": o.report.bytes_checked,
+        "unreachable": o.report.unreachable,
+        "problems": problems,
+        "repaired": o.repaired.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "unrepaired": o.unrepaired.iter().map(|(d, why)| json!({"digest": d.to_string(), "reason": why})).collect::<Vec<_>>(),
+    })
+}
+
+/// `ukpm fsck` for people.
+pub fn fsck_human(out: &mut dyn Write, o: &FsckOutcome) -> io::Result<()> {
+    for digest in &o.repaired {
+        writeln!(out, "repaired {digest}")?;
+    }
+    for (digest, why) in &o.unrepaired {
+        writeln!(out, "could not repair {digest}: {why}")?;
+    }
+    for problem in &o.report.problems {
+        writeln!(out, "{problem}")?;
+    }
+    writeln!(
+        out,
+        "checked {} blobs ({}); {} problems; {} unreachable",
+        o.report.blobs_checked,
+        human_size(o.report.bytes_checked),
+        o.report.problems.len(),
+        o.report.unreachable
+    )
 }
 
 #[cfg(test)]

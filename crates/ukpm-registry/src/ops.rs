@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use ukpm_types::{Descriptor, Digest, Reference, media_type};
 
 use crate::auth::Scope;
@@ -40,6 +40,7 @@ pub struct BlobDownload {
     digest: Digest,
     expected: u64,
     received: u64,
+    start: u64,
 }
 
 impl BlobDownload {
@@ -78,6 +79,12 @@ impl BlobDownload {
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The offset in the blob of the first byte: the offset asked for when the registry served
+    /// the range, 0 when it sent the whole blob instead.
+    pub fn start(&self) -> u64 {
+        self.start
     }
 }
 
@@ -232,18 +239,55 @@ impl Client {
         }
     }
 
-    /// Starts downloading a blob of a repository.
-    pub async fn get_blob(&self, reference: &Reference, descriptor: &Descriptor) -> Result<BlobDownload> {
+    /// Starts downloading a blob of a repository, from byte `offset` on (a `Range` request);
+    /// a registry that ignores the range sends the whole blob, which [`BlobDownload::start`]
+    /// tells.
+    pub async fn get_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        offset: u64,
+    ) -> Result<BlobDownload> {
         let url = self.url(reference, &format!("blobs/{}", descriptor.digest)).await;
         let what = format!("blob {}", descriptor.digest);
         let scopes = [Scope::pull(reference.repository())];
+        let offset = offset.min(descriptor.size);
+        let range = format!("bytes={offset}-");
         let response = self
-            .send(reference.registry(), &scopes, &what, &|http| http.get(&url))
+            .send(reference.registry(), &scopes, &what, &|http| {
+                let request = http.get(&url);
+                if offset > 0 {
+                    request.header(RANGE, &range)
+                } else {
+                    request
+                }
+            })
             .await?;
         if !response.status().is_success() {
             return Err(self.status_error(reference.registry(), &what, response).await);
         }
-        if response.content_length().is_some_and(|n| n > descriptor.size) {
+        let start = if response.status() == StatusCode::PARTIAL_CONTENT {
+            let served = response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if served != Some(offset) {
+                return Err(RegistryError::Protocol {
+                    registry: reference.registry().to_string(),
+                    problem: format!(
+                        "{what}: asked for bytes from {offset}, got a range starting at {served:?}"
+                    ),
+                });
+            }
+            offset
+        } else {
+            0
+        };
+        let expected = descriptor.size - start;
+        if response.content_length().is_some_and(|n| n > expected) {
             return Err(RegistryError::TooLarge {
                 registry: reference.registry().to_string(),
                 what,
@@ -254,8 +298,9 @@ impl Client {
             response,
             registry: reference.registry().to_string(),
             digest: descriptor.digest,
-            expected: descriptor.size,
+            expected,
             received: 0,
+            start,
         })
     }
 

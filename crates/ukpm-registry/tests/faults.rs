@@ -391,7 +391,7 @@ async fn download(
     reference: &Reference,
     descriptor: &Descriptor,
 ) -> Result<Vec<u8>, RegistryError> {
-    let mut download = client.get_blob(reference, descriptor).await?;
+    let mut download = client.get_blob(reference, descriptor, 0).await?;
     let mut out = Vec::new();
     while let Some(chunk) = download.chunk().await? {
         out.extend_from_slice(&chunk);
@@ -428,7 +428,7 @@ async fn blob_content_length_over_its_descriptor_is_refused_up_front() {
     let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
     let fake = Fake::start(move |_| Reply::ok(blob(10_001))).await;
     let client = anonymous(0);
-    let err = within(client.get_blob(&tagged(&fake), &descriptor))
+    let err = within(client.get_blob(&tagged(&fake), &descriptor, 0))
         .await
         .err()
         .expect("a Content-Length over the descriptor's size must be refused before reading");

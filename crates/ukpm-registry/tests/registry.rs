@@ -191,7 +191,7 @@ async fn download(
     reference: &Reference,
     descriptor: &Descriptor,
 ) -> Result<Vec<u8>, RegistryError> {
-    let mut blob = client.get_blob(reference, descriptor).await?;
+    let mut blob = client.get_blob(reference, descriptor, 0).await?;
     let mut out = Vec::new();
     while let Some(chunk) = blob.chunk().await? {
         out.extend_from_slice(&chunk);

@@ -87,6 +87,12 @@ pub enum StoreError {
         /// The missing target.
         digest: Digest,
     },
+    /// Another process is downloading the same blob right now.
+    #[error("another process is downloading blob {digest}")]
+    Busy {
+        /// The blob.
+        digest: Digest,
+    },
     /// An I/O error; fs_err has already put the path into the message.
     #[error(transparent)]
     Io(#[from] io::Error),

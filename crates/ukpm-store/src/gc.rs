@@ -2,11 +2,15 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::time::Duration;
 
 use ukpm_types::{Descriptor, Digest, Index, Manifest};
 
 use crate::error::Result;
 use crate::{GC_LOCK, LocalStore, StoreError};
+
+/// How long an interrupted download waits to be resumed before `gc` deletes it.
+pub const PARTIAL_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// What a collection did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,11 +73,17 @@ impl LocalStore {
         Ok((seen, missing))
     }
 
-    /// Deletes every blob no ref reaches, and leftover temp files of interrupted writes.
+    /// Deletes every blob no ref reaches, leftover temp files of interrupted writes, and
+    /// interrupted downloads older than [`PARTIAL_GRACE`] (younger ones wait to be resumed).
     ///
     /// Waits for every [`crate::Lease`] to be dropped first, so blobs of an operation in flight
     /// are never taken.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_with_grace(PARTIAL_GRACE)
+    }
+
+    /// [`LocalStore::gc`] with another grace period for interrupted downloads.
+    pub fn gc_with_grace(&self, grace: Duration) -> Result<GcReport> {
         let lock = self.lock_file(GC_LOCK)?;
         lock.file().lock()?;
         let (reachable, missing) = self.reachable()?;
@@ -98,7 +108,17 @@ impl LocalStore {
         }
         for entry in read_dir_or_empty(&self.ingest_dir())? {
             let entry = entry?;
-            report.bytes_freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let meta = entry.metadata()?;
+            let resumable = entry.file_name().to_string_lossy().starts_with("partial-");
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if resumable && age < grace {
+                continue;
+            }
+            report.bytes_freed += meta.len();
             fs_err::remove_file(entry.path())?;
         }
         report.removed.sort();

@@ -20,7 +20,9 @@
 
 mod blob;
 mod error;
+mod fsck;
 mod gc;
+mod partial;
 mod refs;
 
 use std::io::{self, Read, Write};
@@ -30,7 +32,9 @@ use ukpm_types::{Descriptor, Digest, Index, Manifest, media_type, to_go_json};
 
 pub use blob::{BlobReader, Ingest, unwrap_store_error};
 pub use error::{Result, StoreError};
-pub use gc::GcReport;
+pub use fsck::{FsckReport, Problem};
+pub use gc::{GcReport, PARTIAL_GRACE};
+pub use partial::Partial;
 pub use refs::{RefEntry, RefTable};
 
 const OCI_LAYOUT: &str = "oci-layout";

@@ -300,3 +300,98 @@ fn an_index_whose_other_platforms_were_not_pulled_is_not_damage() {
         vec![Digest::of(b"kernel")]
     );
 }
+
+#[test]
+fn fsck_names_corrupt_and_missing_blobs_by_ref() {
+    let (_dir, store) = store();
+    let image = put_image(&store, b"config", &[b"kernel", b"initrd"]);
+    store
+        .update_refs(|refs| {
+            refs.set("unikraft.org/app:latest", image.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    put(&store, b"garbage", media_type::LAYER_TAR);
+    let clean = store.fsck().unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!(clean.blobs_checked, 6);
+    assert_eq!(clean.unreachable, 1);
+
+    let kernel = Digest::of(b"kernel");
+    fs_err::write(store.blob_path(&kernel), b"kernex").unwrap();
+    fs_err::remove_file(store.blob_path(&Digest::of(b"initrd"))).unwrap();
+    let report = store.fsck().unwrap();
+    let text: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(report.problems.len(), 2, "{text:?}");
+    assert!(
+        text.iter().any(|t| t.contains(&kernel.to_string())
+            && t.contains("corrupt")
+            && t.contains("unikraft.org/app:latest")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains(&Digest::of(b"initrd").to_string()) && t.contains("missing")),
+        "{text:?}"
+    );
+
+    store.quarantine(&kernel).unwrap();
+    assert!(store.blob_size(&kernel).is_none());
+    fs_err::write(store.root().join("index.json"), b"{not json").unwrap();
+    let report = store.fsck().unwrap();
+    assert!(
+        matches!(report.problems[..], [Problem::BadIndex { .. }]),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn an_interrupted_download_resumes_and_verifies_whole() {
+    let (_dir, store) = store();
+    let blob = vec![9u8; 10_000];
+    let digest = Digest::of(&blob);
+    let mut first = store.partial(digest, 10_000, 0).unwrap().unwrap();
+    first.write_all(&blob[..4_000]).unwrap();
+    drop(first);
+    assert_eq!(store.partial_len(&digest), 4_000);
+    // While one process holds it, another is told to download elsewhere.
+    let held = store.partial(digest, 10_000, 4_000).unwrap().unwrap();
+    assert!(store.partial(digest, 10_000, 4_000).unwrap().is_none());
+    drop(held);
+    let mut second = store.partial(digest, 10_000, 4_000).unwrap().unwrap();
+    assert_eq!(second.offset(), 4_000);
+    second.write_all(&blob[4_000..]).unwrap();
+    assert!(second.write_all(b"x").is_err(), "a byte past the size is refused");
+    assert_eq!(second.commit().unwrap(), (digest, 10_000));
+    assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), blob);
+    assert_eq!(store.partial_len(&digest), 0);
+}
+
+#[test]
+fn a_resumed_download_with_a_bad_prefix_is_refused_and_forgotten() {
+    let (_dir, store) = store();
+    let blob = vec![1u8; 1000];
+    let digest = Digest::of(&blob);
+    let mut p = store.partial(digest, 1000, 0).unwrap().unwrap();
+    p.write_all(&[2u8; 500]).unwrap();
+    drop(p);
+    let mut p = store.partial(digest, 1000, 500).unwrap().unwrap();
+    p.write_all(&blob[500..]).unwrap();
+    assert!(matches!(p.commit(), Err(StoreError::DigestMismatch { .. })));
+    assert_eq!(store.partial_len(&digest), 0);
+    assert!(store.blob_size(&digest).is_none());
+}
+
+#[test]
+fn gc_keeps_young_interrupted_downloads_and_drops_old_ones() {
+    let (_dir, store) = store();
+    let digest = Digest::of(b"big");
+    let mut p = store.partial(digest, 3, 0).unwrap().unwrap();
+    p.write_all(b"b").unwrap();
+    drop(p);
+    store.gc().unwrap();
+    assert_eq!(store.partial_len(&digest), 1);
+    store.gc_with_grace(std::time::Duration::ZERO).unwrap();
+    assert_eq!(store.partial_len(&digest), 0);
+}

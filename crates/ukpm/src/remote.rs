@@ -174,7 +174,12 @@ impl PackageManager {
 
     /// Streams one blob into the store, its size enforced as bytes arrive and its digest
     /// checked before it becomes visible; a blob already present is not fetched.
-    async fn fetch_blob(&self, client: &Client, reference: &Reference, blob: &Descriptor) -> Result<()> {
+    pub(crate) async fn fetch_blob(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        blob: &Descriptor,
+    ) -> Result<()> {
         let store = self.store();
         let label = blob.digest.to_string();
         let reporter = self.reporter_arc();
@@ -184,12 +189,46 @@ impl PackageManager {
         }
         let id = crate::reporter::next_id();
         reporter.blob_started(id, &label, Some(blob.size));
-        let mut download = client.get_blob(reference, blob).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
-        let write = store.write_blob(Box::new(ChannelReader::new(rx)), Some((blob.digest, blob.size)));
-        let pump = pump(&mut download, tx, reporter.as_ref(), id);
-        let (written, pumped) = tokio::join!(write, pump);
+        let mut resume = store.resumable(blob.digest).await?.min(blob.size);
+        let outcome = loop {
+            let result = self.fetch_from(client, reference, blob, resume, id).await;
+            match result {
+                // The bytes an earlier attempt left did not verify, or another process holds
+                // them: fetch the whole blob once more, from the start.
+                Err(Error::Store(
+                    ukpm_store::StoreError::DigestMismatch { .. } | ukpm_store::StoreError::Busy { .. },
+                )) if resume > 0 => {
+                    tracing::debug!(digest = %blob.digest, "resuming failed; downloading from the start");
+                    resume = 0;
+                }
+                other => break other,
+            }
+        };
         reporter.blob_finished(id);
+        outcome
+    }
+
+    /// One download attempt of `blob` from byte `offset`.
+    async fn fetch_from(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        blob: &Descriptor,
+        offset: u64,
+        id: u64,
+    ) -> Result<()> {
+        let reporter = self.reporter_arc();
+        let mut download = client.get_blob(reference, blob, offset).await?;
+        let start = download.start();
+        if start > 0 {
+            tracing::debug!(digest = %blob.digest, start, "resuming a download");
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(32);
+        let write =
+            self.store()
+                .write_blob_from(Box::new(ChannelReader::new(rx)), (blob.digest, blob.size), start);
+        let pump = pump(&mut download, tx, reporter.as_ref(), id, start);
+        let (written, pumped) = tokio::join!(write, pump);
         pumped?;
         written?;
         Ok(())
@@ -453,6 +492,7 @@ async fn pump(
     tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
     reporter: &dyn crate::Reporter,
     id: u64,
+    start: u64,
 ) -> Result<()> {
     loop {
         match download.chunk().await {
@@ -461,7 +501,7 @@ async fn pump(
                     // The writer stopped (it saw bad bytes); its error is the one to report.
                     return Ok(());
                 }
-                reporter.blob_progress(id, download.received());
+                reporter.blob_progress(id, start + download.received());
             }
             Ok(None) => return Ok(()),
             Err(err) => {

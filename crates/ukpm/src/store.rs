@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use ukpm_store::{GcReport, LocalStore, RefEntry, StoreError, unwrap_store_error};
+use ukpm_store::{FsckReport, GcReport, LocalStore, RefEntry, StoreError, unwrap_store_error};
 use ukpm_types::{Descriptor, Digest};
 
 use crate::error::{Error, Result};
@@ -61,6 +61,27 @@ pub trait ImageStore: Send + Sync + 'static {
         expected: Option<(Digest, u64)>,
     ) -> BoxFuture<'_, Result<(Digest, u64)>>;
 
+    /// How many bytes of `digest` an interrupted download left, to resume from (0: start over).
+    fn resumable(&self, digest: Digest) -> BoxFuture<'_, Result<u64>> {
+        let _ = digest;
+        Box::pin(async { Ok(0) })
+    }
+
+    /// Writes the rest of a download whose first `offset` bytes an earlier attempt left; the
+    /// whole blob is verified against `expected` before it becomes visible, and an interruption
+    /// keeps what arrived for the next attempt.
+    fn write_blob_from(
+        &self,
+        content: BlobRead,
+        expected: (Digest, u64),
+        offset: u64,
+    ) -> BoxFuture<'_, Result<(Digest, u64)>> {
+        if offset == 0 {
+            return self.write_blob(content, Some(expected));
+        }
+        Box::pin(async move { Err(Error::Store(StoreError::Busy { digest: expected.0 })) })
+    }
+
     /// Stores a small document already in memory.
     fn put_bytes(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Digest>>;
 
@@ -86,6 +107,26 @@ pub trait ImageStore: Send + Sync + 'static {
     /// Finishes background work (giving back leases) before the process exits.
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Checks every blob against its name and every ref against what it reaches.
+    fn fsck(&self) -> BoxFuture<'_, Result<FsckReport>> {
+        let store = self.describe();
+        Box::pin(async move {
+            Err(Error::InvalidInput(format!(
+                "{store} checks its own content; fsck works on the local store"
+            )))
+        })
+    }
+
+    /// Takes a damaged blob out of the store so that a good copy can replace it.
+    fn discard_blob(&self, digest: Digest) -> BoxFuture<'_, Result<()>> {
+        let store = self.describe();
+        Box::pin(async move {
+            Err(Error::InvalidInput(format!(
+                "{store} cannot discard blob {digest}"
+            )))
+        })
     }
 }
 
@@ -177,6 +218,39 @@ impl ImageStore for LocalImageStore {
         self.blocking(move |s| Ok(s.writable()?.put_bytes(&bytes)?))
     }
 
+    fn resumable(&self, digest: Digest) -> BoxFuture<'_, Result<u64>> {
+        self.blocking(move |s| Ok(s.readable()?.map_or(0, |store| store.partial_len(&digest))))
+    }
+
+    fn write_blob_from(
+        &self,
+        mut content: BlobRead,
+        expected: (Digest, u64),
+        offset: u64,
+    ) -> BoxFuture<'_, Result<(Digest, u64)>> {
+        self.blocking(move |s| {
+            let store = s.writable()?;
+            let (digest, size) = expected;
+            match store.partial(digest, size, offset)? {
+                Some(mut partial) if partial.offset() == offset => {
+                    std::io::copy(&mut content, &mut partial)
+                        .map_err(|e| Error::Store(unwrap_store_error(e)))?;
+                    Ok(partial.commit()?)
+                }
+                // Fewer bytes were left than the caller resumes from: it must start over.
+                Some(_) => Err(StoreError::Busy { digest }.into()),
+                // Another process is downloading the same blob: download to a temp file.
+                None if offset == 0 => {
+                    let mut ingest = store.ingest()?;
+                    std::io::copy(&mut content, &mut ingest)
+                        .map_err(|e| Error::Store(unwrap_store_error(e)))?;
+                    Ok(ingest.commit(Some(expected))?)
+                }
+                None => Err(StoreError::Busy { digest }.into()),
+            }
+        })
+    }
+
     fn read_bytes(&self, descriptor: Descriptor) -> BoxFuture<'_, Result<Vec<u8>>> {
         self.blocking(move |s| match s.readable()? {
             Some(store) => Ok(store.read_blob(&descriptor)?),
@@ -243,6 +317,20 @@ impl ImageStore for LocalImageStore {
         self.blocking(|s| match s.readable()? {
             Some(store) => Ok(store.gc()?),
             None => Ok(GcReport::default()),
+        })
+    }
+
+    fn fsck(&self) -> BoxFuture<'_, Result<FsckReport>> {
+        self.blocking(|s| match s.readable()? {
+            Some(store) => Ok(store.fsck()?),
+            None => Ok(FsckReport::default()),
+        })
+    }
+
+    fn discard_blob(&self, digest: Digest) -> BoxFuture<'_, Result<()>> {
+        self.blocking(move |s| match s.readable()? {
+            Some(store) => Ok(store.quarantine(&digest)?),
+            None => Ok(()),
         })
     }
 }

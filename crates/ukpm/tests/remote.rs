@@ -137,3 +137,107 @@ fn pull_and_push_report_every_blob_byte_accurately() {
         "{events:?}"
     );
 }
+
+#[test]
+fn an_interrupted_pull_resumes_from_what_it_has_and_refetches_a_bad_prefix() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = Registry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    let bytes: Vec<u8> = (0..(512u32 << 10)).map(|i| (i % 251) as u8).collect();
+    fs_err::write(&kernel, &bytes).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let source = manager(&dir.path().join("a"), &recorder);
+    let reference: ukpm::Reference = format!("{}/resume/me:v1", registry.host()).parse().unwrap();
+    let packed = runtime
+        .block_on(source.pack(
+            &Target::new(&kernel, Architecture::X86_64, Plat::Qemu),
+            &PackOptions::new(reference.clone()),
+        ))
+        .unwrap();
+    runtime.block_on(source.push(&reference, None)).unwrap();
+    let manifest: ukpm::types::Manifest = serde_json::from_slice(
+        &fs_err::read(
+            dir.path()
+                .join("a/blobs/sha256")
+                .join(packed.manifest.digest.hex()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest.layers[0].clone();
+    let layer_bytes = fs_err::read(dir.path().join("a/blobs/sha256").join(layer.digest.hex())).unwrap();
+    let options = PullOptions {
+        all_platforms: true,
+        ..PullOptions::default()
+    };
+
+    for (store, prefix) in [
+        ("good", layer_bytes[..400 << 10].to_vec()),
+        ("bad", vec![0xAA; 400 << 10]),
+    ] {
+        // What a pull killed after 400 KiB of the kernel layer leaves behind.
+        let root = dir.path().join(store);
+        fs_err::create_dir_all(root.join("ingest")).unwrap();
+        fs_err::write(
+            root.join("ingest")
+                .join(format!("partial-{}", layer.digest.hex())),
+            &prefix,
+        )
+        .unwrap();
+        let target = manager(&root, &recorder);
+        recorder.take();
+        runtime.block_on(target.pull(&reference, &options)).unwrap();
+        let events = recorder.take();
+        let start = events
+            .iter()
+            .find(|e| e.contains(&layer.digest.to_string()) && e.starts_with("start "))
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let first: u64 = events
+            .iter()
+            .find(|e| e.starts_with(&format!("bytes {start} ")))
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let fsck = runtime.block_on(target.fsck(false)).unwrap();
+        assert!(
+            fsck.report.problems.is_empty(),
+            "{store}: {:?}",
+            fsck.report.problems
+        );
+        assert_eq!(
+            fs_err::read(root.join("blobs/sha256").join(layer.digest.hex())).unwrap(),
+            layer_bytes
+        );
+        if store == "good" {
+            assert!(
+                first > 400 << 10,
+                "the good prefix was not resumed: first progress at {first}"
+            );
+        } else {
+            // The bad prefix was tried, refused whole, and the blob fetched again from the start.
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e == &format!("bytes {start} {}", layer.size)),
+                "{events:?}"
+            );
+        }
+        assert!(
+            !root
+                .join("ingest")
+                .join(format!("partial-{}", layer.digest.hex()))
+                .exists()
+        );
+    }
+}
