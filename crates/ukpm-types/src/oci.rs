@@ -375,6 +375,34 @@ mod tests {
         assert!(m.annotations.is_empty());
     }
 
+    proptest::proptest! {
+        /// Hostile documents (random bytes, or JSON with random values where the fields go)
+        /// are refused with an error, never a panic.
+        #[test]
+        fn parsing_hostile_documents_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            size in proptest::prelude::any::<i64>(),
+            media in "\\PC{0,20}",
+            digest in "\\PC{0,80}",
+        ) {
+            let _ = serde_json::from_slice::<Manifest>(&bytes);
+            let _ = serde_json::from_slice::<Index>(&bytes);
+            let _ = serde_json::from_slice::<ImageConfig>(&bytes);
+            let doc = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": media,
+                "manifests": [{"mediaType": media, "digest": digest, "size": size}],
+                "config": {"mediaType": media, "digest": digest, "size": size},
+                "layers": [{"digest": digest, "size": size, "platform": {"os.features": [media]}}],
+                "rootfs": {"diff_ids": [digest]},
+            });
+            let text = doc.to_string();
+            let _ = serde_json::from_str::<Manifest>(&text);
+            let _ = serde_json::from_str::<Index>(&text);
+            let _ = serde_json::from_str::<ImageConfig>(&text);
+        }
+    }
+
     #[test]
     fn negative_sizes_are_refused() {
         let hex = "a".repeat(64);

@@ -67,6 +67,14 @@ pub enum ExtractError {
         /// The offending path.
         path: PathBuf,
     },
+    /// A device node or fifo: refused, never created.
+    #[error("layer entry `{entry}` is a {kind}, which ukpm refuses to create")]
+    Unsupported {
+        /// The entry name as found in the layer.
+        entry: String,
+        /// Its kind (`char`, `block`, `fifo`).
+        kind: String,
+    },
     /// A directory is where the layer wants a file or link; directories are never replaced.
     #[error("{} is a directory, but layer entry `{entry}` is not", path.display())]
     DirectoryInTheWay {
@@ -178,9 +186,13 @@ impl State<'_> {
             | EntryType::Directory
             | EntryType::Symlink
             | EntryType::Link => {}
+            // A unikernel image has no use for device nodes, and creating one in a user's folder
+            // would hand out access to a device: refuse the layer.
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                tracing::warn!(entry = %name, "skipping a device node or fifo: a unikernel layer has no use for it");
-                return Ok(());
+                return Err(ExtractError::Unsupported {
+                    entry: name,
+                    kind: format!("{kind:?}").to_lowercase(),
+                });
             }
             EntryType::XGlobalHeader => {
                 tracing::debug!(entry = %name, "skipping a pax global header");
@@ -782,19 +794,22 @@ mod tests {
     }
 
     #[test]
-    fn devices_and_fifos_are_skipped() {
-        let sb = Sandbox::new();
-        let files = sb
-            .extract(&[
-                E::Other("dev/null", EntryType::Char),
-                E::Other("dev/sda", EntryType::Block),
-                E::Other("pipe", EntryType::Fifo),
-                E::File("after", 0o644, b"ok"),
-            ])
-            .unwrap();
-        assert_eq!(files, [PathBuf::from("after")]);
-        assert!(!sb.dest().join("dev").exists());
-        assert!(!sb.dest().join("pipe").exists());
+    fn devices_and_fifos_are_refused() {
+        for (name, kind) in [
+            ("dev/null", EntryType::Char),
+            ("dev/sda", EntryType::Block),
+            ("pipe", EntryType::Fifo),
+        ] {
+            let sb = Sandbox::new();
+            let err = sb
+                .extract(&[E::Other(name, kind), E::File("after", 0o644, b"ok")])
+                .unwrap_err();
+            assert!(
+                matches!(err, ExtractError::Unsupported { ref entry, .. } if entry == name),
+                "{err}"
+            );
+            assert!(!sb.dest().join(name).exists());
+        }
     }
 
     #[test]
