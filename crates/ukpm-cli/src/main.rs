@@ -113,12 +113,11 @@ pub fn use_color(color: Color) -> bool {
     }
 }
 
+/// Whether the error is stdout going away (`ukpm ls | head`), which exits 0; a broken pipe on
+/// a socket is a real failure and is reported.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
+    err.downcast_ref::<output::StdoutClosed>()
+        .is_some_and(|closed| closed.0.kind() == io::ErrorKind::BrokenPipe)
 }
 
 /// Prints an error: `error:` and `caused by:` lines on stderr, or one JSON document on stdout.

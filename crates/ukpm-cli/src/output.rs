@@ -5,6 +5,24 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 use ukpm::{FsckOutcome, GcReport, Inspection, Package, Problem, Unpacked};
 
+/// Writing the result to stdout failed (typically `ukpm ls | head`): the reader went away,
+/// which is not the command's failure. Only this error may end in a silent exit 0; a broken
+/// pipe anywhere else (a socket) is a real error.
+#[derive(Debug)]
+pub struct StdoutClosed(pub io::Error);
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write to standard output: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutClosed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Where results go: stdout, as text or as exactly one JSON document.
 pub struct Printer {
     pub json: bool,
@@ -16,16 +34,17 @@ impl Printer {
         &self,
         json: Value,
         human: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
+    ) -> Result<(), StdoutClosed> {
         let stdout = io::stdout();
         let mut out = stdout.lock();
-        if self.json {
-            serde_json::to_writer(&mut out, &json).map_err(io::Error::other)?;
-            writeln!(out)?;
+        let written = if self.json {
+            serde_json::to_writer(&mut out, &json)
+                .map_err(io::Error::other)
+                .and_then(|()| writeln!(out))
         } else {
-            human(&mut out)?;
-        }
-        out.flush()
+            human(&mut out)
+        };
+        written.and_then(|()| out.flush()).map_err(StdoutClosed)
     }
 }
 

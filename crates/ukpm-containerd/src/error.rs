@@ -39,6 +39,22 @@ pub enum ContainerdError {
         #[source]
         source: containerd_client::tonic::transport::Error,
     },
+    /// The socket accepted but containerd did not answer in time.
+    #[error("containerd at {} did not answer within {} s", address.display(), after.as_secs())]
+    Timeout {
+        /// The socket.
+        address: PathBuf,
+        /// How long we waited.
+        after: std::time::Duration,
+    },
+    /// Something answers on the socket, but not as containerd.
+    #[error("{} does not answer as containerd: {message}", address.display())]
+    NoAnswer {
+        /// The socket.
+        address: PathBuf,
+        /// What the first call failed with.
+        message: String,
+    },
     /// An RPC failed.
     #[error("containerd at {} refused {what}: {message} ({code:?})", address.display())]
     Rpc {
@@ -79,6 +95,8 @@ impl ContainerdError {
                 | ContainerdError::NotASocket { .. }
                 | ContainerdError::PermissionDenied { .. }
                 | ContainerdError::Unreachable { .. }
+                | ContainerdError::Timeout { .. }
+                | ContainerdError::NoAnswer { .. }
         ) || matches!(
             self,
             ContainerdError::Rpc {

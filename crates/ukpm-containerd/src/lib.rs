@@ -39,6 +39,8 @@ pub use error::{ContainerdError, Result};
 const LEASE_EXPIRE: &str = "containerd.io/gc.expire";
 /// How long a lease of a crashed process keeps content alive.
 const LEASE_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a connection and its first answer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes per write message: containerd's own clients use 1 MiB.
 const CHUNK: usize = 1 << 20;
 
@@ -88,8 +90,20 @@ pub struct ContentInfo {
 }
 
 impl Containerd {
-    /// Connects to the containerd socket at `address` and checks that it answers.
+    /// Connects to the containerd socket at `address` and checks that it answers, giving up
+    /// after [`CONNECT_TIMEOUT`] (as `ctr` does) rather than hanging on a socket that never speaks.
     pub async fn connect(address: &Path, namespace: &str) -> Result<Containerd> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_now(address, namespace))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ContainerdError::Timeout {
+                    address: address.to_path_buf(),
+                    after: CONNECT_TIMEOUT,
+                })
+            })
+    }
+
+    async fn connect_now(address: &Path, namespace: &str) -> Result<Containerd> {
         use std::os::unix::fs::FileTypeExt;
         let meta = std::fs::metadata(address).map_err(|source| match source.kind() {
             std::io::ErrorKind::PermissionDenied => ContainerdError::PermissionDenied {
@@ -126,7 +140,10 @@ impl Containerd {
         VersionClient::new(client.channel.clone())
             .version(Request::new(()))
             .await
-            .map_err(|status| client.rpc("the version", status))?;
+            .map_err(|status| ContainerdError::NoAnswer {
+                address: address.to_path_buf(),
+                message: status.message().to_string(),
+            })?;
         Ok(client)
     }
 

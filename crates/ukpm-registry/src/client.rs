@@ -28,6 +28,11 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
+    /// Blobs of at least this many bytes are uploaded in chunks, so a failure resends only the
+    /// rest.
+    pub chunk_threshold: u64,
+    /// The chunk size of chunked uploads (raised to the registry's `OCI-Chunk-Min-Length`).
+    pub chunk_size: u64,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +45,8 @@ impl Default for ClientConfig {
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(15),
+            chunk_threshold: 128 << 20,
+            chunk_size: 64 << 20,
         }
     }
 }
@@ -131,6 +138,34 @@ impl Client {
             }
         };
         format!("{scheme}://{host}/v2/")
+    }
+
+    /// The configuration this client was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Sends a request like [`Client::send`] but without retrying transport failures or
+    /// transient statuses: the caller recovers itself (a chunked upload asks where it stands).
+    pub(crate) async fn send_once(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        what: &str,
+        build: Build<'_>,
+    ) -> Result<Response> {
+        let quiet = ClientConfig {
+            retries: 0,
+            ..(*self.config).clone()
+        };
+        let once = Client {
+            http: self.http.clone(),
+            config: Arc::new(quiet),
+            credentials: self.credentials.clone(),
+            auth: self.auth.clone(),
+            schemes: self.schemes.clone(),
+        };
+        once.send(registry, scopes, what, build).await
     }
 
     /// Where credentials come from, for messages.

@@ -554,9 +554,11 @@ async fn upload_started_without_location_is_a_protocol_error() {
     let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
     let client = anonymous(0);
     let body = Bytes::from(content);
-    let err = within(client.push_blob(&tagged(&fake), &descriptor, None, &move || {
-        reqwest::Body::from(body.clone())
-    }))
+    let err = within(
+        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
     .await
     .expect_err("an upload without Location cannot go on");
     assert!(matches!(err, RegistryError::Protocol { .. }), "{err:?}");
@@ -582,9 +584,11 @@ async fn final_put_without_location_is_tolerated() {
     .await;
     let client = anonymous(0);
     let body = Bytes::from(content.clone());
-    let outcome = within(client.push_blob(&tagged(&fake), &descriptor, None, &move || {
-        reqwest::Body::from(body.clone())
-    }))
+    let outcome = within(
+        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
     .await
     .expect("a 201 without Location is still a finished upload");
     assert_eq!(outcome, PushOutcome::Uploaded);
@@ -618,11 +622,12 @@ async fn refused_mount_falls_back_to_an_upload() {
     .await;
     let client = anonymous(0);
     let body = Bytes::from(content.clone());
-    let outcome = within(
-        client.push_blob(&tagged(&fake), &descriptor, Some("ukpm/elsewhere"), &move || {
-            reqwest::Body::from(body.clone())
-        }),
-    )
+    let outcome = within(client.push_blob(
+        &tagged(&fake),
+        &descriptor,
+        Some("ukpm/elsewhere"),
+        &move |offset, len| reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize)),
+    ))
     .await
     .expect("the upload goes on after a refused mount");
     assert_eq!(outcome, PushOutcome::Uploaded);
@@ -661,9 +666,11 @@ async fn retried_upload_sends_the_whole_body_again() {
     .await;
     let client = anonymous(2);
     let body = Bytes::from(content.clone());
-    let outcome = within(client.push_blob(&tagged(&fake), &descriptor, None, &move || {
-        reqwest::Body::from(body.clone())
-    }))
+    let outcome = within(
+        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
     .await
     .expect("the upload succeeds on retry");
     assert_eq!(outcome, PushOutcome::Uploaded);
@@ -904,4 +911,70 @@ async fn anonymous_bearer_token_requests_carry_no_credentials() {
     assert_eq!(tokens[0].header("authorization"), None);
     assert_eq!(tokens[0].query("scope"), [format!("repository:{REPO}:pull")]);
     assert_eq!(tokens[0].query("service"), ["svc"]);
+}
+
+#[tokio::test]
+async fn a_failed_chunk_resumes_from_where_the_session_stands() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let patches = Arc::new(AtomicUsize::new(0));
+    let seen = patches.clone();
+    // Chunks of 4,000 bytes; the second PATCH fails after the registry kept only 1,500 of its
+    // bytes, and the session says so.
+    let fake = Fake::start(move |request| match request.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/c-1")),
+        "PATCH" => {
+            if seen.fetch_add(1, Ordering::SeqCst) == 1 {
+                Reply::status(500)
+            } else {
+                Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/c-1"))
+            }
+        }
+        "GET" => Reply::status(204)
+            .header("Range", "0-5499")
+            .header("Location", &format!("/v2/{REPO}/blobs/uploads/c-1")),
+        "PUT" => Reply::status(201),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = Client::new(
+        ClientConfig {
+            chunk_threshold: 1,
+            chunk_size: 4_000,
+            ..config(3)
+        },
+        Arc::new(Anonymous),
+    )
+    .unwrap();
+    let body = Bytes::from(content.clone());
+    let outcome = within(
+        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
+    .await
+    .expect("the upload resumes after the failed chunk");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    let ranges: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.header("content-range").unwrap_or_default().to_string())
+        .collect();
+    // 0-3999 ok, 4000-7999 failed, then only the rest from 5500 (what the session holds).
+    assert_eq!(ranges, ["0-3999", "4000-7999", "5500-9499", "9500-9999"]);
+    let patch_bytes: usize = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.body.len())
+        .sum();
+    assert_eq!(
+        patch_bytes,
+        4_000 + 4_000 + 4_000 + 500,
+        "only the rest was sent again"
+    );
+    assert_eq!(fake.requests().iter().filter(|r| r.method == "GET").count(), 1);
 }

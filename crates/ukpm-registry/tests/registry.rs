@@ -159,8 +159,8 @@ async fn push_bytes(
 ) -> Result<PushOutcome, RegistryError> {
     let bytes = Bytes::copy_from_slice(bytes);
     client
-        .push_blob(reference, descriptor, mount_from, &move || {
-            reqwest::Body::from(bytes.clone())
+        .push_blob(reference, descriptor, mount_from, &move |offset, len| {
+            reqwest::Body::from(bytes.slice(offset as usize..(offset + len) as usize))
         })
         .await
 }
@@ -632,4 +632,23 @@ async fn skopeo_reads_back_the_pushed_index_byte_for_byte() {
         String::from_utf8_lossy(&index)
     );
     assert_eq!(output.stdout, index);
+}
+
+#[tokio::test]
+async fn large_blobs_go_up_in_chunks_that_distribution_reassembles() {
+    let registry = Registry::plain();
+    let chunked = Client::new(
+        ClientConfig {
+            chunk_threshold: 1024,
+            chunk_size: 64 << 10,
+            ..ClientConfig::default()
+        },
+        Arc::new(Anonymous),
+    )
+    .unwrap();
+    // 300 KiB in 64 KiB chunks: four full chunks and a short last one.
+    let image = Image::new("chunked");
+    let v1 = reference(&registry.host(), "ukpm/chunked", "v1");
+    push_image(&chunked, &v1, &image).await;
+    assert_pulls(&anonymous(), &v1, &image).await;
 }

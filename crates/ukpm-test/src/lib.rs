@@ -8,6 +8,7 @@
 
 mod command;
 pub mod conformance;
+pub mod containerd;
 mod fixtures;
 pub mod registry;
 

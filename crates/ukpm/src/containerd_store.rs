@@ -243,15 +243,16 @@ impl ImageStore for ContainerdImageStore {
                 }
                 .into());
             }
-            if let Ok(reference) = name.parse::<Reference>() {
-                let label = format!("containerd.io/distribution.source.{}", reference.registry());
-                let labels = HashMap::from([(label, reference.repository().to_string())]);
-                self.client.add_labels(descriptor.digest, labels).await?;
-            }
             let target = Descriptor::new(&descriptor.media_type, descriptor.digest, descriptor.size);
             self.client.put_image(&name, &target, HashMap::new()).await?;
             Ok(true)
         })
+    }
+
+    fn note_source(&self, digest: Digest, reference: &Reference) -> BoxFuture<'_, Result<()>> {
+        let label = format!("containerd.io/distribution.source.{}", reference.registry());
+        let labels = HashMap::from([(label, reference.repository().to_string())]);
+        Box::pin(async move { Ok(self.client.add_labels(digest, labels).await?) })
     }
 
     fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>> {

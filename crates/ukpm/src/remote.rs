@@ -126,6 +126,7 @@ impl PackageManager {
         }
         let stored = store.put_bytes(fetched.bytes.to_vec()).await?;
         debug_assert_eq!(stored, top.digest);
+        store.note_source(top.digest, reference).await?;
         let name = stored_name(reference);
         let mut entry = top.clone();
         entry.annotations.insert(
@@ -167,8 +168,10 @@ impl PackageManager {
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             self.fetch_blob(client, reference, blob).await?;
+            store.note_source(blob.digest, reference).await?;
         }
         store.put_bytes(bytes).await?;
+        store.note_source(entry.digest, reference).await?;
         Ok(())
     }
 
@@ -365,22 +368,24 @@ impl PackageManager {
         Ok(())
     }
 
-    /// A body that streams a stored blob, opened anew for each attempt, reporting the bytes
-    /// as they go out under `id`.
-    fn body_factory(&self, blob: &Descriptor, id: u64) -> impl Fn() -> Body + Send + Sync + 'static {
+    /// A body that streams `len` bytes of a stored blob from `offset`, opened anew for each
+    /// attempt, reporting the bytes as they go out under `id`.
+    fn body_factory(&self, blob: &Descriptor, id: u64) -> impl Fn(u64, u64) -> Body + Send + Sync + 'static {
         let store = self.store_arc();
         let reporter = self.reporter_arc();
         let (digest, size) = (blob.digest, blob.size);
-        move || {
+        move |offset, len| {
             let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
             let store = store.clone();
             let reporter = reporter.clone();
             tokio::spawn(async move {
-                match store.open_blob(digest).await {
+                match store.open_blob_range(digest, offset, len).await {
                     Ok(reader) => {
-                        reporter.blob_started(id, &digest.to_string(), Some(size));
+                        if offset == 0 {
+                            reporter.blob_started(id, &digest.to_string(), Some(size));
+                        }
                         let _ = tokio::task::spawn_blocking(move || {
-                            send_blocking(reader, tx, reporter.as_ref(), id)
+                            send_blocking(reader, tx, reporter.as_ref(), id, offset)
                         })
                         .await;
                     }
@@ -517,9 +522,10 @@ fn send_blocking(
     tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
     reporter: &dyn crate::Reporter,
     id: u64,
+    offset: u64,
 ) {
     let mut buf = vec![0u8; 256 << 10];
-    let mut sent = 0u64;
+    let mut sent = offset;
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return,

@@ -91,6 +91,26 @@ pub trait ImageStore: Send + Sync + 'static {
     /// Opens a blob for a blocking, verifying read (use it on a blocking thread).
     fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>>;
 
+    /// Opens `len` bytes of a blob from `offset`, without verifying them: for uploads, where
+    /// the store verified the blob when it came in and the registry verifies it again.
+    fn open_blob_range(&self, digest: Digest, offset: u64, len: u64) -> BoxFuture<'_, Result<BlobRead>> {
+        Box::pin(async move {
+            let mut blob = self.open_blob(digest).await?;
+            tokio::task::spawn_blocking(move || {
+                std::io::copy(&mut (&mut blob).take(offset), &mut std::io::sink())?;
+                Ok(Box::new(blob.take(len)) as BlobRead)
+            })
+            .await?
+        })
+    }
+
+    /// Records that a blob came from `reference`'s repository (containerd's
+    /// `distribution.source` label, which later pushes use to mount instead of upload).
+    fn note_source(&self, digest: Digest, reference: &ukpm_types::Reference) -> BoxFuture<'_, Result<()>> {
+        let _ = (digest, reference);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Every named ref.
     fn refs(&self) -> BoxFuture<'_, Result<Vec<RefEntry>>>;
 
@@ -265,6 +285,25 @@ impl ImageStore for LocalImageStore {
         self.blocking(move |s| match s.readable()? {
             Some(store) => Ok(Box::new(store.open_blob(&digest)?) as BlobRead),
             None => Err(StoreError::BlobNotFound { digest }.into()),
+        })
+    }
+
+    fn open_blob_range(&self, digest: Digest, offset: u64, len: u64) -> BoxFuture<'_, Result<BlobRead>> {
+        self.blocking(move |s| {
+            use std::io::{Seek, SeekFrom};
+            let Some(store) = s.readable()? else {
+                return Err(StoreError::BlobNotFound { digest }.into());
+            };
+            let path = store.blob_path(&digest);
+            let mut file = match fs_err::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::BlobNotFound { digest }.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(Box::new(file.take(len)) as BlobRead)
         })
     }
 
