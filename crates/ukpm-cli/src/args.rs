@@ -57,6 +57,9 @@ pub struct Global {
         default_value = "default"
     )]
     pub namespace: String,
+    /// How many blobs move at once in a pull or push
+    #[arg(long, global = true, value_name = "N", default_value_t = ukpm::DEFAULT_CONCURRENCY, env = "UKPM_CONCURRENCY")]
+    pub concurrency: usize,
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,

@@ -46,7 +46,10 @@ pub async fn run(cli: &Cli) -> Result<()> {
     if let Some(address) = &global.containerd {
         builder = builder.store(containerd_store(address, &global.namespace).await?);
     }
-    let manager = builder.client_config(client_config).build()?;
+    let manager = builder
+        .client_config(client_config)
+        .concurrency(global.concurrency)
+        .build()?;
     let printer = Printer { json: global.json };
     let result = dispatch(cli, &manager, &printer).await;
     let closed = manager.close().await;

@@ -63,7 +63,10 @@ pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
 pub use layer::LayerFile;
-pub use manager::{InspectedManifest, Inspection, PackageManager, PackageManagerBuilder, default_store_dir};
+pub use manager::{
+    DEFAULT_CONCURRENCY, InspectedManifest, Inspection, PackageManager, PackageManagerBuilder,
+    default_store_dir,
+};
 pub use pack::{PackOptions, TOOL_VERSION, Target};
 pub use remote::{PullOptions, PushReport};
 pub use reporter::{NoReporter, Reporter};

@@ -27,6 +27,7 @@ pub struct PackageManager {
     docker_config: Option<PathBuf>,
     client_config: ClientConfig,
     client: Arc<OnceLock<Client>>,
+    transfers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PackageManager {
@@ -47,6 +48,7 @@ pub struct PackageManagerBuilder {
     credentials: Option<Arc<dyn CredentialSource>>,
     docker_config: Option<PathBuf>,
     client_config: Option<ClientConfig>,
+    concurrency: Option<usize>,
 }
 
 impl PackageManagerBuilder {
@@ -88,6 +90,12 @@ impl PackageManagerBuilder {
         self
     }
 
+    /// How many blobs move at once in a pull or push (default 4).
+    pub fn concurrency(mut self, blobs: usize) -> Self {
+        self.concurrency = Some(blobs.max(1));
+        self
+    }
+
     /// How to talk to registries: plain-HTTP hosts, extra CAs, retries.
     pub fn client_config(mut self, config: ClientConfig) -> Self {
         self.client_config = Some(config);
@@ -114,9 +122,15 @@ impl PackageManagerBuilder {
             docker_config: self.docker_config,
             client_config: self.client_config.unwrap_or_default(),
             client: Arc::new(OnceLock::new()),
+            transfers: Arc::new(tokio::sync::Semaphore::new(
+                self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            )),
         })
     }
 }
+
+/// Blobs moved at once by default: enough to hide round trips, few enough for a 2-core machine.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// `$XDG_DATA_HOME/ukpm/oci`, else `~/.local/share/ukpm/oci`: where packages live by default.
 pub fn default_store_dir() -> Result<PathBuf> {
@@ -173,6 +187,11 @@ impl PackageManager {
 
     pub(crate) fn reporter_arc(&self) -> Arc<dyn Reporter> {
         self.reporter.clone()
+    }
+
+    /// Waits for a transfer slot; the permit frees it when dropped.
+    pub(crate) async fn transfer_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.transfers.acquire().await.ok()
     }
 
     pub(crate) fn store_arc(&self) -> Arc<dyn ImageStore> {

@@ -111,10 +111,14 @@ impl PackageManager {
                     available,
                 });
             }
-            for entry in selected {
-                self.pull_manifest(&client, reference, entry).await?;
-                pulled.push(entry.digest);
-            }
+            // Manifests in parallel; their blobs share the manager's transfer limit.
+            futures_util::future::try_join_all(
+                selected
+                    .iter()
+                    .map(|entry| self.pull_manifest(&client, reference, entry)),
+            )
+            .await?;
+            pulled.extend(selected.iter().map(|entry| entry.digest));
         } else if top.is_manifest() {
             self.pull_manifest(&client, reference, &top).await?;
             pulled.push(top.digest);
@@ -166,10 +170,17 @@ impl PackageManager {
             fetched.bytes.to_vec()
         };
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let mut seen = std::collections::BTreeSet::new();
+        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .filter(|b| seen.insert(b.digest))
+            .collect();
+        futures_util::future::try_join_all(blobs.into_iter().map(|blob| async move {
+            let _permit = self.transfer_permit().await;
             self.fetch_blob(client, reference, blob).await?;
-            store.note_source(blob.digest, reference).await?;
-        }
+            store.note_source(blob.digest, reference).await
+        }))
+        .await?;
         store.put_bytes(bytes).await?;
         store.note_source(entry.digest, reference).await?;
         Ok(())
@@ -306,7 +317,13 @@ impl PackageManager {
     ) -> Result<Vec<u8>> {
         let bytes = self.read_by_digest(entry).await?;
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let mut seen = std::collections::BTreeSet::new();
+        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .filter(|b| seen.insert(b.digest))
+            .collect();
+        let outcomes = futures_util::future::try_join_all(blobs.into_iter().map(|blob| async move {
+            let _permit = self.transfer_permit().await;
             if !self.store().has_blob(blob.digest, Some(blob.size)).await? {
                 return Err(Error::Store(ukpm_store::StoreError::BlobNotFound {
                     digest: blob.digest,
@@ -315,19 +332,22 @@ impl PackageManager {
             let label = blob.digest.to_string();
             let id = crate::reporter::next_id();
             let body = self.body_factory(blob, id);
-            match client.push_blob(target, blob, mount_from, &body).await? {
-                PushOutcome::Exists => {
-                    report.existed += 1;
-                    self.reporter().blob_skipped(&label, "already in the registry");
-                }
-                PushOutcome::Mounted => {
-                    report.mounted += 1;
-                    self.reporter().blob_skipped(&label, "mounted");
-                }
+            let outcome = client.push_blob(target, blob, mount_from, &body).await?;
+            match outcome {
+                PushOutcome::Exists => self.reporter().blob_skipped(&label, "already in the registry"),
+                PushOutcome::Mounted => self.reporter().blob_skipped(&label, "mounted"),
+                PushOutcome::Uploaded => self.reporter().blob_finished(id),
+            }
+            Ok::<_, Error>((outcome, blob.size))
+        }))
+        .await?;
+        for (outcome, size) in outcomes {
+            match outcome {
+                PushOutcome::Exists => report.existed += 1,
+                PushOutcome::Mounted => report.mounted += 1,
                 PushOutcome::Uploaded => {
                     report.uploaded += 1;
-                    report.uploaded_bytes += blob.size;
-                    self.reporter().blob_finished(id);
+                    report.uploaded_bytes += size;
                 }
             }
         }
