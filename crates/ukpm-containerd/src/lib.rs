@@ -169,12 +169,18 @@ impl Containerd {
     /// A request in our namespace, under our lease when one is held.
     async fn request<T>(&self, message: T) -> Request<T> {
         let lease = self.lease.lock().await.id.clone();
+        let mut request = self.in_namespace(message);
+        if let Some(lease) = lease.and_then(|l| l.parse().ok()) {
+            request.metadata_mut().insert("containerd-lease", lease);
+        }
+        request
+    }
+
+    /// A request in our namespace, outside any lease (for managing leases themselves).
+    fn in_namespace<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Ok(ns) = self.namespace.parse() {
             request.metadata_mut().insert("containerd-namespace", ns);
-        }
-        if let Some(lease) = lease.and_then(|l| l.parse().ok()) {
-            request.metadata_mut().insert("containerd-lease", lease);
         }
         request
     }
@@ -207,13 +213,10 @@ impl Containerd {
             );
             let expire = SystemTime::now() + LEASE_LIFETIME;
             let labels = HashMap::from([(LEASE_EXPIRE.to_string(), rfc3339(expire))]);
-            let mut request = Request::new(containerd_client::services::v1::CreateRequest {
+            let request = self.in_namespace(containerd_client::services::v1::CreateRequest {
                 id: id.clone(),
                 labels,
             });
-            if let Ok(ns) = self.namespace.parse() {
-                request.metadata_mut().insert("containerd-namespace", ns);
-            }
             LeasesClient::new(self.channel.clone())
                 .create(request)
                 .await
@@ -238,10 +241,7 @@ impl Containerd {
     }
 
     async fn delete_lease(&self, id: String, sync: bool) -> Result<()> {
-        let mut request = Request::new(containerd_client::services::v1::DeleteRequest { id, sync });
-        if let Ok(ns) = self.namespace.parse() {
-            request.metadata_mut().insert("containerd-namespace", ns);
-        }
+        let request = self.in_namespace(containerd_client::services::v1::DeleteRequest { id, sync });
         LeasesClient::new(self.channel.clone())
             .delete(request)
             .await
@@ -253,13 +253,10 @@ impl Containerd {
     /// with `sync`, which is how containerd lets a client ask for a collection).
     pub async fn collect_garbage(&self) -> Result<()> {
         let id = format!("ukpm-gc-{}", std::process::id());
-        let mut request = Request::new(containerd_client::services::v1::CreateRequest {
+        let request = self.in_namespace(containerd_client::services::v1::CreateRequest {
             id: id.clone(),
             labels: HashMap::new(),
         });
-        if let Ok(ns) = self.namespace.parse() {
-            request.metadata_mut().insert("containerd-namespace", ns);
-        }
         LeasesClient::new(self.channel.clone())
             .create(request)
             .await

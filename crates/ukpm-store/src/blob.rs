@@ -104,26 +104,31 @@ impl Write for Ingest<'_> {
     }
 }
 
-/// A stored blob opened for reading; it hashes what it yields and fails the read that reaches
-/// the end if the bytes do not match the blob's name, so damaged content is never trusted.
-pub struct BlobReader {
-    file: fs_err::File,
+/// A reader that hashes what it yields and fails the read that reaches the end if the bytes do
+/// not match the expected digest, so damaged content is never trusted, whichever store it
+/// comes from.
+pub struct VerifyingReader<R> {
+    inner: R,
     digest: Digest,
     hasher: Hasher,
     done: bool,
 }
 
-impl BlobReader {
-    pub(crate) fn new(file: fs_err::File, digest: Digest) -> BlobReader {
-        BlobReader {
-            file,
+/// A stored blob opened for a verifying read.
+pub type BlobReader = VerifyingReader<fs_err::File>;
+
+impl<R: Read> VerifyingReader<R> {
+    /// Wraps `inner`, whose bytes must hash to `digest`.
+    pub fn new(inner: R, digest: Digest) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
             digest,
             hasher: Hasher::new(),
             done: false,
         }
     }
 
-    /// The blob's digest.
+    /// The expected digest.
     pub fn digest(&self) -> Digest {
         self.digest
     }
@@ -154,9 +159,9 @@ impl BlobReader {
     }
 }
 
-impl Read for BlobReader {
+impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
+        let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
             self.verify()?;
         } else {

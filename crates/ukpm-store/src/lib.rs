@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use ukpm_types::{Descriptor, Digest, Index, Manifest, media_type, to_go_json};
 
-pub use blob::{BlobReader, Ingest, unwrap_store_error};
+pub use blob::{BlobReader, Ingest, VerifyingReader, unwrap_store_error};
 pub use error::{Result, StoreError};
 pub use fsck::{FsckReport, Problem};
 pub use gc::{GcReport, PARTIAL_GRACE};
@@ -190,7 +190,7 @@ impl LocalStore {
     /// Opens a blob for a verifying read.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
         match fs_err::File::open(self.blob_path(digest)) {
-            Ok(file) => Ok(BlobReader::new(file, *digest)),
+            Ok(file) => Ok(VerifyingReader::new(file, *digest)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::BlobNotFound { digest: *digest })
             }

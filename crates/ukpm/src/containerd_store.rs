@@ -16,7 +16,8 @@ use ukpm_store::{GcReport, RefEntry, StoreError};
 use ukpm_types::{Descriptor, Digest, Hasher, Reference, annotation};
 
 use crate::error::{Error, Result};
-use crate::store::{BlobRead, BoxFuture, ChannelReader, Expect, ImageStore, StoreLease, VerifyingReader};
+use crate::store::{BlobRead, BoxFuture, ChannelReader, Expect, ImageStore, StoreLease};
+use ukpm_store::VerifyingReader;
 
 /// Packages kept in containerd, in one namespace.
 #[derive(Debug, Clone)]

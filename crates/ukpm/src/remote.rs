@@ -170,11 +170,7 @@ impl PackageManager {
             fetched.bytes.to_vec()
         };
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
-        let mut seen = std::collections::BTreeSet::new();
-        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
-            .chain(&manifest.layers)
-            .filter(|b| seen.insert(b.digest))
-            .collect();
+        let blobs = unique_blobs(&manifest);
         futures_util::future::try_join_all(blobs.into_iter().map(|blob| async move {
             let _permit = self.transfer_permit().await;
             self.fetch_blob(client, reference, blob).await?;
@@ -317,11 +313,7 @@ impl PackageManager {
     ) -> Result<Vec<u8>> {
         let bytes = self.read_by_digest(entry).await?;
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
-        let mut seen = std::collections::BTreeSet::new();
-        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
-            .chain(&manifest.layers)
-            .filter(|b| seen.insert(b.digest))
-            .collect();
+        let blobs = unique_blobs(&manifest);
         let outcomes = futures_util::future::try_join_all(blobs.into_iter().map(|blob| async move {
             let _permit = self.transfer_permit().await;
             if !self.store().has_blob(blob.digest, Some(blob.size)).await? {
@@ -491,6 +483,15 @@ fn stored_name(reference: &Reference) -> Reference {
     } else {
         reference.clone()
     }
+}
+
+/// A manifest's config and layers, each blob once (a layer may repeat).
+fn unique_blobs(manifest: &Manifest) -> Vec<&Descriptor> {
+    let mut seen = std::collections::BTreeSet::new();
+    std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .filter(|b| seen.insert(b.digest))
+        .collect()
 }
 
 fn digest_reference(reference: &Reference, digest: Digest) -> Result<Reference> {
