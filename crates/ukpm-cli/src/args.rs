@@ -48,18 +48,12 @@ pub struct Global {
     /// Keep packages in containerd, at this socket, instead of the local store
     #[arg(long, global = true, value_name = "ADDR", env = "CONTAINERD_ADDRESS")]
     pub containerd: Option<PathBuf>,
-    /// The containerd namespace
-    #[arg(
-        long,
-        global = true,
-        value_name = "NS",
-        env = "CONTAINERD_NAMESPACE",
-        default_value = "default"
-    )]
-    pub namespace: String,
-    /// How many blobs move at once in a pull or push
-    #[arg(long, global = true, value_name = "N", default_value_t = ukpm::DEFAULT_CONCURRENCY, env = "UKPM_CONCURRENCY")]
-    pub concurrency: usize,
+    /// The containerd namespace [default: default]
+    #[arg(long, global = true, value_name = "NS", env = "CONTAINERD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How many blobs move at once in a pull or push [default: 4]
+    #[arg(long, global = true, value_name = "N", env = "UKPM_CONCURRENCY")]
+    pub concurrency: Option<usize>,
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,

@@ -13,42 +13,37 @@ use ukpm::{
 use crate::args::{Cli, Command, Filters, PackArgs, Strategy};
 use crate::output::{self, Printer};
 use crate::report::StderrReporter;
+use crate::settings::Settings;
 
 /// Runs the parsed command line.
 pub async fn run(cli: &Cli) -> Result<()> {
     let global = &cli.global;
+    let settings = Settings::resolve(global)?;
     let mut builder = PackageManager::builder();
-    if let Some(store) = &global.store {
+    if let Some(store) = &settings.store {
         builder = builder.store_dir(store);
     }
     if !global.quiet {
         builder = builder.reporter(Arc::new(StderrReporter::new(global)));
     }
-    if !global.registries.is_empty() {
-        builder = builder.registries(
-            global
-                .registries
-                .iter()
-                .filter(|r| !r.is_empty())
-                .cloned()
-                .collect(),
-        );
+    if !settings.registries.is_empty() {
+        builder = builder.registries(settings.registries.clone());
     }
     let mut client_config = ClientConfig {
-        plain_http: global.plain_http.clone(),
+        plain_http: settings.plain_http.clone(),
         ..ClientConfig::default()
     };
-    for file in &global.ca_file {
+    for file in &settings.ca_files {
         let pem =
             fs_err::read(file).with_context(|| format!("cannot read the CA file {}", file.display()))?;
         client_config.extra_roots_pem.push(pem);
     }
-    if let Some(address) = &global.containerd {
-        builder = builder.store(containerd_store(address, &global.namespace).await?);
+    if let Some(address) = &settings.containerd {
+        builder = builder.store(containerd_store(address, &settings.namespace).await?);
     }
     let manager = builder
         .client_config(client_config)
-        .concurrency(global.concurrency)
+        .concurrency(settings.concurrency)
         .build()?;
     let printer = Printer { json: global.json };
     let result = dispatch(cli, &manager, &printer).await;

@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod output;
 mod report;
+mod settings;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
