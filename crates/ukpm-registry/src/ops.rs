@@ -41,6 +41,7 @@ pub struct BlobDownload {
     expected: u64,
     received: u64,
     start: u64,
+    ranged: bool,
 }
 
 impl BlobDownload {
@@ -79,6 +80,11 @@ impl BlobDownload {
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Whether the registry served the range asked for (206), rather than the whole blob.
+    pub fn ranged(&self) -> bool {
+        self.ranged
     }
 
     /// The offset in the blob of the first byte: the offset asked for when the registry served
@@ -248,15 +254,33 @@ impl Client {
         descriptor: &Descriptor,
         offset: u64,
     ) -> Result<BlobDownload> {
+        self.get_blob_range(reference, descriptor, offset, None).await
+    }
+
+    /// Downloads bytes `start..=end` of a blob (to its end without `end`). A registry that
+    /// ignores ranges sends the whole blob: [`BlobDownload::start`] is then 0 and
+    /// [`BlobDownload::ranged`] false.
+    pub async fn get_blob_range(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<BlobDownload> {
+        let offset = start.min(descriptor.size);
         let url = self.url(reference, &format!("blobs/{}", descriptor.digest)).await;
         let what = format!("blob {}", descriptor.digest);
         let scopes = [Scope::pull(reference.repository())];
-        let offset = offset.min(descriptor.size);
-        let range = format!("bytes={offset}-");
+        let end = end.map(|e| e.min(descriptor.size.saturating_sub(1)));
+        let range = match end {
+            Some(end) => format!("bytes={offset}-{end}"),
+            None => format!("bytes={offset}-"),
+        };
+        let ask = offset > 0 || end.is_some();
         let response = self
             .send(reference.registry(), &scopes, &what, &|http| {
                 let request = http.get(&url);
-                if offset > 0 {
+                if ask {
                     request.header(RANGE, &range)
                 } else {
                     request
@@ -286,7 +310,11 @@ impl Client {
         } else {
             0
         };
-        let expected = descriptor.size - start;
+        let ranged = response.status() == StatusCode::PARTIAL_CONTENT;
+        let expected = match (ranged, end) {
+            (true, Some(end)) => end + 1 - start,
+            _ => descriptor.size - start,
+        };
         if response.content_length().is_some_and(|n| n > expected) {
             return Err(RegistryError::TooLarge {
                 registry: reference.registry().to_string(),
@@ -301,6 +329,7 @@ impl Client {
             expected,
             received: 0,
             start,
+            ranged,
         })
     }
 

@@ -34,7 +34,7 @@ pub use blob::{BlobReader, Ingest, VerifyingReader, unwrap_store_error};
 pub use error::{Result, StoreError};
 pub use fsck::{FsckReport, Problem};
 pub use gc::{GcReport, PARTIAL_GRACE};
-pub use partial::Partial;
+pub use partial::{Partial, Ranged};
 pub use refs::{RefEntry, RefTable};
 
 const OCI_LAYOUT: &str = "oci-layout";

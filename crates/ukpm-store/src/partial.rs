@@ -26,8 +26,12 @@ impl LocalStore {
         self.ingest_dir().join(format!("partial-{}", digest.hex()))
     }
 
-    /// How many bytes of `digest` an earlier, interrupted download left (0 when none).
+    /// How many bytes of `digest` an earlier, interrupted sequential download left (0 when
+    /// none, or when a ranged download left it: that one resumes through [`LocalStore::ranged`]).
     pub fn partial_len(&self, digest: &Digest) -> u64 {
+        if self.ranges_path(digest).exists() {
+            return 0;
+        }
         fs_err::metadata(self.partial_path(digest))
             .map(|m| m.len())
             .unwrap_or(0)
@@ -51,7 +55,14 @@ impl LocalStore {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
-        let have = file.metadata()?.len();
+        // A ranged download left this file: it is not a prefix. Start the sequential one over.
+        let ranges = self.ranges_path(&digest);
+        let have = if ranges.exists() {
+            fs_err::remove_file(&ranges)?;
+            0
+        } else {
+            file.metadata()?.len()
+        };
         let keep = keep.min(have).min(size);
         file.set_len(keep)?;
         let mut hasher = Hasher::new();
@@ -140,5 +151,192 @@ impl Write for Partial {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// A blob downloaded in parallel ranges, resumably: ranges are written in place into
+/// `ingest/partial-<hex>` and each stretch that landed is recorded in
+/// `ingest/partial-<hex>.ranges`, so a download killed at any moment fetches only what is
+/// missing next time. The whole file is hashed before it is renamed into the store.
+///
+/// A partial file without a ranges record (left by a sequential download) counts as a prefix.
+pub struct Ranged {
+    store: LocalStore,
+    path: PathBuf,
+    record: std::sync::Mutex<Option<fs_err::File>>,
+    file: fs_err::File,
+    done: Vec<(u64, u64)>,
+    digest: Digest,
+    size: u64,
+}
+
+impl LocalStore {
+    fn ranges_path(&self, digest: &Digest) -> PathBuf {
+        self.ingest_dir().join(format!("partial-{}.ranges", digest.hex()))
+    }
+
+    /// Opens (or continues) a ranged download of `digest` (`size` bytes); `Ok(None)` when
+    /// another process is downloading it right now.
+    pub fn ranged(&self, digest: Digest, size: u64) -> Result<Option<Ranged>> {
+        fs_err::create_dir_all(self.ingest_dir())?;
+        let path = self.partial_path(&digest);
+        let file = fs_err::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.file().try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let have = file.metadata()?.len();
+        let ranges = self.ranges_path(&digest);
+        let mut done = match fs_err::read_to_string(&ranges) {
+            Ok(text) => text
+                .lines()
+                .filter_map(|l| {
+                    let (a, b) = l.split_once(' ')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .filter(|&(a, b): &(u64, u64)| a <= b && b < size)
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if have > 0 && have <= size {
+                    vec![(0, have - 1)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if have > size {
+            done.clear();
+            file.set_len(0)?;
+        }
+        file.set_len(size)?;
+        done.sort_unstable();
+        let mut record = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&ranges)?;
+        for (a, b) in &done {
+            writeln!(record, "{a} {b}")?;
+        }
+        Ok(Some(Ranged {
+            store: self.clone(),
+            path,
+            record: std::sync::Mutex::new(Some(record)),
+            file,
+            done,
+            digest,
+            size,
+        }))
+    }
+}
+
+impl Ranged {
+    /// The byte ranges (inclusive) still to fetch, in order.
+    pub fn missing(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        for &(a, b) in &self.done {
+            if a > next {
+                out.push((next, a - 1));
+            }
+            next = next.max(b + 1);
+        }
+        if next < self.size {
+            out.push((next, self.size - 1));
+        }
+        out
+    }
+
+    /// Writes `bytes` at `offset`; refuses bytes past the blob's size.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if offset + bytes.len() as u64 > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                StoreError::SizeMismatch {
+                    digest: self.digest,
+                    expected: self.size,
+                    actual: offset + bytes.len() as u64,
+                },
+            ));
+        }
+        self.file.file().write_all_at(bytes, offset)
+    }
+
+    /// Records that bytes `start..=end` are written, so a later attempt skips them.
+    pub fn landed(&self, start: u64, end: u64) -> io::Result<()> {
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        match record.as_mut() {
+            Some(file) => writeln!(file, "{start} {end}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives up ranges (the registry does not serve them): keeps the longest prefix already
+    /// written as a sequential partial download, and returns its length.
+    pub fn into_sequential(self) -> Result<u64> {
+        let prefix = match self.done.first() {
+            Some(&(0, b)) => {
+                let mut end = b;
+                for &(a, b) in &self.done[1..] {
+                    if a <= end + 1 {
+                        end = end.max(b);
+                    }
+                }
+                end + 1
+            }
+            _ => 0,
+        };
+        self.file.set_len(prefix)?;
+        drop(self.record.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let _ = fs_err::remove_file(self.store.ranges_path(&self.digest));
+        Ok(prefix)
+    }
+
+    /// Hashes the whole file, checks it against the digest, syncs it and renames it into the
+    /// store. A blob that does not verify is deleted with its record, so the next attempt
+    /// starts afresh.
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        drop(self.record.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let ranges = self.store.ranges_path(&self.digest);
+        let mut hasher = Hasher::new();
+        let mut reader = io::BufReader::with_capacity(1 << 20, fs_err::File::open(&self.path)?);
+        io::copy(&mut reader, &mut HashSink(&mut hasher))?;
+        let actual = hasher.finish();
+        if actual != self.digest {
+            let _ = fs_err::remove_file(&self.path);
+            let _ = fs_err::remove_file(&ranges);
+            return Err(StoreError::DigestMismatch {
+                expected: self.digest,
+                actual,
+            });
+        }
+        self.file.file().sync_all()?;
+        let blobs = self.store.blobs_dir();
+        fs_err::create_dir_all(&blobs)?;
+        fs_err::rename(&self.path, self.store.blob_path(&self.digest))?;
+        let _ = fs_err::remove_file(&ranges);
+        sync_dir(&blobs)?;
+        Ok((self.digest, self.size))
+    }
+}
+
+struct HashSink<'a>(&'a mut Hasher);
+
+impl Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

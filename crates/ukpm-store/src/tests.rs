@@ -395,3 +395,64 @@ fn gc_keeps_young_interrupted_downloads_and_drops_old_ones() {
     store.gc_with_grace(std::time::Duration::ZERO).unwrap();
     assert_eq!(store.partial_len(&digest), 0);
 }
+
+#[test]
+fn a_ranged_download_records_what_landed_and_resumes_the_rest() {
+    let (_dir, store) = store();
+    let blob: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let digest = Digest::of(&blob);
+    let ranged = store.ranged(digest, 100_000).unwrap().unwrap();
+    assert_eq!(ranged.missing(), [(0, 99_999)]);
+    // Two ranges land out of order, then the process dies.
+    ranged.write_at(60_000, &blob[60_000..80_000]).unwrap();
+    ranged.landed(60_000, 79_999).unwrap();
+    ranged.write_at(0, &blob[..10_000]).unwrap();
+    ranged.landed(0, 9_999).unwrap();
+    assert!(
+        ranged.write_at(99_999, b"xy").is_err(),
+        "bytes past the end are refused"
+    );
+    drop(ranged);
+    assert_eq!(
+        store.partial_len(&digest),
+        0,
+        "a ranged file is not a sequential prefix"
+    );
+    let ranged = store.ranged(digest, 100_000).unwrap().unwrap();
+    assert!(
+        store.ranged(digest, 100_000).unwrap().is_none(),
+        "one process at a time"
+    );
+    assert_eq!(ranged.missing(), [(10_000, 59_999), (80_000, 99_999)]);
+    for (a, b) in ranged.missing() {
+        ranged.write_at(a, &blob[a as usize..=b as usize]).unwrap();
+    }
+    assert_eq!(ranged.commit().unwrap(), (digest, 100_000));
+    assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), blob);
+    assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_sequential_prefix_becomes_the_first_range_and_back() {
+    let (_dir, store) = store();
+    let blob = vec![5u8; 50_000];
+    let digest = Digest::of(&blob);
+    let mut seq = store.partial(digest, 50_000, 0).unwrap().unwrap();
+    seq.write_all(&blob[..20_000]).unwrap();
+    drop(seq);
+    let ranged = store.ranged(digest, 50_000).unwrap().unwrap();
+    assert_eq!(ranged.missing(), [(20_000, 49_999)]);
+    // The registry turns out not to serve ranges: back to a sequential prefix.
+    assert_eq!(ranged.into_sequential().unwrap(), 20_000);
+    assert_eq!(store.partial_len(&digest), 20_000);
+}
+
+#[test]
+fn a_ranged_download_that_does_not_verify_is_forgotten() {
+    let (_dir, store) = store();
+    let digest = Digest::of(b"the real bytes");
+    let ranged = store.ranged(digest, 14).unwrap().unwrap();
+    ranged.write_at(0, b"some other one").unwrap();
+    assert!(matches!(ranged.commit(), Err(StoreError::DigestMismatch { .. })));
+    assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
+}

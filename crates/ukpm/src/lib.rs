@@ -70,7 +70,7 @@ pub use manager::{
 pub use pack::{PackOptions, TOOL_VERSION, Target};
 pub use remote::{PullOptions, PushReport};
 pub use reporter::{NoReporter, Reporter};
-pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, StoreLease};
+pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, RangedWrite, StoreLease};
 pub use time::{parse_rfc3339, rfc3339};
 pub use ukpm_registry as registry;
 pub use ukpm_registry::{ClientConfig, Credential, CredentialSource, Secret};

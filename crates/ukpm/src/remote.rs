@@ -11,6 +11,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use ukpm_registry::{BlobDownload, Body, Client, Credential, CredentialSource, PushOutcome, Secret};
 use ukpm_types::{
     Descriptor, Digest, Index, Manifest, Reference, annotation, normalize_architecture, normalize_plat,
@@ -199,7 +200,23 @@ impl PackageManager {
         }
         let id = crate::reporter::next_id();
         reporter.blob_started(id, &label, Some(blob.size));
-        let mut resume = store.resumable(blob.digest).await?.min(blob.size);
+        let mut resume = if blob.size >= RANGED_MIN {
+            match self.fetch_ranged(client, reference, blob, id).await {
+                Ok(None) => {
+                    reporter.blob_finished(id);
+                    return Ok(());
+                }
+                Ok(Some(prefix)) => prefix,
+                // The ranges did not add up to the blob: fetch it whole once more.
+                Err(Error::Store(ukpm_store::StoreError::DigestMismatch { .. })) => 0,
+                Err(err) => {
+                    reporter.blob_finished(id);
+                    return Err(err);
+                }
+            }
+        } else {
+            store.resumable(blob.digest).await?.min(blob.size)
+        };
         let outcome = loop {
             let result = self.fetch_from(client, reference, blob, resume, id).await;
             match result {
@@ -216,6 +233,80 @@ impl PackageManager {
         };
         reporter.blob_finished(id);
         outcome
+    }
+
+    /// Downloads a large blob as parallel `Range` requests written in place into one file,
+    /// verified whole at the end; what an interrupted attempt landed is not fetched again.
+    /// `Ok(Some(prefix))` when it cannot (another process holds the blob, or the registry does
+    /// not serve ranges): the caller then downloads in one stream from `prefix`.
+    async fn fetch_ranged(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        blob: &Descriptor,
+        id: u64,
+    ) -> Result<Option<u64>> {
+        let Some(writer) = self.store().ranged(blob.digest, blob.size).await? else {
+            return Ok(Some(0));
+        };
+        let missing = writer.missing();
+        let already = blob.size - missing.iter().map(|(a, b)| b + 1 - a).sum::<u64>();
+        let reporter = self.reporter_arc();
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(already));
+        if already > 0 {
+            tracing::debug!(digest = %blob.digest, already, "resuming a ranged download");
+            reporter.blob_progress(id, already);
+        }
+        let piece = blob.size.div_ceil(RANGED_PARTS).max(1 << 20);
+        let jobs: Vec<(u64, u64)> = missing
+            .iter()
+            .flat_map(|&(a, b)| {
+                let mut out = Vec::new();
+                let mut start = a;
+                while start <= b {
+                    let end = (start + piece - 1).min(b);
+                    out.push((start, end));
+                    start = end + 1;
+                }
+                out
+            })
+            .collect();
+        let Some(&(first_start, first_end)) = jobs.first() else {
+            tokio::task::spawn_blocking(move || writer.commit()).await??;
+            return Ok(None);
+        };
+        let first = client
+            .get_blob_range(reference, blob, first_start, Some(first_end))
+            .await?;
+        if !first.ranged() {
+            tracing::debug!(digest = %blob.digest, "the registry does not serve ranges");
+            let prefix = tokio::task::spawn_blocking(move || writer.give_up_ranges()).await??;
+            return Ok(Some(prefix));
+        }
+        let context = &RangeContext {
+            writer: writer.as_ref(),
+            reporter: reporter.as_ref(),
+            id,
+            done: &done,
+        };
+        let rest = futures_util::stream::iter(jobs[1..].iter().copied())
+            .map(|(start, end)| async move {
+                let download = client.get_blob_range(reference, blob, start, Some(end)).await?;
+                if !download.ranged() {
+                    return Err(Error::InvalidInput(format!(
+                        "the registry served blob {} whole after serving a range",
+                        blob.digest
+                    )));
+                }
+                write_range(download, start, context).await
+            })
+            .buffer_unordered(RANGED_PARTS as usize - 1)
+            .try_collect::<Vec<()>>();
+        let (first_result, rest) = tokio::join!(write_range(first, first_start, context), rest);
+        first_result?;
+        rest?;
+        tokio::task::spawn_blocking(move || writer.commit()).await??;
+        Ok(None)
     }
 
     /// One download attempt of `blob` from byte `offset`.
@@ -483,6 +574,45 @@ fn stored_name(reference: &Reference) -> Reference {
     } else {
         reference.clone()
     }
+}
+
+/// Blobs at least this big are fetched as parallel ranges.
+const RANGED_MIN: u64 = 16 << 20;
+/// How many ranges a blob is fetched in at most.
+const RANGED_PARTS: u64 = 8;
+
+/// What the tasks of one ranged download share.
+struct RangeContext<'a> {
+    writer: &'a dyn crate::store::RangedWrite,
+    reporter: &'a dyn crate::Reporter,
+    id: u64,
+    done: &'a std::sync::atomic::AtomicU64,
+}
+
+/// How often (in bytes) a range records how far it got, so a kill loses at most this much.
+const LANDED_EVERY: u64 = 4 << 20;
+
+/// Writes one range's bytes in place as they arrive, recording progress as it goes.
+async fn write_range(mut download: BlobDownload, start: u64, cx: &RangeContext<'_>) -> Result<()> {
+    let mut at = start;
+    let mut recorded = start;
+    while let Some(chunk) = download.chunk().await? {
+        cx.writer.write_at(at, &chunk)?;
+        at += chunk.len() as u64;
+        if at - recorded >= LANDED_EVERY {
+            cx.writer.landed(recorded, at - 1)?;
+            recorded = at;
+        }
+        let total = cx
+            .done
+            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
+            + chunk.len() as u64;
+        cx.reporter.blob_progress(cx.id, total);
+    }
+    if at > recorded {
+        cx.writer.landed(recorded, at - 1)?;
+    }
+    Ok(())
 }
 
 /// A manifest's config and layers, each blob once (a layer may repeat).

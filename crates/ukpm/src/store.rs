@@ -27,6 +27,70 @@ pub type BlobRead = Box<dyn Read + Send>;
 /// A hold on the store that keeps garbage collection from taking blobs not yet referenced.
 pub type StoreLease = Box<dyn Any + Send>;
 
+/// A blob being written in ranges, in place, from several downloads at once, resumable: what
+/// landed is recorded, so an interrupted download fetches only what is missing.
+pub trait RangedWrite: Send + Sync {
+    /// The byte ranges (inclusive) still to fetch.
+    fn missing(&self) -> Vec<(u64, u64)>;
+
+    /// Writes bytes at an offset (a blocking call: page-cache writes of one network chunk).
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()>;
+
+    /// Records that bytes `start..=end` are written.
+    fn landed(&self, start: u64, end: u64) -> std::io::Result<()>;
+
+    /// Verifies the whole blob and makes it visible (blocking: it reads the blob once).
+    fn commit(&self) -> Result<(Digest, u64)>;
+
+    /// Gives up ranges; returns how long a prefix a sequential download may resume from.
+    fn give_up_ranges(&self) -> Result<u64>;
+}
+
+/// The local store's ranged download, shared by the tasks fetching its ranges.
+struct LocalRanged(std::sync::RwLock<Option<ukpm_store::Ranged>>);
+
+impl LocalRanged {
+    fn gone() -> std::io::Error {
+        std::io::Error::other("the ranged download is already finished")
+    }
+
+    fn take(&self) -> std::io::Result<ukpm_store::Ranged> {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(Self::gone)
+    }
+}
+
+impl RangedWrite for LocalRanged {
+    fn missing(&self) -> Vec<(u64, u64)> {
+        let guard = self.0.read().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .map(ukpm_store::Ranged::missing)
+            .unwrap_or_default()
+    }
+
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let guard = self.0.read().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().ok_or_else(Self::gone)?.write_at(offset, bytes)
+    }
+
+    fn landed(&self, start: u64, end: u64) -> std::io::Result<()> {
+        let guard = self.0.read().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().ok_or_else(Self::gone)?.landed(start, end)
+    }
+
+    fn commit(&self) -> Result<(Digest, u64)> {
+        Ok(self.take()?.commit()?)
+    }
+
+    fn give_up_ranges(&self) -> Result<u64> {
+        Ok(self.take()?.into_sequential()?)
+    }
+}
+
 /// What a ref must point at for [`ImageStore::set_ref`] to go ahead: a compare-and-swap, so
 /// two processes merging into the same index never lose each other's manifests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +144,13 @@ pub trait ImageStore: Send + Sync + 'static {
             return self.write_blob(content, Some(expected));
         }
         Box::pin(async move { Err(Error::Store(StoreError::Busy { digest: expected.0 })) })
+    }
+
+    /// Starts a download written in parallel ranges, verified whole at the end; `None` when this
+    /// store cannot write in place (the caller downloads sequentially instead).
+    fn ranged(&self, digest: Digest, size: u64) -> BoxFuture<'_, Result<Option<Arc<dyn RangedWrite>>>> {
+        let _ = (digest, size);
+        Box::pin(async { Ok(None) })
     }
 
     /// Stores a small document already in memory.
@@ -236,6 +307,14 @@ impl ImageStore for LocalImageStore {
 
     fn put_bytes(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<Digest>> {
         self.blocking(move |s| Ok(s.writable()?.put_bytes(&bytes)?))
+    }
+
+    fn ranged(&self, digest: Digest, size: u64) -> BoxFuture<'_, Result<Option<Arc<dyn RangedWrite>>>> {
+        self.blocking(move |s| {
+            Ok(s.writable()?
+                .ranged(digest, size)?
+                .map(|r| Arc::new(LocalRanged(std::sync::RwLock::new(Some(r)))) as Arc<dyn RangedWrite>))
+        })
     }
 
     fn resumable(&self, digest: Digest) -> BoxFuture<'_, Result<u64>> {

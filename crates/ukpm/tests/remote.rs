@@ -241,3 +241,114 @@ fn an_interrupted_pull_resumes_from_what_it_has_and_refetches_a_bad_prefix() {
         );
     }
 }
+
+#[test]
+fn a_large_blob_is_pulled_in_ranges_and_a_killed_ranged_pull_fetches_only_what_is_missing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = Registry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    let bytes: Vec<u8> = (0..(20u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    fs_err::write(&kernel, &bytes).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let source = manager(&dir.path().join("a"), &recorder);
+    let reference: ukpm::Reference = format!("{}/ranged/me:v1", registry.host()).parse().unwrap();
+    let packed = runtime
+        .block_on(source.pack(
+            &Target::new(&kernel, Architecture::X86_64, Plat::Qemu),
+            &PackOptions::new(reference.clone()),
+        ))
+        .unwrap();
+    runtime.block_on(source.push(&reference, None)).unwrap();
+    let blobs = dir.path().join("a/blobs/sha256");
+    let manifest: ukpm::types::Manifest =
+        serde_json::from_slice(&fs_err::read(blobs.join(packed.manifest.digest.hex())).unwrap()).unwrap();
+    let layer = manifest.layers[0].clone();
+    let layer_bytes = fs_err::read(blobs.join(layer.digest.hex())).unwrap();
+    let options = PullOptions {
+        all_platforms: true,
+        ..PullOptions::default()
+    };
+
+    // A whole pull: the layer arrives in several ranges, out of order, and verifies.
+    let fresh = dir.path().join("fresh");
+    runtime
+        .block_on(manager(&fresh, &recorder).pull(&reference, &options))
+        .unwrap();
+    assert_eq!(
+        fs_err::read(fresh.join("blobs/sha256").join(layer.digest.hex())).unwrap(),
+        layer_bytes
+    );
+
+    // What a ranged pull killed midway leaves: the first half landed and is recorded.
+    let half = layer.size / 2;
+    let resumed = dir.path().join("resumed");
+    fs_err::create_dir_all(resumed.join("ingest")).unwrap();
+    let partial = resumed
+        .join("ingest")
+        .join(format!("partial-{}", layer.digest.hex()));
+    let mut sparse = layer_bytes.clone();
+    sparse[half as usize..].fill(0);
+    fs_err::write(&partial, &sparse).unwrap();
+    fs_err::write(
+        resumed
+            .join("ingest")
+            .join(format!("partial-{}.ranges", layer.digest.hex())),
+        format!("0 {}\n", half - 1),
+    )
+    .unwrap();
+    recorder.take();
+    runtime
+        .block_on(manager(&resumed, &recorder).pull(&reference, &options))
+        .unwrap();
+    let events = recorder.take();
+    let start = events
+        .iter()
+        .find(|e| e.contains(&layer.digest.to_string()) && e.starts_with("start "))
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let first: u64 = events
+        .iter()
+        .find(|e| e.starts_with(&format!("bytes {start} ")))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(first, half, "the landed half was counted, not fetched again");
+    assert_eq!(
+        fs_err::read(resumed.join("blobs/sha256").join(layer.digest.hex())).unwrap(),
+        layer_bytes
+    );
+    assert_eq!(fs_err::read_dir(resumed.join("ingest")).unwrap().count(), 0);
+
+    // A record that lies (the bytes are wrong) is caught whole and the blob fetched again.
+    let lied = dir.path().join("lied");
+    fs_err::create_dir_all(lied.join("ingest")).unwrap();
+    fs_err::write(
+        lied.join("ingest")
+            .join(format!("partial-{}", layer.digest.hex())),
+        vec![0xEEu8; layer.size as usize],
+    )
+    .unwrap();
+    fs_err::write(
+        lied.join("ingest")
+            .join(format!("partial-{}.ranges", layer.digest.hex())),
+        format!("0 {}\n", half - 1),
+    )
+    .unwrap();
+    runtime
+        .block_on(manager(&lied, &recorder).pull(&reference, &options))
+        .unwrap();
+    let fsck = runtime.block_on(manager(&lied, &recorder).fsck(false)).unwrap();
+    assert!(fsck.report.problems.is_empty(), "{:?}", fsck.report.problems);
+}
