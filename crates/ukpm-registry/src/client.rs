@@ -62,6 +62,7 @@ pub struct Client {
     credentials: Arc<dyn CredentialSource>,
     auth: Arc<Mutex<HashMap<String, AuthState>>>,
     schemes: Arc<Mutex<HashMap<String, &'static str>>>,
+    probing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -99,6 +100,7 @@ impl Client {
             credentials,
             auth: Arc::new(Mutex::new(HashMap::new())),
             schemes: Arc::new(Mutex::new(HashMap::new())),
+            probing: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -113,13 +115,19 @@ impl Client {
         if !is_loopback(host) {
             return format!("https://{host}/v2/");
         }
-        let known = self
-            .schemes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(host)
-            .copied();
-        let scheme = match known {
+        let known = || {
+            self.schemes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(host)
+                .copied()
+        };
+        if let Some(scheme) = known() {
+            return format!("{scheme}://{host}/v2/");
+        }
+        // One probe per host, however many blobs ask at once.
+        let _probing = self.probing.lock().await;
+        let scheme = match known() {
             Some(scheme) => scheme,
             None => {
                 let probe = self
@@ -164,6 +172,7 @@ impl Client {
             credentials: self.credentials.clone(),
             auth: self.auth.clone(),
             schemes: self.schemes.clone(),
+            probing: self.probing.clone(),
         };
         once.send(registry, scopes, what, build).await
     }

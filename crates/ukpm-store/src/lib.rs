@@ -24,6 +24,7 @@ mod fsck;
 mod gc;
 mod partial;
 mod refs;
+mod sources;
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,15 @@ const INDEX_JSON: &str = "index.json";
 const INDEX_LOCK: &str = "ukpm.lock";
 const GC_LOCK: &str = "ukpm-gc.lock";
 /// What a layout being created holds before its `oci-layout` file appears.
-const OWN_NAMES: &[&str] = &["blobs", "ingest", OCI_LAYOUT, INDEX_JSON, INDEX_LOCK, GC_LOCK];
+const OWN_NAMES: &[&str] = &[
+    "blobs",
+    "ingest",
+    OCI_LAYOUT,
+    INDEX_JSON,
+    INDEX_LOCK,
+    GC_LOCK,
+    "ukpm-sources.json",
+];
 
 /// A local OCI image layout; cheap to clone, safe to share between threads and processes.
 #[derive(Debug, Clone)]

@@ -130,21 +130,67 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 impl PackageManager {
     /// Lists the stored packages matching `query`, one per manifest, in store order.
     pub async fn list(&self, query: &Query) -> Result<Vec<Package>> {
-        let mut out = Vec::new();
-        for entry in self.store().refs().await? {
+        let store = self.store();
+        let mut refs = Vec::new();
+        for entry in store.refs().await? {
             let Ok(reference) = entry.name.parse::<Reference>() else {
                 tracing::debug!(name = %entry.name, "skipping a ref whose name is not a reference");
                 continue;
             };
-            if !query.matches_name(&reference) {
-                continue;
+            if query.matches_name(&reference) {
+                refs.push((reference, entry.descriptor));
             }
-            let packages = self.packages_of(&reference, &entry.descriptor).await?;
-            out.extend(
-                packages
-                    .into_iter()
-                    .filter(|p| query.matches_platform(&p.platform)),
-            );
+        }
+        // Read every index at once, then every manifest at once: a store of a thousand
+        // packages lists in two batches, not two thousand round trips.
+        let tops = store
+            .read_many(refs.iter().map(|(_, d)| d.clone()).collect())
+            .await?;
+        let mut wanted: Vec<(usize, Descriptor)> = Vec::new();
+        for (i, ((reference, top), bytes)) in refs.iter().zip(tops).enumerate() {
+            if top.is_index() {
+                let index: Index = parse(top, &bytes?, "image index")?;
+                wanted.extend(
+                    index
+                        .manifests
+                        .into_iter()
+                        .filter(Descriptor::is_manifest)
+                        .map(|m| (i, m)),
+                );
+            } else if top.is_manifest() {
+                bytes?;
+                wanted.push((i, top.clone()));
+            } else {
+                return Err(Error::InvalidInput(format!(
+                    "{reference} points at `{}`, which is neither an image index nor a manifest",
+                    top.media_type
+                )));
+            }
+        }
+        let manifests = store
+            .read_many(wanted.iter().map(|(_, d)| d.clone()).collect())
+            .await?;
+        let mut out = Vec::new();
+        for ((i, entry), bytes) in wanted.into_iter().zip(manifests) {
+            let (reference, top) = &refs[i];
+            let bytes = match bytes {
+                Ok(bytes) => bytes,
+                // A pull keeps the registry's whole index but only the platforms asked for.
+                Err(Error::Store(ukpm_store::StoreError::BlobNotFound { .. })) if top.is_index() => continue,
+                // KraftKit's `size: 32` entries: read by digest alone.
+                Err(Error::Store(ukpm_store::StoreError::StoredSizeMismatch { .. })) => {
+                    self.read_by_digest(&entry).await?
+                }
+                Err(err) => return Err(err),
+            };
+            let manifest: Manifest = parse(&entry, &bytes, "image manifest")?;
+            let entry = self.with_platform(entry, &manifest).await?;
+            let index = top.is_index().then(|| top.clone());
+            let created = top.annotations.get(annotation::OCI_CREATED).cloned();
+            let package = Package::new(reference.clone(), index, entry, &manifest, created);
+            if query.matches_platform(&package.platform) {
+                out.push(package);
+            }
         }
         Ok(out)
     }

@@ -180,6 +180,12 @@ impl PackageManager {
         .await?;
         store.put_bytes(bytes).await?;
         store.note_source(entry.digest, reference).await?;
+        let mut seen: Vec<(Digest, String)> = unique_blobs(&manifest)
+            .iter()
+            .map(|b| (b.digest, reference.name()))
+            .collect();
+        seen.push((entry.digest, reference.name()));
+        store.remember_sources(seen).await?;
         Ok(())
     }
 
@@ -415,7 +421,16 @@ impl PackageManager {
             let label = blob.digest.to_string();
             let id = crate::reporter::next_id();
             let body = self.body_factory(blob, id);
-            let outcome = client.push_blob(target, blob, mount_from, &body).await?;
+            // Mount from where this blob was last seen in the same registry, if anywhere.
+            let remembered = self.store().blob_sources(blob.digest).await?;
+            let prefix = format!("{}/", target.registry());
+            let seen_in = remembered
+                .iter()
+                .filter_map(|name| name.strip_prefix(&prefix))
+                .find(|repo| *repo != target.repository());
+            let outcome = client
+                .push_blob(target, blob, mount_from.or(seen_in), &body)
+                .await?;
             match outcome {
                 PushOutcome::Exists => self.reporter().blob_skipped(&label, "already in the registry"),
                 PushOutcome::Mounted => self.reporter().blob_skipped(&label, "mounted"),
@@ -424,6 +439,12 @@ impl PackageManager {
             Ok::<_, Error>((outcome, blob.size))
         }))
         .await?;
+        let mut seen: Vec<(Digest, String)> = unique_blobs(&manifest)
+            .iter()
+            .map(|b| (b.digest, target.name()))
+            .collect();
+        seen.push((entry.digest, target.name()));
+        self.store().remember_sources(seen).await?;
         for (outcome, size) in outcomes {
             match outcome {
                 PushOutcome::Exists => report.existed += 1,

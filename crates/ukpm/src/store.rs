@@ -159,6 +159,18 @@ pub trait ImageStore: Send + Sync + 'static {
     /// Reads a whole small blob, checked against the descriptor's size and digest.
     fn read_bytes(&self, descriptor: Descriptor) -> BoxFuture<'_, Result<Vec<u8>>>;
 
+    /// Reads many small blobs at once (a listing's indexes and manifests), each checked like
+    /// [`ImageStore::read_bytes`]; a missing or damaged one is an error in its own slot.
+    fn read_many(&self, descriptors: Vec<Descriptor>) -> BoxFuture<'_, Result<Vec<Result<Vec<u8>>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(descriptors.len());
+            for descriptor in descriptors {
+                out.push(self.read_bytes(descriptor).await);
+            }
+            Ok(out)
+        })
+    }
+
     /// Opens a blob for a blocking, verifying read (use it on a blocking thread).
     fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>>;
 
@@ -179,6 +191,19 @@ pub trait ImageStore: Send + Sync + 'static {
     /// `distribution.source` label, which later pushes use to mount instead of upload).
     fn note_source(&self, digest: Digest, reference: &ukpm_types::Reference) -> BoxFuture<'_, Result<()>> {
         let _ = (digest, reference);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The `registry/repository` names where a blob was last pushed or pulled: candidates to
+    /// mount it from instead of uploading it again.
+    fn blob_sources(&self, digest: Digest) -> BoxFuture<'_, Result<Vec<String>>> {
+        let _ = digest;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Records where blobs are now known to be.
+    fn remember_sources(&self, seen: Vec<(Digest, String)>) -> BoxFuture<'_, Result<()>> {
+        let _ = seen;
         Box::pin(async { Ok(()) })
     }
 
@@ -360,6 +385,22 @@ impl ImageStore for LocalImageStore {
         })
     }
 
+    fn read_many(&self, descriptors: Vec<Descriptor>) -> BoxFuture<'_, Result<Vec<Result<Vec<u8>>>>> {
+        // One blocking task for the lot: a listing of a thousand packages is two of these.
+        self.blocking(move |s| {
+            let Some(store) = s.readable()? else {
+                return Ok(descriptors
+                    .iter()
+                    .map(|d| Err(StoreError::BlobNotFound { digest: d.digest }.into()))
+                    .collect());
+            };
+            Ok(descriptors
+                .iter()
+                .map(|d| store.read_blob(d).map_err(Error::from))
+                .collect())
+        })
+    }
+
     fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>> {
         self.blocking(move |s| match s.readable()? {
             Some(store) => Ok(Box::new(store.open_blob(&digest)?) as BlobRead),
@@ -383,6 +424,21 @@ impl ImageStore for LocalImageStore {
             };
             file.seek(SeekFrom::Start(offset))?;
             Ok(Box::new(file.take(len)) as BlobRead)
+        })
+    }
+
+    fn blob_sources(&self, digest: Digest) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.blocking(move |s| {
+            Ok(s.readable()?
+                .map(|store| store.blob_sources(&digest))
+                .unwrap_or_default())
+        })
+    }
+
+    fn remember_sources(&self, seen: Vec<(Digest, String)>) -> BoxFuture<'_, Result<()>> {
+        self.blocking(move |s| match s.readable()? {
+            Some(store) => Ok(store.remember_sources(&seen)?),
+            None => Ok(()),
         })
     }
 

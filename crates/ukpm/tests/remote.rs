@@ -352,3 +352,44 @@ fn a_large_blob_is_pulled_in_ranges_and_a_killed_ranged_pull_fetches_only_what_i
     let fsck = runtime.block_on(manager(&lied, &recorder).fsck(false)).unwrap();
     assert!(fsck.report.problems.is_empty(), "{:?}", fsck.report.problems);
 }
+
+#[test]
+fn a_blob_pushed_once_is_mounted_into_other_repositories_of_the_registry() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = Registry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    fs_err::write(&kernel, vec![3u8; 100 << 10]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let manager = manager(&dir.path().join("store"), &recorder);
+    let target = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
+    let first: ukpm::Reference = "app:1".parse().unwrap();
+    runtime
+        .block_on(manager.pack(&target, &PackOptions::new(first.clone())))
+        .unwrap();
+    let mut other = target.clone();
+    other.command = vec!["other".into()];
+    let second: ukpm::Reference = "other:1".parse().unwrap();
+    runtime
+        .block_on(manager.pack(&other, &PackOptions::new(second.clone())))
+        .unwrap();
+
+    let to = |repo: &str| -> ukpm::Reference { format!("{}/{repo}:1", registry.host()).parse().unwrap() };
+    let report = runtime
+        .block_on(manager.push(&first, Some(&to("team/a"))))
+        .unwrap();
+    assert_eq!((report.uploaded, report.mounted), (2, 0));
+    // Same content, another repository: both blobs mount, nothing is uploaded.
+    let report = runtime
+        .block_on(manager.push(&first, Some(&to("team/b"))))
+        .unwrap();
+    assert_eq!((report.uploaded, report.mounted), (0, 2), "{report:?}");
+    // Another package sharing the kernel: the kernel mounts, only its config is uploaded.
+    let report = runtime
+        .block_on(manager.push(&second, Some(&to("team/c"))))
+        .unwrap();
+    assert_eq!((report.uploaded, report.mounted), (1, 1), "{report:?}");
+}
