@@ -117,14 +117,42 @@ class Proxy:
 
     @staticmethod
     def pipe(src, dst, rate, delay):
+        """Forwards src to dst: each chunk is delivered `delay` after it arrived (latency, not a
+        pause per chunk), and no faster than `rate` bytes/s when a rate is set."""
+        import collections
+
+        queue = collections.deque()
+        lock = threading.Condition()
+        closed = [False]
+
+        def reader():
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    with lock:
+                        queue.append((time.monotonic() + delay, data))
+                        lock.notify()
+            except OSError:
+                pass
+            with lock:
+                closed[0] = True
+                lock.notify()
+
+        threading.Thread(target=reader, daemon=True).start()
         start, sent = time.monotonic(), 0
         try:
             while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if delay:
-                    time.sleep(delay)
+                with lock:
+                    while not queue and not closed[0]:
+                        lock.wait()
+                    if not queue:
+                        break
+                    due, data = queue.popleft()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
                 dst.sendall(data)
                 sent += len(data)
                 if rate:
