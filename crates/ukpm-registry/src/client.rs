@@ -130,13 +130,25 @@ impl Client {
         let scheme = match known() {
             Some(scheme) => scheme,
             None => {
-                let probe = self
+                // Plain HTTP first: it is what loopback registries speak, and it spares a TLS
+                // handshake (and loading the system roots) on every run. A TLS server answers
+                // it with Go's "HTTP request to an HTTPS server" 400, or hangs up.
+                let plain = self
                     .http
-                    .get(format!("https://{host}/v2/"))
+                    .get(format!("http://{host}/v2/"))
                     .timeout(Duration::from_secs(5))
                     .send()
                     .await;
-                let scheme = if probe.is_ok() { "https" } else { "http" };
+                let speaks_tls = match plain {
+                    Ok(response) if response.status() == StatusCode::BAD_REQUEST => {
+                        response.text().await.is_ok_and(|body| body.contains("HTTPS"))
+                    }
+                    Ok(_) => false,
+                    // Nothing listens: say plain HTTP, and let the request report the refusal.
+                    Err(e) if e.is_connect() => false,
+                    Err(_) => true,
+                };
+                let scheme = if speaks_tls { "https" } else { "http" };
                 tracing::debug!(registry, scheme, "loopback registry scheme");
                 self.schemes
                     .lock()
