@@ -44,6 +44,9 @@ fn main() -> ExitCode {
             _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
         }
     });
+    // Interrupted work still on the blocking pool (hashing a large file) is not waited for:
+    // nothing becomes visible before its final rename, so stopping it loses nothing.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(50));
     match result {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

@@ -139,17 +139,34 @@ impl Client {
                     .timeout(Duration::from_secs(5))
                     .send()
                     .await;
-                let speaks_tls = match plain {
+                let scheme = match plain {
                     Ok(response) if response.status() == StatusCode::BAD_REQUEST => {
-                        response.text().await.is_ok_and(|body| body.contains("HTTPS"))
+                        let tls = response.text().await.is_ok_and(|body| body.contains("HTTPS"));
+                        Some(if tls { "https" } else { "http" })
                     }
-                    Ok(_) => false,
-                    // Nothing listens: say plain HTTP, and let the request report the refusal.
-                    Err(e) if e.is_connect() => false,
-                    Err(_) => true,
+                    Ok(_) => Some("http"),
+                    // Nothing listens: say plain HTTP, and let the request report the refusal
+                    // (without remembering, so a registry started later is probed again).
+                    Err(e) if e.is_connect() => None,
+                    // The plain probe broke off: ask over TLS before believing it is TLS, since
+                    // one broken connection must not switch a plain registry to HTTPS.
+                    Err(_) => {
+                        let tls = self
+                            .http
+                            .get(format!("https://{host}/v2/"))
+                            .timeout(Duration::from_secs(5))
+                            .send()
+                            .await;
+                        tls.is_ok().then_some("https")
+                    }
                 };
-                let scheme = if speaks_tls { "https" } else { "http" };
-                tracing::debug!(registry, scheme, "loopback registry scheme");
+                let Some(scheme) = scheme else {
+                    tracing::debug!(
+                        registry,
+                        "loopback registry scheme unknown; using plain HTTP this time"
+                    );
+                    return format!("http://{host}/v2/");
+                };
                 self.schemes
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

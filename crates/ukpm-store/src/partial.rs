@@ -50,10 +50,8 @@ impl LocalStore {
             .create(true)
             .truncate(false)
             .open(&path)?;
-        match file.file().try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        if !locked_and_current(&file, &path)? {
+            return Ok(None);
         }
         // A ranged download left this file: it is not a prefix. Start the sequential one over.
         let ranges = self.ranges_path(&digest);
@@ -91,6 +89,20 @@ impl LocalStore {
             size,
         }))
     }
+}
+
+/// Takes the lock on a partial download, and checks that the file is still the one at its path:
+/// a process that opened it just before another committed (renamed) it must not touch the now
+/// visible blob.
+fn locked_and_current(file: &fs_err::File, path: &std::path::Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    match file.file().try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
+    let opened = file.metadata()?.ino();
+    Ok(std::fs::metadata(path).is_ok_and(|m| m.ino() == opened))
 }
 
 impl Partial {
@@ -186,10 +198,8 @@ impl LocalStore {
             .create(true)
             .truncate(false)
             .open(&path)?;
-        match file.file().try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        if !locked_and_current(&file, &path)? {
+            return Ok(None);
         }
         let have = file.metadata()?.len();
         let ranges = self.ranges_path(&digest);

@@ -10,6 +10,7 @@ mod command;
 pub mod conformance;
 pub mod containerd;
 mod fixtures;
+pub mod proxy;
 pub mod registry;
 
 use std::ffi::OsStr;

@@ -234,6 +234,13 @@ impl PackageManager {
                     tracing::debug!(digest = %blob.digest, "resuming failed; downloading from the start");
                     resume = 0;
                 }
+                // The registry refused the range (416): start over.
+                Err(Error::Registry(ukpm_registry::RegistryError::Status { status: 416, .. }))
+                    if resume > 0 =>
+                {
+                    tracing::debug!(digest = %blob.digest, "resuming failed; downloading from the start");
+                    resume = 0;
+                }
                 other => break other,
             }
         };
@@ -325,6 +332,15 @@ impl PackageManager {
         id: u64,
     ) -> Result<()> {
         let reporter = self.reporter_arc();
+        if offset >= blob.size {
+            // An earlier attempt already has every byte (it died just before the rename, or
+            // another process is finishing it): verify and commit, no request needed.
+            let empty: crate::store::BlobRead = Box::new(std::io::empty());
+            self.store()
+                .write_blob_from(empty, (blob.digest, blob.size), blob.size)
+                .await?;
+            return Ok(());
+        }
         let mut download = client.get_blob(reference, blob, offset).await?;
         let start = download.start();
         if start > 0 {
@@ -610,8 +626,10 @@ struct RangeContext<'a> {
     done: &'a std::sync::atomic::AtomicU64,
 }
 
-/// How often (in bytes) a range records how far it got, so a kill loses at most this much.
-const LANDED_EVERY: u64 = 4 << 20;
+/// How often (in bytes) a range records how far it got: after every chunk, so a kill loses at
+/// most the chunks in flight (the page cache keeps what was written; the final hash catches a
+/// record that lies).
+const LANDED_EVERY: u64 = 1;
 
 /// Writes one range's bytes in place as they arrive, recording progress as it goes.
 async fn write_range(mut download: BlobDownload, start: u64, cx: &RangeContext<'_>) -> Result<()> {

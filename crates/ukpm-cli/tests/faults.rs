@@ -1,0 +1,960 @@
+//! Nothing lost, ever: `ukpm pull` and `push` through the harness's fault-injecting proxy
+//! ([`ukpm_test::proxy`]) in front of a real `docker-registry`, pulls killed with SIGKILL and
+//! resumed, and Ctrl-C (SIGINT) in the middle of transfers.
+//!
+//! Every process runs under a deadline and is killed past it, so a hang fails the test instead
+//! of stalling the run. Randomised tests print their seed; `UKPM_TEST_SEED=N` replays one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::UKPM;
+use ukpm_test::TestEnv;
+use ukpm_test::proxy::{Faults, Proxy, Stats, XorShift, test_seed};
+use ukpm_test::registry::Registry;
+
+/// Operations of the soak test.
+const SOAK_OPS: usize = 200;
+/// Independent workers (each with its own store) sharing the soak's operations.
+const SOAK_WORKERS: usize = 6;
+/// Longer than any correct operation may take through the faulty proxy (retries with backoff
+/// and a 2 s stall included): past it, the process counts as hung.
+const OP_DEADLINE: Duration = Duration::from_secs(60);
+/// For local operations (pack, fsck, unpack, gc...).
+const LOCAL_DEADLINE: Duration = Duration::from_secs(60);
+/// The rate cap that makes a large pull or push last seconds.
+const SLOW: u64 = 8 << 20;
+const MIB: u64 = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Processes under a deadline
+
+/// A `ukpm` process the test can wait for with a deadline, interrupt or kill. Its output goes to
+/// files, so nothing blocks on a full pipe. The environment is as clean as [`TestEnv::command`]'s.
+struct Proc {
+    child: Child,
+    shown: String,
+    out: PathBuf,
+    err: PathBuf,
+    started: Instant,
+}
+
+/// How a [`Proc`] ended.
+#[derive(Debug)]
+struct Done {
+    shown: String,
+    /// The exit code; `None` when a signal ended it.
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+    /// It was still running at its deadline and was killed.
+    timed_out: bool,
+}
+
+fn start(env: &TestEnv, args: &[&str]) -> Proc {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let logs = env.path("logs");
+    fs_err::create_dir_all(&logs).unwrap();
+    let out = logs.join(format!("{n}.out"));
+    let err = logs.join(format!("{n}.err"));
+    let mut command = Command::new(UKPM);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.root())
+        .env("XDG_DATA_HOME", env.path("xdg"))
+        .env("UKPM_STORE", env.store())
+        .env("LANG", "C")
+        .current_dir(env.root())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(fs_err::File::create(&out).unwrap().into_file()))
+        .stderr(Stdio::from(fs_err::File::create(&err).unwrap().into_file()));
+    let shown = format!("ukpm {}", args.join(" "));
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e}"));
+    Proc {
+        child,
+        shown,
+        out,
+        err,
+        started: Instant::now(),
+    }
+}
+
+/// Runs `ukpm ARGS` to its end or its deadline.
+fn run(env: &TestEnv, args: &[&str], deadline: Duration) -> Done {
+    start(env, args).wait_for(deadline)
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has ended (without reaping it twice: `try_wait` caches the status).
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until it ends or `deadline` passes; then kills it (SIGKILL) and says so.
+    fn wait_for(mut self, deadline: Duration) -> Done {
+        let end = self.started + deadline;
+        let mut timed_out = false;
+        while self.running() {
+            if Instant::now() >= end {
+                timed_out = true;
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.finish(timed_out)
+    }
+
+    /// SIGKILL now.
+    fn kill(mut self) -> Done {
+        let _ = self.child.kill();
+        self.finish(false)
+    }
+
+    /// SIGINT, as Ctrl-C in a terminal sends, through kill(1).
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .expect("cannot run kill(1)");
+        assert!(status.success(), "kill -INT {} failed", self.pid());
+    }
+
+    fn finish(mut self, timed_out: bool) -> Done {
+        let status = self.child.wait().expect("cannot wait for ukpm");
+        Done {
+            shown: self.shown,
+            code: status.code(),
+            signal: status.signal(),
+            stdout: fs_err::read_to_string(&self.out).unwrap_or_default(),
+            stderr: fs_err::read_to_string(&self.err).unwrap_or_default(),
+            elapsed: self.started.elapsed(),
+            timed_out,
+        }
+    }
+}
+
+impl Done {
+    fn panicked(&self) -> bool {
+        self.stderr.contains("panicked at") || self.stderr.contains("RUST_BACKTRACE")
+    }
+
+    /// Exit 1 with an `error:` line, the way ukpm reports a failure, and no panic.
+    fn failed_cleanly(&self) -> bool {
+        self.code == Some(1) && self.stderr.lines().any(|l| l.starts_with("error:")) && !self.panicked()
+    }
+
+    fn succeeded(&self) -> bool {
+        self.code == Some(0) && !self.panicked()
+    }
+
+    /// The last `caused by:` line of an error (else its `error:` line), with the digests,
+    /// addresses and byte counts that make each one unique written `#` (status codes stay), to
+    /// count failures by kind.
+    fn cause(&self) -> String {
+        let line = self
+            .stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("caused by: "))
+            .or_else(|| self.stderr.lines().find_map(|l| l.strip_prefix("error: ")))
+            .unwrap_or("(no message)");
+        let mut out = String::new();
+        let mut digits = false;
+        for word in line.split_inclusive([' ', ':', '/', '@']) {
+            let (body, sep) = word.split_at(word.len() - word.ends_with([' ', ':', '/', '@']) as usize);
+            let number = !body.is_empty() && body.chars().all(|c| c.is_ascii_digit() || c == '.');
+            let hex = body.len() >= 12 && body.chars().all(|c| c.is_ascii_hexdigit());
+            let generic = hex || (number && (body.len() >= 5 || body.contains('.')));
+            if generic {
+                if !digits {
+                    out.push('#');
+                }
+                digits = true;
+            } else {
+                out.push_str(body);
+                digits = false;
+            }
+            out.push_str(sep);
+        }
+        out
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "`{}` ended with code {:?} signal {:?} after {:.1?}{}\n--- stdout\n{}--- stderr\n{}",
+            self.shown,
+            self.code,
+            self.signal,
+            self.elapsed,
+            if self.timed_out {
+                " (killed at its deadline: hung)"
+            } else {
+                ""
+            },
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    #[track_caller]
+    fn assert_success(&self) -> &Done {
+        assert!(self.succeeded(), "expected success: {}", self.describe());
+        self
+    }
+}
+
+/// `ukpm fsck` of a store: `Ok` when it is whole, else what went wrong.
+fn fsck(env: &TestEnv, store: &Path) -> Result<(), String> {
+    let done = run(env, &["--store", &path_str(store), "fsck"], LOCAL_DEADLINE);
+    if done.succeeded() {
+        Ok(())
+    } else {
+        Err(done.describe())
+    }
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().expect("test paths are UTF-8").to_string()
+}
+
+/// `ukpm unpack REF` from a store into a fresh folder; the kernel and initrd it wrote (the initrd
+/// empty when there is none), or what went wrong.
+fn unpack(env: &TestEnv, store: &Path, reference: &str, dir: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let _ = fs_err::remove_dir_all(dir);
+    let done = run(
+        env,
+        &["--store", &path_str(store), "unpack", reference, &path_str(dir)],
+        LOCAL_DEADLINE,
+    );
+    if !done.succeeded() {
+        return Err(done.describe());
+    }
+    let kernel = fs_err::read(dir.join("unikraft/bin/kernel")).map_err(|e| e.to_string())?;
+    let initrd = fs_err::read(dir.join("unikraft/bin/initrd")).unwrap_or_default();
+    let _ = fs_err::remove_dir_all(dir);
+    Ok((kernel, initrd))
+}
+
+/// The `partial-*` downloads in a store's `ingest/`, with their sizes.
+fn partials(store: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = fs_err::read_dir(store.join("ingest")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let len = e.metadata().ok()?.len();
+            name.starts_with("partial-").then_some((name, len))
+        })
+        .collect()
+}
+
+/// The size of the largest blob of a store: the kernel layer of a one-kernel image.
+fn largest_blob(store: &Path) -> u64 {
+    fs_err::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap()
+}
+
+/// Packs `kernel` (and `initrd`) as `name` into `store` and pushes it straight to the registry
+/// (not through any proxy) as `registry/repo`.
+fn seed_image(
+    env: &TestEnv,
+    store: &Path,
+    registry: &Registry,
+    name: &str,
+    repo: &str,
+    kernel: &[u8],
+    initrd: Option<&[u8]>,
+) {
+    let kernel_path = env.write(format!("inputs/{name}/kernel"), kernel, 0o755);
+    let mut args = vec![
+        "--store".to_string(),
+        path_str(store),
+        "-q".into(),
+        "pack".into(),
+        name.into(),
+        "--kernel".into(),
+        path_str(&kernel_path),
+        "--arch".into(),
+        "x86_64".into(),
+        "--plat".into(),
+        "qemu".into(),
+    ];
+    if let Some(initrd) = initrd {
+        let initrd_path = env.write(format!("inputs/{name}/initrd"), initrd, 0o644);
+        args.extend(["--initrd".into(), path_str(&initrd_path)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(env, &args, LOCAL_DEADLINE).assert_success();
+    let to = format!("{}/{repo}", registry.host());
+    run(
+        env,
+        &["--store", &path_str(store), "-q", "push", name, "--to", &to],
+        OP_DEADLINE,
+    )
+    .assert_success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The soak
+
+/// What one operation through the faulty proxy came to.
+#[derive(Debug)]
+enum Verdict {
+    /// Exit 0, and what it moved is byte-exact.
+    Completed,
+    /// Exit 1 with an `error:` line, and the store is still whole; the innermost cause.
+    FailedCleanly(String),
+    /// Anything else: the store or the data is damaged, or the process crashed.
+    Corrupted(String),
+    /// Still running at its deadline.
+    Hung(String),
+}
+
+/// A seeded image in the registry.
+struct Seeded {
+    repo: String,
+    kernel: Vec<u8>,
+    initrd: Vec<u8>,
+}
+
+struct Soak<'a> {
+    env: &'a TestEnv,
+    registry: &'a Registry,
+    proxy: &'a Proxy,
+    images: &'a [Seeded],
+}
+
+impl Soak<'_> {
+    /// Clears the worker's store of references and unreachable blobs (interrupted downloads
+    /// stay, to be resumed), then pulls one image through the proxy and checks it.
+    fn pull(&self, store: &Path, scratch: &Path, rng: &mut XorShift) -> (String, Verdict) {
+        let s = path_str(store);
+        // The last image is large enough to be fetched in parallel ranges; it costs seconds of
+        // hashing per pull, so it comes up in one pull in ten.
+        let (large, small) = self.images.split_last().expect("seeded images");
+        let image = if rng.chance(0.1) { large } else { rng.pick(small) };
+        let reference = format!("{}/{}", self.proxy.addr(), image.repo);
+        let what = format!("pull {reference}");
+        if store.join("index.json").exists() {
+            let rm = run(self.env, &["--store", &s, "-q", "rm", "--all"], LOCAL_DEADLINE);
+            if !(rm.succeeded() || rm.failed_cleanly()) {
+                return (what, Verdict::Corrupted(format!("rm --all: {}", rm.describe())));
+            }
+            let gc = run(self.env, &["--store", &s, "-q", "gc"], LOCAL_DEADLINE);
+            if !gc.succeeded() {
+                return (what, Verdict::Corrupted(format!("gc: {}", gc.describe())));
+            }
+        }
+        let pull = run(self.env, &["--store", &s, "-q", "pull", &reference], OP_DEADLINE);
+        let verdict = if pull.timed_out {
+            Verdict::Hung(pull.describe())
+        } else if pull.succeeded() {
+            match fsck(self.env, store).and_then(|()| unpack(self.env, store, &reference, scratch)) {
+                Ok((kernel, initrd)) if kernel == image.kernel && initrd == image.initrd => {
+                    Verdict::Completed
+                }
+                Ok((kernel, initrd)) => Verdict::Corrupted(format!(
+                    "{what} unpacked a {}-byte kernel and {}-byte initrd, not the {} and {} bytes pushed",
+                    kernel.len(),
+                    initrd.len(),
+                    image.kernel.len(),
+                    image.initrd.len()
+                )),
+                Err(e) => Verdict::Corrupted(format!("after a successful pull: {e}")),
+            }
+        } else if pull.failed_cleanly() {
+            match fsck(self.env, store) {
+                Ok(()) => Verdict::FailedCleanly(pull.cause()),
+                Err(e) => Verdict::Corrupted(format!("after a failed pull ({}): {e}", pull.stderr.trim())),
+            }
+        } else {
+            Verdict::Corrupted(pull.describe())
+        };
+        (what, verdict)
+    }
+
+    /// Packs a fresh kernel into the worker's store and pushes it through the proxy; a push that
+    /// succeeded is read back straight from the registry.
+    fn push(
+        &self,
+        store: &Path,
+        scratch: &Path,
+        worker: usize,
+        op: usize,
+        rng: &mut XorShift,
+    ) -> (String, Verdict) {
+        let s = path_str(store);
+        let (kernel_len, initrd_len) = (rng.between(1024, MIB), rng.between(16, 64 * 1024));
+        let kernel = rng.bytes(kernel_len as usize);
+        let initrd = rng.bytes(initrd_len as usize);
+        let kernel_path = self.env.write(format!("w{worker}/in/kernel"), &kernel, 0o755);
+        let initrd_path = self.env.write(format!("w{worker}/in/initrd"), &initrd, 0o644);
+        let name = format!("unikraft.org/w{worker}-p{op}:v1");
+        let repo = format!("soak/w{worker}-p{op}:v1");
+        let what = format!("push {name} ({} bytes)", kernel.len());
+        let pack = run(
+            self.env,
+            &[
+                "--store",
+                &s,
+                "-q",
+                "pack",
+                &name,
+                "--kernel",
+                &path_str(&kernel_path),
+                "--initrd",
+                &path_str(&initrd_path),
+                "--arch",
+                "x86_64",
+                "--plat",
+                "qemu",
+            ],
+            LOCAL_DEADLINE,
+        );
+        if !pack.succeeded() {
+            return (what, Verdict::Corrupted(format!("pack: {}", pack.describe())));
+        }
+        let to = format!("{}/{repo}", self.proxy.addr());
+        let push = run(
+            self.env,
+            &["--store", &s, "-q", "push", &name, "--to", &to],
+            OP_DEADLINE,
+        );
+        let verdict = if push.timed_out {
+            Verdict::Hung(push.describe())
+        } else if push.succeeded() {
+            // Read it back from the registry itself, not through the proxy.
+            let check_store = scratch.with_extension("check");
+            let _ = fs_err::remove_dir_all(&check_store);
+            let direct = format!("{}/{repo}", self.registry.host());
+            let pulled = run(
+                self.env,
+                &["--store", &path_str(&check_store), "-q", "pull", &direct],
+                OP_DEADLINE,
+            );
+            let read_back = if pulled.succeeded() {
+                unpack(self.env, &check_store, &direct, scratch)
+            } else {
+                Err(pulled.describe())
+            };
+            let _ = fs_err::remove_dir_all(&check_store);
+            match read_back {
+                Ok((k, i)) if k == kernel && i == initrd => match fsck(self.env, store) {
+                    Ok(()) => Verdict::Completed,
+                    Err(e) => Verdict::Corrupted(format!("after a successful push: {e}")),
+                },
+                Ok(_) => Verdict::Corrupted("the registry holds other bytes than were pushed".into()),
+                Err(e) => Verdict::Corrupted(format!("a successful push does not read back: {e}")),
+            }
+        } else if push.failed_cleanly() {
+            match fsck(self.env, store) {
+                Ok(()) => Verdict::FailedCleanly(push.cause()),
+                Err(e) => Verdict::Corrupted(format!("after a failed push: {e}")),
+            }
+        } else {
+            Verdict::Corrupted(push.describe())
+        };
+        (what, verdict)
+    }
+}
+
+/// Issue "nothing lost, ever", item 5: 200 pulls and pushes through a proxy that drops
+/// connections mid-body (both ways), stalls them and answers 500/503/429 at random. Each must
+/// complete byte-exact or fail with a clear error within its deadline, leaving a whole store.
+///
+/// Six workers run at once, each with its own store, so every operation's outcome is its own
+/// (a failure in one store cannot be blamed on another operation) while the whole stays well
+/// under two minutes. Stores are reused from operation to operation: before each pull the
+/// worker removes every reference and collects garbage, which keeps interrupted downloads, so
+/// later pulls resume what failed ones left, and a store damaged by one operation fails the
+/// next fsck.
+#[test]
+fn soak_through_a_faulty_proxy() {
+    let seed = test_seed("soak_through_a_faulty_proxy");
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    let mut rng = XorShift::new(seed);
+    let sizes: [(u64, u64); 6] = [
+        (4 * 1024, 512),
+        (64 * 1024, 20 * 1024),
+        (400 * 1024, 1024),
+        (MIB + 12_345, 200 * 1024),
+        (5 * MIB / 2, 64 * 1024),
+        (17 * MIB, 4 * 1024),
+    ];
+    let seed_store = env.path("seed-store");
+    let images: Vec<Seeded> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(kernel_len, initrd_len))| {
+            let kernel = rng.bytes(kernel_len as usize);
+            let initrd = rng.bytes(initrd_len as usize);
+            let repo = format!("soak/img{i}:v1");
+            seed_image(
+                &env,
+                &seed_store,
+                &registry,
+                &format!("unikraft.org/soak-img{i}:v1"),
+                &repo,
+                &kernel,
+                Some(&initrd),
+            );
+            Seeded { repo, kernel, initrd }
+        })
+        .collect();
+
+    let proxy = Proxy::start(
+        registry.host(),
+        Faults::none()
+            .seed(seed)
+            .drop_mid_body(0.15)
+            .drop_mid_upload(0.05)
+            .error_status(503, 0.05)
+            .error_status(429, 0.05)
+            .error_status(500, 0.02)
+            .stall(0.02, Duration::from_secs(2))
+            .fault_after(64, 5 * MIB),
+    );
+    let soak = Soak {
+        env: &env,
+        registry: &registry,
+        proxy: &proxy,
+        images: &images,
+    };
+    let started = Instant::now();
+    let results: Mutex<Vec<(usize, &'static str, String, Verdict)>> = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for worker in 0..SOAK_WORKERS {
+            let (soak, results, next) = (&soak, &results, &next);
+            let mut rng = XorShift::new(seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9));
+            scope.spawn(move || {
+                let store = soak.env.path(format!("w{worker}/store"));
+                let scratch = soak.env.path(format!("w{worker}/out"));
+                // Workers take the next operation until all are taken, so a slow one holds
+                // up no other.
+                loop {
+                    let op = next.fetch_add(1, Ordering::SeqCst);
+                    if op >= SOAK_OPS {
+                        break;
+                    }
+                    let (kind, (what, verdict)) = if rng.chance(0.7) {
+                        ("pull", soak.pull(&store, &scratch, &mut rng))
+                    } else {
+                        ("push", soak.push(&store, &scratch, worker, op, &mut rng))
+                    };
+                    results.lock().unwrap().push((worker, kind, what, verdict));
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let stats: Stats = proxy.stats();
+    drop(proxy);
+
+    let count = |kind: Option<&str>, pred: fn(&Verdict) -> bool| {
+        results
+            .iter()
+            .filter(|(_, k, _, v)| kind.is_none_or(|kind| kind == *k) && pred(v))
+            .count()
+    };
+    let completed = |v: &Verdict| matches!(v, Verdict::Completed);
+    let failed = |v: &Verdict| matches!(v, Verdict::FailedCleanly(_));
+    let corrupted = |v: &Verdict| matches!(v, Verdict::Corrupted(_));
+    let hung = |v: &Verdict| matches!(v, Verdict::Hung(_));
+    println!(
+        "soak: {} operations in {:.1?} (seed {seed}): completed {}, failed cleanly {}, corrupted {}, hung {}",
+        results.len(),
+        started.elapsed(),
+        count(None, completed),
+        count(None, failed),
+        count(None, corrupted),
+        count(None, hung),
+    );
+    for kind in ["pull", "push"] {
+        println!(
+            "  {kind}: completed {}, failed cleanly {}, corrupted {}, hung {}",
+            count(Some(kind), completed),
+            count(Some(kind), failed),
+            count(Some(kind), corrupted),
+            count(Some(kind), hung),
+        );
+    }
+    println!("  proxy: {stats}");
+    let mut causes: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, kind, _, verdict) in &results {
+        if let Verdict::FailedCleanly(cause) = verdict {
+            *causes.entry(format!("{kind}: {cause}")).or_default() += 1;
+        }
+    }
+    let mut causes: Vec<(usize, String)> = causes.into_iter().map(|(c, n)| (n, c)).collect();
+    causes.sort_unstable_by(|a, b| b.cmp(a));
+    for (n, cause) in causes {
+        println!("  {n:>4} x {cause}");
+    }
+    let bad: Vec<String> = results
+        .iter()
+        .filter_map(|(worker, _, what, v)| match v {
+            Verdict::Corrupted(why) => Some(format!("[worker {worker}] {what}: CORRUPTED: {why}")),
+            Verdict::Hung(why) => Some(format!("[worker {worker}] {what}: HUNG: {why}")),
+            _ => None,
+        })
+        .collect();
+    for worker in 0..SOAK_WORKERS {
+        let store = env.path(format!("w{worker}/store"));
+        if store.exists()
+            && let Err(e) = fsck(&env, &store)
+        {
+            panic!("worker {worker}'s store is damaged at the end: {e}");
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} operations corrupted or hung (seed {seed}):\n{}",
+        bad.len(),
+        results.len(),
+        bad.join("\n\n")
+    );
+    assert_eq!(results.len(), SOAK_OPS);
+    // The run proves something only if faults really struck and operations still got through.
+    assert!(
+        stats.dropped > 0 && stats.status_503 + stats.status_429 > 0,
+        "{stats}"
+    );
+    assert!(
+        count(Some("pull"), completed) > 0 && count(Some("push"), completed) > 0,
+        "nothing got through the proxy"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kills and interrupts
+
+/// A kernel of `len` bytes that neither compresses nor repeats, the same every run.
+fn big_kernel(len: u64, seed: u64) -> Vec<u8> {
+    XorShift::new(seed).bytes(len as usize)
+}
+
+/// Waits until the proxy has forwarded `at_least` more bytes (down, or up for uploads) than
+/// `since` while `proc` runs; fails if it ends first or takes longer than a minute. Counting at
+/// the proxy, not in the store, keeps the test free of how ukpm lays out a partial download.
+fn wait_for_bytes(proc: &mut Proc, proxy: &Proxy, up: bool, since: u64, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = proxy.stats();
+        let moved = if up { stats.bytes_up } else { stats.bytes_down } - since;
+        if moved >= at_least {
+            return;
+        }
+        assert!(
+            proc.running(),
+            "`{}` ended after moving {moved} of the {at_least} bytes the test waits for",
+            proc.shown
+        );
+        assert!(
+            Instant::now() < deadline,
+            "`{}` moved only {moved} of {at_least} bytes within a minute",
+            proc.shown
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How long a held proxy waits for a pull to write down what it received before the kill.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// Bytes a killed pull may have received and yet not written down in [`SETTLE`]: slack.
+const LOST_PER_KILL: u64 = MIB / 2;
+
+/// Issue "nothing lost, ever", item 1: a pull of a 48 MiB layer (large enough for parallel
+/// ranges) killed with SIGKILL three times, each after it received 6 MiB more, and run again
+/// finishes; over the four runs the registry sends the layer about once (what each kill lost in
+/// flight aside), so every run continued where the last one stopped. Starting over would cost
+/// the 18 MiB the killed runs fetched.
+#[test]
+fn a_pull_killed_with_sigkill_resumes() {
+    pull_killed_three_times(48 * MIB, 6 * MIB, 0x5EED_0001);
+}
+
+/// The same with a 15 MiB layer, which is fetched in one stream rather than in ranges, killed
+/// after each 4 MiB.
+#[test]
+fn a_smaller_pull_killed_with_sigkill_resumes() {
+    pull_killed_three_times(15 * MIB, 4 * MIB, 0x5EED_0005);
+}
+
+/// Pushes a `kernel_len`-byte kernel, pulls it through a rate-capped proxy killing the pull
+/// three times (each after `step` more bytes), lets a fourth run finish and checks it resumed.
+/// `step` must be well above [`LOST_PER_KILL`], or starting over would pass for resuming.
+fn pull_killed_three_times(kernel_len: u64, step: u64, seed: u64) {
+    assert!(step >= 2 * LOST_PER_KILL);
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    let kernel = big_kernel(kernel_len, seed);
+    let seed_store = env.path("seed-store");
+    seed_image(
+        &env,
+        &seed_store,
+        &registry,
+        "unikraft.org/big:v1",
+        "faults/big:v1",
+        &kernel,
+        None,
+    );
+    let layer_size = largest_blob(&seed_store);
+    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(SLOW));
+    let remote = format!("{}/faults/big:v1", proxy.addr());
+    let store = env.store();
+
+    const KILLS: u64 = 3;
+    let mut fetched_by_killed = 0;
+    for round in 1..=KILLS {
+        let before = proxy.stats().bytes_down;
+        let mut pull = start(&env, &["-q", "pull", &remote]);
+        wait_for_bytes(&mut pull, &proxy, false, before, step);
+        // Let what is in flight land, so that the proxy's count is what the pull received.
+        proxy.hold(true);
+        std::thread::sleep(SETTLE);
+        let done = pull.kill();
+        proxy.hold(false);
+        assert_eq!(done.signal, Some(9), "{}", done.describe());
+        let fetched = proxy.stats().bytes_down - before;
+        fetched_by_killed += fetched;
+        eprintln!(
+            "kill {round}: after {fetched} bytes; ingest/ holds {:?}",
+            partials(&store)
+        );
+        assert!(
+            !partials(&store).is_empty(),
+            "kill {round}: nothing of the interrupted download was kept"
+        );
+        fsck(&env, &store).unwrap_or_else(|e| panic!("after kill {round}: {e}"));
+    }
+
+    let before = proxy.stats().bytes_down;
+    let done = run(&env, &["-q", "pull", &remote], Duration::from_secs(120));
+    done.assert_success();
+    let fetched = proxy.stats().bytes_down - before;
+    let missing = layer_size.saturating_sub(fetched_by_killed.saturating_sub(KILLS * LOST_PER_KILL));
+    eprintln!(
+        "the last run fetched {fetched} bytes; the killed runs fetched {fetched_by_killed} of the \
+         {layer_size}-byte layer"
+    );
+    assert!(
+        fetched < missing + MIB,
+        "the last pull fetched {fetched} bytes, but the killed runs had fetched {fetched_by_killed} of \
+         the {layer_size}-byte layer (allowing {LOST_PER_KILL} lost per kill, at most {missing} were \
+         missing): it did not resume"
+    );
+    fsck(&env, &store).unwrap();
+    assert_eq!(partials(&store), [], "the finished download is no longer partial");
+    let (unpacked, _) = unpack(&env, &store, &remote, &env.path("out")).unwrap();
+    assert!(unpacked == kernel, "the resumed pull unpacks other bytes");
+}
+
+/// Sends SIGINT to a running `ukpm` and checks it exits 130 within [`INTERRUPT_DEADLINE`],
+/// without a panic, leaving the store whole.
+fn interrupt(env: &TestEnv, proc: Proc, what: &str) {
+    let sent = Instant::now();
+    proc.interrupt();
+    let deadline = sent.duration_since(proc.started) + INTERRUPT_DEADLINE;
+    let done = proc.wait_for(deadline);
+    eprintln!(
+        "SIGINT during a {what}: exited {:?} after {:.2?}",
+        done.code,
+        sent.elapsed()
+    );
+    assert_eq!(
+        done.code,
+        Some(130),
+        "SIGINT during a {what}: {}",
+        done.describe()
+    );
+    assert!(!done.panicked(), "{}", done.describe());
+    fsck(env, &env.store()).unwrap_or_else(|e| panic!("after SIGINT during a {what}: {e}"));
+}
+
+/// How long ukpm may take to exit after SIGINT.
+const INTERRUPT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Issue "nothing lost, ever", item 7: Ctrl-C in the middle of a pull, a pack and a push exits
+/// 130, leaves a store that fsck finds whole, and the same command run again completes.
+#[test]
+fn ctrl_c_exits_130_and_leaves_the_store_whole() {
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    let store = env.store();
+    // Large enough to be fetched in parallel ranges, each connection capped at 4 MiB/s.
+    let kernel = big_kernel(24 * MIB, 0x5EED_0002);
+    seed_image(
+        &env,
+        &env.path("seed-store"),
+        &registry,
+        "unikraft.org/big:v1",
+        "faults/big:v1",
+        &kernel,
+        None,
+    );
+    let down = Proxy::start(registry.host(), Faults::none().rate_limit(SLOW / 2));
+    let remote = format!("{}/faults/big:v1", down.addr());
+
+    // A pull.
+    let before = down.stats().bytes_down;
+    let mut pull = start(&env, &["-q", "pull", &remote]);
+    wait_for_bytes(&mut pull, &down, false, before, 4 * MIB);
+    interrupt(&env, pull, "pull");
+    run(&env, &["-q", "pull", &remote], Duration::from_secs(120)).assert_success();
+    fsck(&env, &store).unwrap();
+    let (unpacked, _) = unpack(&env, &store, &remote, &env.path("out")).unwrap();
+    assert!(unpacked == kernel, "the pull after Ctrl-C unpacks other bytes");
+
+    // A push of a fresh image, slowed on the way up.
+    let fresh = big_kernel(24 * MIB, 0x5EED_0003);
+    env.write("fresh/kernel", &fresh, 0o755);
+    let pack_args = [
+        "-q",
+        "pack",
+        "unikraft.org/fresh:v1",
+        "--kernel",
+        "fresh/kernel",
+        "--arch",
+        "x86_64",
+        "--plat",
+        "qemu",
+    ];
+    // First a pack, interrupted while it hashes and copies 24 MiB (most of a second).
+    let mut pack = start(&env, &pack_args);
+    std::thread::sleep(Duration::from_millis(150));
+    if pack.running() {
+        interrupt(&env, pack, "pack");
+    } else {
+        eprintln!("the pack finished before it could be interrupted");
+    }
+    run(&env, &pack_args, LOCAL_DEADLINE).assert_success();
+    let up = Proxy::start(registry.host(), Faults::none().upload_rate_limit(SLOW));
+    let target = format!("{}/faults/fresh:v1", up.addr());
+    let mut push = start(&env, &["-q", "push", "unikraft.org/fresh:v1", "--to", &target]);
+    wait_for_bytes(&mut push, &up, true, 0, 4 * MIB);
+    interrupt(&env, push, "push");
+    run(
+        &env,
+        &["-q", "push", "unikraft.org/fresh:v1", "--to", &target],
+        Duration::from_secs(120),
+    )
+    .assert_success();
+    let check = env.path("check-store");
+    let direct = format!("{}/faults/fresh:v1", registry.host());
+    run(
+        &env,
+        &["--store", &path_str(&check), "-q", "pull", &direct],
+        OP_DEADLINE,
+    )
+    .assert_success();
+    let (pushed, _) = unpack(&env, &check, &direct, &env.path("out")).unwrap();
+    assert!(
+        pushed == fresh,
+        "the push after Ctrl-C left other bytes in the registry"
+    );
+}
+
+/// The name (hex digest) and bytes of the largest blob of a store: a one-kernel image's layer.
+fn largest_blob_bytes(store: &Path) -> (String, Vec<u8>) {
+    let size = largest_blob(store);
+    let entry = fs_err::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.metadata().unwrap().len() == size)
+        .unwrap();
+    let hex = entry.file_name().to_string_lossy().into_owned();
+    (hex, fs_err::read(entry.path()).unwrap())
+}
+
+/// Issue "nothing lost, ever", item 1, at the worst moment: SIGKILL after the last byte of a
+/// blob reached `ingest/partial-<hex>` but before the rename into `blobs/` leaves a complete
+/// partial file; the next pull must finish (there is nothing left to fetch; a `Range` from the
+/// end is unsatisfiable). The same state, locked, is another process finishing that blob right
+/// now; a pull beside it must finish too. The states are made by hand because a kill cannot be
+/// aimed at a window that narrow; they are exactly what such a kill leaves.
+#[test]
+fn a_pull_finishes_when_the_partial_download_is_already_complete() {
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    let kernel = big_kernel(300 * 1024, 0x5EED_0004);
+    let seed_store = env.path("seed-store");
+    seed_image(
+        &env,
+        &seed_store,
+        &registry,
+        "unikraft.org/done:v1",
+        "faults/done:v1",
+        &kernel,
+        None,
+    );
+    let (hex, layer) = largest_blob_bytes(&seed_store);
+    let remote = format!("{}/faults/done:v1", registry.host());
+
+    let mut failures = Vec::new();
+    for locked in [false, true] {
+        let store = env.path(format!("store-locked-{locked}"));
+        let partial = store.join("ingest").join(format!("partial-{hex}"));
+        fs_err::create_dir_all(partial.parent().unwrap()).unwrap();
+        fs_err::write(&partial, &layer).unwrap();
+        let holder = locked.then(|| {
+            let file = fs_err::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&partial)
+                .unwrap();
+            file.file().lock().unwrap();
+            file
+        });
+        let done = run(
+            &env,
+            &["--store", &path_str(&store), "pull", &remote],
+            OP_DEADLINE,
+        );
+        drop(holder);
+        let state = if locked {
+            "a complete partial download another process holds"
+        } else {
+            "a complete partial download left by a kill"
+        };
+        if !done.succeeded() {
+            failures.push(format!("pull beside {state}: {}", done.describe()));
+            continue;
+        }
+        if let Err(e) = fsck(&env, &store) {
+            failures.push(format!("after a pull beside {state}: {e}"));
+        }
+        match unpack(&env, &store, &remote, &env.path("out")) {
+            Ok((unpacked, _)) if unpacked == kernel => {}
+            Ok(_) => failures.push(format!("the pull beside {state} unpacks other bytes")),
+            Err(e) => failures.push(format!("after a pull beside {state}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
