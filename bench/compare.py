@@ -376,13 +376,15 @@ def main():
         if "d" in CASES:
             for n in names:
                 ukpm(store, "push", n, "--to", f"{reg.host}/{n}")
-            samples = {"ukpm pull": [], "skopeo": []}
+            samples = {"ukpm pull": [], "ukpm pull (one run)": [], "skopeo": []}
             for _ in range(RUNS):
                 target = fresh("pull-small")
                 start = time.monotonic()
                 for n in names:
                     ukpm(target, "pull", f"{proxy.host}/{n}")
                 samples["ukpm pull"].append((time.monotonic() - start, 0))
+                samples["ukpm pull (one run)"].append(
+                    ukpm(fresh("pull-many"), "pull", *[f"{proxy.host}/{n}" for n in names]))
                 if SKOPEO:
                     target = fresh("skopeo-small")
                     start = time.monotonic()

@@ -227,9 +227,10 @@ pub struct RmArgs {
 /// this machine's architecture.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// The package: `nginx:1.25`, `unikraft.org/nginx:1.25` or `name@sha256:...`
-    #[arg(value_name = "REF")]
-    pub reference: String,
+    /// The packages: `nginx:1.25`, `unikraft.org/nginx:1.25` or `name@sha256:...`; several are
+    /// pulled at once
+    #[arg(value_name = "REF", required = true)]
+    pub references: Vec<String>,
     #[command(flatten)]
     pub filters: Filters,
     /// Pull every platform of the index

@@ -125,10 +125,19 @@ async fn dispatch(cli: &Cli, manager: &PackageManager, printer: &Printer) -> Res
                 query,
                 all_platforms: args.all_platforms,
             };
-            let packages = manager
-                .pull_name(&args.reference, &options)
-                .await
-                .with_context(|| format!("failed to pull {}", args.reference))?;
+            // Several packages at once: their round trips overlap and their blobs share the
+            // transfer limit.
+            let options = &options;
+            let pulls = args.references.iter().map(|name| async move {
+                manager
+                    .pull_name(name, options)
+                    .await
+                    .with_context(|| format!("failed to pull {name}"))
+            });
+            let mut packages = Vec::new();
+            for result in futures_util::future::join_all(pulls).await {
+                packages.extend(result?);
+            }
             let json = json!({"packages": packages.iter().map(output::package_json).collect::<Vec<_>>()});
             Ok(printer.result(json, |out| {
                 for p in &packages {

@@ -440,3 +440,37 @@ fn a_tls_registry_is_trusted_through_ca_file() {
         [format!("{remote} x86_64/qemu")]
     );
 }
+
+#[test]
+fn several_packages_are_pulled_in_one_run() {
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    pack(&env, "one:1", "x86_64", "qemu", &[]).assert_success();
+    pack(&env, "two:1", "x86_64", "qemu", &["--cmd", "two"]).assert_success();
+    for name in ["one:1", "two:1"] {
+        ukpm(&env)
+            .args(["push", name, "--to", &format!("{}/many/{name}", registry.host())])
+            .run()
+            .assert_success();
+    }
+    let other = TestEnv::new();
+    let out = ukpm(&other)
+        .args(["--json", "pull"])
+        .arg(format!("{}/many/one:1", registry.host()))
+        .arg(format!("{}/many/two:1", registry.host()))
+        .run();
+    assert_eq!(
+        rows(&out),
+        [
+            format!("{}/many/one:1 x86_64/qemu", registry.host()),
+            format!("{}/many/two:1 x86_64/qemu", registry.host())
+        ]
+    );
+    let missing = ukpm(&other)
+        .args(["--json", "pull"])
+        .arg(format!("{}/many/one:1", registry.host()))
+        .arg(format!("{}/many/nothere:1", registry.host()))
+        .run();
+    missing.assert_code(1);
+    assert_eq!(missing.json()["error"]["code"], "not_found");
+}
