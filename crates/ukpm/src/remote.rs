@@ -378,7 +378,19 @@ impl PackageManager {
             && stored.repository() != target.repository())
         .then(|| stored.repository().to_string());
         let mut report = PushReport::default();
-        if top.is_index() {
+        if !top.is_index() && !top.is_manifest() {
+            return Err(Error::InvalidInput(format!(
+                "{stored} is a `{}`, neither an image index nor a manifest",
+                top.media_type
+            )));
+        }
+        // What the tag points at now is asked while the rest goes up.
+        let children = async {
+            if top.is_manifest() {
+                return self
+                    .push_manifest(&client, &target, &top, mount_from.as_deref(), &mut report)
+                    .await;
+            }
             let bytes = store.read_bytes(top.clone()).await?;
             let index: Index = parse(&top, &bytes, "image index")?;
             for child in index.manifests.iter().filter(|d| d.is_manifest()) {
@@ -398,18 +410,12 @@ impl PackageManager {
                     )));
                 }
             }
-            self.put_top(&client, &target, &top, bytes, &mut report).await?;
-        } else if top.is_manifest() {
-            let bytes = self
-                .push_manifest(&client, &target, &top, mount_from.as_deref(), &mut report)
-                .await?;
-            self.put_top(&client, &target, &top, bytes, &mut report).await?;
-        } else {
-            return Err(Error::InvalidInput(format!(
-                "{stored} is a `{}`, neither an image index nor a manifest",
-                top.media_type
-            )));
-        }
+            Ok(bytes)
+        };
+        let (bytes, present) = tokio::join!(children, client.head_manifest(&target));
+        let (bytes, present) = (bytes?, present?);
+        self.put_top(&client, &target, &top, bytes, present, &mut report)
+            .await?;
         report.reference = Some(target);
         report.digest = Some(top.digest);
         Ok(report)
@@ -427,7 +433,10 @@ impl PackageManager {
         let bytes = self.read_by_digest(entry).await?;
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
         let blobs = unique_blobs(&manifest);
-        let outcomes = futures_util::future::try_join_all(blobs.into_iter().map(|blob| async move {
+        let by_digest = digest_reference(target, entry.digest)?;
+        // Whether the registry has the manifest is asked while the blobs go up: a round trip
+        // less on every push.
+        let pushes = futures_util::future::try_join_all(blobs.into_iter().map(|blob| async move {
             let _permit = self.transfer_permit().await;
             if !self.store().has_blob(blob.digest, Some(blob.size)).await? {
                 return Err(Error::Store(ukpm_store::StoreError::BlobNotFound {
@@ -453,8 +462,9 @@ impl PackageManager {
                 PushOutcome::Uploaded => self.reporter().blob_finished(id),
             }
             Ok::<_, Error>((outcome, blob.size))
-        }))
-        .await?;
+        }));
+        let (outcomes, present) = tokio::join!(pushes, client.head_manifest(&by_digest));
+        let (outcomes, present) = (outcomes?, present?);
         let mut seen: Vec<(Digest, String)> = unique_blobs(&manifest)
             .iter()
             .map(|b| (b.digest, target.name()))
@@ -471,12 +481,7 @@ impl PackageManager {
                 }
             }
         }
-        let by_digest = digest_reference(target, entry.digest)?;
-        if client
-            .head_manifest(&by_digest)
-            .await?
-            .is_none_or(|d| d.digest != entry.digest)
-        {
+        if present.is_none_or(|d| d.digest != entry.digest) {
             client
                 .put_manifest(&by_digest, &entry.media_type, Bytes::from(bytes.clone()))
                 .await?;
@@ -485,20 +490,18 @@ impl PackageManager {
         Ok(bytes)
     }
 
-    /// Puts the index or manifest under the target's tag, unless it already points there.
+    /// Puts the index or manifest under the target's tag, unless it already points there
+    /// (`present`: what the tag points at, asked while the rest went up).
     async fn put_top(
         &self,
         client: &Client,
         target: &Reference,
         top: &Descriptor,
         bytes: Vec<u8>,
+        present: Option<Descriptor>,
         report: &mut PushReport,
     ) -> Result<()> {
-        if client
-            .head_manifest(target)
-            .await?
-            .is_some_and(|d| d.digest == top.digest)
-        {
+        if present.is_some_and(|d| d.digest == top.digest) {
             return Ok(());
         }
         client
