@@ -135,10 +135,25 @@ impl Registry {
         log.lines().filter_map(TokenRequest::parse).collect()
     }
 
-    /// What the registry has written to stdout and stderr so far (level `warn` and up), for
-    /// failure messages.
+    /// What the registry has written to stdout and stderr so far (warnings and the access
+    /// log), for failure messages.
     pub fn log(&self) -> String {
         self.process.output()
+    }
+
+    /// The requests the registry has served so far, as `METHOD PATH` (from its access log), so
+    /// tests can count round trips.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                let quoted = line.split('"').nth(1)?;
+                let mut parts = quoted.split(' ');
+                let method = parts.next()?;
+                let path = parts.next()?;
+                path.starts_with("/v2").then(|| format!("{method} {path}"))
+            })
+            .collect()
     }
 
     /// Its temp directory (config, storage under `data/`, certificates, logs).
@@ -171,7 +186,7 @@ impl Registry {
             let config = dir.path().join("config.yml");
             let yaml = format!(
                 "version: 0.1\n\
-                 log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                 log:\n  level: warn\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n{tls}{auth}",

@@ -393,3 +393,54 @@ fn a_blob_pushed_once_is_mounted_into_other_repositories_of_the_registry() {
         .unwrap();
     assert_eq!((report.uploaded, report.mounted), (1, 1), "{report:?}");
 }
+
+#[test]
+fn a_repush_and_a_repull_make_the_minimum_of_requests() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = Registry::plain();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    fs_err::write(&kernel, vec![4u8; 64 << 10]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let reference: ukpm::Reference = format!("{}/count/me:v1", registry.host()).parse().unwrap();
+    let source = manager(&dir.path().join("a"), &recorder);
+    runtime
+        .block_on(source.pack(
+            &Target::new(&kernel, Architecture::X86_64, Plat::Qemu),
+            &PackOptions::new(reference.clone()),
+        ))
+        .unwrap();
+    runtime.block_on(source.push(&reference, None)).unwrap();
+    let options = PullOptions {
+        all_platforms: true,
+        ..PullOptions::default()
+    };
+    runtime
+        .block_on(manager(&dir.path().join("b"), &recorder).pull(&reference, &options))
+        .unwrap();
+
+    // Each run is a new process in real life: a new client, so the scheme probe counts.
+    let seen = registry.requests().len();
+    let again = manager(&dir.path().join("a"), &recorder);
+    let report = runtime.block_on(again.push(&reference, None)).unwrap();
+    assert_eq!((report.uploaded, report.manifests_written), (0, 0));
+    let repush: Vec<String> = registry.requests()[seen..].to_vec();
+    // The probe, a HEAD per blob (config, kernel), the manifest by digest and the tag.
+    assert!(
+        repush.iter().all(|r| r.starts_with("HEAD ") || r == "GET /v2/"),
+        "{repush:?}"
+    );
+    assert_eq!(repush.len(), 5, "{repush:?}");
+
+    let seen = registry.requests().len();
+    runtime
+        .block_on(manager(&dir.path().join("b"), &recorder).pull(&reference, &options))
+        .unwrap();
+    let repull: Vec<String> = registry.requests()[seen..].to_vec();
+    // The probe and the index by tag: the manifest and blobs are all here already.
+    assert_eq!(repull.len(), 2, "{repull:?}");
+    assert!(repull.iter().all(|r| !r.contains("/blobs/")), "{repull:?}");
+}
