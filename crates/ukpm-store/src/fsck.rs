@@ -1,7 +1,7 @@
 //! Integrity checking: every blob against its name, every ref against what it must reach.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
+use std::io;
 
 use ukpm_types::{Descriptor, Digest, Hasher, Index, Manifest};
 
@@ -262,16 +262,8 @@ fn kraftkit_size(descriptor: &Descriptor) -> bool {
 }
 
 fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
-    let mut file = fs_err::File::open(path)?;
     let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    io::copy(&mut fs_err::File::open(path)?, &mut hasher)?;
     let size = hasher.len();
     Ok((hasher.finish(), size))
 }

@@ -37,22 +37,28 @@ impl LocalStore {
             .unwrap_or(0)
     }
 
-    /// Opens the download of `digest` (`size` bytes), keeping the first `keep` bytes an earlier
-    /// attempt wrote (hashed again, since they were never verified) and dropping the rest.
-    ///
-    /// `Ok(None)` when another process is downloading the same blob right now.
-    pub fn partial(&self, digest: Digest, size: u64, keep: u64) -> Result<Option<Partial>> {
+    /// Opens and locks `ingest/partial-<hex>`, whichever kind of download uses it; `None` when
+    /// another process holds it.
+    fn open_partial(&self, digest: &Digest) -> Result<Option<(fs_err::File, PathBuf)>> {
         fs_err::create_dir_all(self.ingest_dir())?;
-        let path = self.partial_path(&digest);
-        let mut file = fs_err::OpenOptions::new()
+        let path = self.partial_path(digest);
+        let file = fs_err::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)?;
-        if !locked_and_current(&file, &path)? {
+        Ok(locked_and_current(&file, &path)?.then_some((file, path)))
+    }
+
+    /// Opens the download of `digest` (`size` bytes), keeping the first `keep` bytes an earlier
+    /// attempt wrote (hashed again, since they were never verified) and dropping the rest.
+    ///
+    /// `Ok(None)` when another process is downloading the same blob right now.
+    pub fn partial(&self, digest: Digest, size: u64, keep: u64) -> Result<Option<Partial>> {
+        let Some((mut file, path)) = self.open_partial(&digest)? else {
             return Ok(None);
-        }
+        };
         // A ranged download left this file: it is not a prefix. Start the sequential one over.
         let ranges = self.ranges_path(&digest);
         let have = if ranges.exists() {
@@ -65,15 +71,7 @@ impl LocalStore {
         file.set_len(keep)?;
         let mut hasher = Hasher::new();
         file.seek(SeekFrom::Start(0))?;
-        let mut prefix = (&mut file).take(keep);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = prefix.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
+        io::copy(&mut (&mut file).take(keep), &mut hasher)?;
         if hasher.len() != keep {
             return Err(
                 io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} shrank", path.display())).into(),
@@ -190,17 +188,9 @@ impl LocalStore {
     /// Opens (or continues) a ranged download of `digest` (`size` bytes); `Ok(None)` when
     /// another process is downloading it right now.
     pub fn ranged(&self, digest: Digest, size: u64) -> Result<Option<Ranged>> {
-        fs_err::create_dir_all(self.ingest_dir())?;
-        let path = self.partial_path(&digest);
-        let file = fs_err::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        if !locked_and_current(&file, &path)? {
+        let Some((file, path)) = self.open_partial(&digest)? else {
             return Ok(None);
-        }
+        };
         let have = file.metadata()?.len();
         let ranges = self.ranges_path(&digest);
         let mut done = match fs_err::read_to_string(&ranges) {
@@ -318,7 +308,7 @@ impl Ranged {
         let ranges = self.store.ranges_path(&self.digest);
         let mut hasher = Hasher::new();
         let mut reader = io::BufReader::with_capacity(1 << 20, fs_err::File::open(&self.path)?);
-        io::copy(&mut reader, &mut HashSink(&mut hasher))?;
+        io::copy(&mut reader, &mut hasher)?;
         let actual = hasher.finish();
         if actual != self.digest {
             let _ = fs_err::remove_file(&self.path);
@@ -335,18 +325,5 @@ impl Ranged {
         let _ = fs_err::remove_file(&ranges);
         sync_dir(&blobs)?;
         Ok((self.digest, self.size))
-    }
-}
-
-struct HashSink<'a>(&'a mut Hasher);
-
-impl Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

@@ -169,6 +169,18 @@ impl Hasher {
     }
 }
 
+/// A hasher is a sink: `io::copy(&mut reader, &mut hasher)` hashes a whole stream.
+impl std::io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ mod media;
 mod oci;
 mod platform;
 mod reference;
+mod time;
 
 pub use digest::{Digest, DigestError, Hasher};
 pub use media::{
@@ -31,3 +32,4 @@ pub use platform::{
     normalize_plat,
 };
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference, ReferenceError, has_registry};
+pub use time::{parse_rfc3339, rfc3339};
