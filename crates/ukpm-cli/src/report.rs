@@ -16,7 +16,9 @@ pub struct StderrReporter {
     chatty: bool,
     /// Progress bars, when stderr is a terminal.
     bars: Option<MultiProgress>,
-    active: Mutex<HashMap<u64, Blob>>,
+    active: Mutex<HashMap<ukpm::TransferId, Blob>>,
+    /// The next transfer id: this reporter mints its own.
+    next: std::sync::atomic::AtomicU64,
 }
 
 struct Blob {
@@ -35,6 +37,7 @@ impl StderrReporter {
             bars: (terminal && !global.json)
                 .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             active: Mutex::new(HashMap::new()),
+            next: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -50,26 +53,41 @@ impl StderrReporter {
     }
 }
 
-fn short(label: &str) -> &str {
-    // `sha256:` plus 12 hex characters is enough to tell blobs apart on screen.
-    if label.starts_with("sha256:") {
-        label.get(..19).unwrap_or(label)
-    } else {
-        label
+/// What a transfer is, for people: `kernel`, `initrd`, `config` of the package, plus the
+/// digest's first characters when it is known.
+fn label(subject: &ukpm::Subject) -> String {
+    match subject.digest {
+        Some(digest) => format!("{} {}", subject.kind, &digest.to_string()[..19]),
+        None => subject.kind.to_string(),
+    }
+}
+
+fn step_line(step: &ukpm::Step) -> String {
+    match step {
+        ukpm::Step::Pack { reference, platform } => format!("packing {reference} ({platform})"),
+        ukpm::Step::Pull { reference } => format!("pulling {reference}"),
+        ukpm::Step::Push { source, target } => format!("pushing {source} to {target}"),
+        ukpm::Step::Unpack {
+            reference, platform, ..
+        } => format!("unpacking {reference} ({platform})"),
+        other => format!("{other:?}"),
     }
 }
 
 impl ukpm::Reporter for StderrReporter {
-    fn step(&self, message: &str) {
+    fn on_step(&self, step: &ukpm::Step) {
         if self.chatty {
-            self.line(message);
+            self.line(&step_line(step));
         }
     }
 
-    fn blob_started(&self, id: u64, label: &str, total: Option<u64>) {
+    fn on_transfer_start(&self, subject: &ukpm::Subject) -> ukpm::TransferId {
+        let id = ukpm::TransferId(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         if !self.chatty {
-            return;
+            return id;
         }
+        let label = label(subject);
+        let total = subject.size;
         let bar = self.bars.as_ref().map(|bars| {
             let bar = bars.add(ProgressBar::new(total.unwrap_or(0)));
             let style =
@@ -77,26 +95,23 @@ impl ukpm::Reporter for StderrReporter {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_prefix(short(label).to_string());
+            bar.set_prefix(label.clone());
             bar
         });
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        // A retried upload starts its blob again: replace the old bar.
-        if let Some(Blob { bar: Some(old), .. }) = active.remove(&id) {
-            old.finish_and_clear();
-        }
         active.insert(
             id,
             Blob {
-                label: label.to_string(),
+                label,
                 total,
                 done: 0,
                 bar,
             },
         );
+        id
     }
 
-    fn blob_progress(&self, id: u64, done: u64) {
+    fn on_transfer_progress(&self, id: ukpm::TransferId, done: u64) {
         let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(blob) = active.get_mut(&id) {
             blob.done = done;
@@ -106,24 +121,26 @@ impl ukpm::Reporter for StderrReporter {
         }
     }
 
-    fn blob_finished(&self, id: u64) {
+    fn on_transfer_complete(&self, id: ukpm::TransferId) {
         let blob = self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         if let Some(blob) = blob {
             if let Some(bar) = &blob.bar {
                 bar.finish_and_clear();
             }
             let size = human_size(blob.total.unwrap_or(blob.done));
-            self.line(&format!("  {} {size}", short(&blob.label)));
+            self.line(&format!("  {} {size}", blob.label));
         }
     }
 
-    fn blob_skipped(&self, label: &str, reason: &str) {
+    fn on_transfer_skipped(&self, subject: &ukpm::Subject, why: &ukpm::Skip) {
         if self.chatty {
-            self.line(&format!("  {} {reason}", short(label)));
+            let why = match why {
+                ukpm::Skip::InStore => "already in the store".to_string(),
+                ukpm::Skip::InRegistry => "already in the registry".to_string(),
+                ukpm::Skip::Mounted { from } => format!("mounted from {from}"),
+                other => format!("{other:?}"),
+            };
+            self.line(&format!("  {} {why}", label(subject)));
         }
-    }
-
-    fn warn(&self, message: &str) {
-        self.line(&format!("warning: {message}"));
     }
 }

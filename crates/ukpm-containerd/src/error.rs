@@ -81,6 +81,41 @@ pub enum ContainerdError {
         /// containerd's reason.
         message: String,
     },
+    /// A blob read back from containerd has another size than its descriptor says.
+    #[error("blob {digest} in containerd is {actual} bytes, not the {expected} its descriptor says")]
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// What containerd returned.
+        actual: u64,
+    },
+    /// A blob read back from containerd does not hash to its digest.
+    #[error("blob {digest} in containerd is damaged: its content hashes to {actual}")]
+    Corrupt {
+        /// The blob.
+        digest: Digest,
+        /// What the content hashes to.
+        actual: Digest,
+    },
+    /// An image record would point at content containerd does not have.
+    #[error("image {name} would point at blob {digest}, which is not in containerd")]
+    MissingTarget {
+        /// The image name.
+        name: String,
+        /// The missing blob.
+        digest: Digest,
+    },
+    /// The lock that serialises image updates among ukpm processes could not be taken.
+    #[error("cannot lock {} to update images in containerd", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading the content to send failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -111,6 +146,7 @@ impl ContainerdError {
         matches!(
             self,
             ContainerdError::NotFound { .. }
+                | ContainerdError::MissingTarget { .. }
                 | ContainerdError::Rpc {
                     code: Code::NotFound,
                     ..
@@ -120,7 +156,12 @@ impl ContainerdError {
 
     /// Whether content failed verification.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, ContainerdError::Rejected { .. })
+        matches!(
+            self,
+            ContainerdError::Rejected { .. }
+                | ContainerdError::SizeMismatch { .. }
+                | ContainerdError::Corrupt { .. }
+        )
     }
 
     /// Whether the socket refused this user.

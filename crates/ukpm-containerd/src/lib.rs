@@ -266,13 +266,22 @@ impl Containerd {
 
     /// The size of a blob, or `None` when containerd does not have it.
     pub async fn content_size(&self, digest: Digest) -> Result<Option<u64>> {
+        Ok(self.content_info(digest).await?.map(|info| info.size))
+    }
+
+    /// A blob's size and labels, or `None` when containerd does not have it.
+    pub async fn content_info(&self, digest: Digest) -> Result<Option<ContentInfo>> {
         let request = self
             .request(InfoRequest {
                 digest: digest.to_string(),
             })
             .await;
         match ContentClient::new(self.channel.clone()).info(request).await {
-            Ok(response) => Ok(response.into_inner().info.map(|i| i.size.max(0) as u64)),
+            Ok(response) => Ok(response.into_inner().info.map(|i| ContentInfo {
+                digest,
+                size: i.size.max(0) as u64,
+                labels: i.labels,
+            })),
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(self.rpc(&format!("blob {digest}"), status)),
         }
@@ -449,46 +458,38 @@ impl Containerd {
         }
     }
 
-    /// Creates or updates the image record `name` to point at `target`.
-    pub async fn put_image(
-        &self,
-        name: &str,
-        target: &Descriptor,
-        labels: HashMap<String, String>,
-    ) -> Result<()> {
-        let image = Image {
-            name: name.to_string(),
-            labels,
-            target: Some(CtdDescriptor {
-                media_type: target.media_type.clone(),
-                digest: target.digest.to_string(),
-                size: target.size as i64,
-                annotations: HashMap::new(),
-            }),
-            created_at: None,
-            updated_at: None,
-        };
-        let exists = self.image(name).await?.is_some();
-        let mut client = ImagesClient::new(self.channel.clone());
-        let result = if exists {
-            let request = self
-                .request(UpdateImageRequest {
-                    image: Some(image),
-                    update_mask: None,
-                    source_date_epoch: None,
-                })
-                .await;
-            client.update(request).await.map(|_| ())
-        } else {
-            let request = self
-                .request(CreateImageRequest {
-                    image: Some(image),
-                    source_date_epoch: None,
-                })
-                .await;
-            client.create(request).await.map(|_| ())
-        };
-        result.map_err(|s| self.rpc(&format!("image {name}"), s))
+    /// Creates the image record `name` pointing at `target`, only if no record of that name
+    /// exists: `Ok(false)` when one does (containerd checks this atomically).
+    pub async fn create_image(&self, name: &str, target: &Descriptor) -> Result<bool> {
+        let request = self
+            .request(CreateImageRequest {
+                image: Some(image_record(name, target)),
+                source_date_epoch: None,
+            })
+            .await;
+        match ImagesClient::new(self.channel.clone()).create(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == Code::AlreadyExists => Ok(false),
+            Err(status) => Err(self.rpc(&format!("image {name}"), status)),
+        }
+    }
+
+    /// Points the existing image record `name` at `target`. containerd's API has no
+    /// precondition for updates: callers that need a compare-and-swap must serialise
+    /// themselves. `Ok(false)` when the record no longer exists.
+    pub async fn update_image(&self, name: &str, target: &Descriptor) -> Result<bool> {
+        let request = self
+            .request(UpdateImageRequest {
+                image: Some(image_record(name, target)),
+                update_mask: None,
+                source_date_epoch: None,
+            })
+            .await;
+        match ImagesClient::new(self.channel.clone()).update(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == Code::NotFound => Ok(false),
+            Err(status) => Err(self.rpc(&format!("image {name}"), status)),
+        }
     }
 
     /// Deletes the image record `name`; with `sync`, waits for containerd's collector to free
@@ -506,6 +507,22 @@ impl Containerd {
             Err(status) if status.code() == Code::NotFound => Ok(false),
             Err(status) => Err(self.rpc(&format!("image {name}"), status)),
         }
+    }
+}
+
+/// An image record pointing at `target`, without labels.
+fn image_record(name: &str, target: &Descriptor) -> Image {
+    Image {
+        name: name.to_string(),
+        labels: HashMap::new(),
+        target: Some(CtdDescriptor {
+            media_type: target.media_type.clone(),
+            digest: target.digest.to_string(),
+            size: target.size as i64,
+            annotations: HashMap::new(),
+        }),
+        created_at: None,
+        updated_at: None,
     }
 }
 

@@ -1,136 +1,68 @@
-//! Finding packages: listing with filters (KraftKit's `Catalog`) and resolving a reference.
+//! The catalog: every operation's one way to find packages in a store. It resolves references
+//! (by tag, or by the digest of an index or of one of its manifests), lists packages with
+//! filters (KraftKit's `Catalog`), and reads stored documents, tolerating the quirks of
+//! KraftKit's indexes (a wrong manifest size) while still checking every digest.
+
+use std::sync::Arc;
 
 use ukpm_store::RefEntry;
-use ukpm_types::{
-    Architecture, Descriptor, Digest, ImageConfig, Index, Manifest, Plat, Platform, Reference, annotation,
-    normalize_architecture, normalize_plat,
-};
+use ukpm_types::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, Reference, annotation};
 
 use crate::error::{Error, Result};
-use crate::manager::PackageManager;
+use crate::package::{Package, Query};
+use crate::store::ImageStore;
 
-/// One manifest of a stored index: a unikernel for one platform (KraftKit's `pack.Package`).
+/// Finds and reads packages in one store; cheap to clone. [`crate::PackageManager::catalog`]
+/// gives the manager's.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Arc<dyn ImageStore>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("store", &self.store.describe())
+            .finish()
+    }
+}
+
+/// A stored ref a reference resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Package {
-    /// The reference the package is stored under.
-    pub reference: Reference,
-    /// The index the reference points at (absent for a single-manifest image).
-    pub index: Option<Descriptor>,
-    /// The manifest's descriptor, with its platform.
-    pub manifest: Descriptor,
-    /// Architecture, platform, version and kconfig features.
-    pub platform: Platform,
-    /// The layers' total size in bytes.
-    pub size: u64,
-    /// When it was packed or pulled into this store (RFC 3339).
-    pub created: Option<String>,
+pub struct Resolved {
+    /// The ref: its full name and what it points at.
+    pub entry: RefEntry,
+    /// The manifest the reference named by digest inside the ref's index, if it did.
+    pub manifest: Option<Digest>,
 }
 
-impl Package {
-    pub(crate) fn new(
-        reference: Reference,
-        index: Option<Descriptor>,
-        manifest_descriptor: Descriptor,
-        manifest: &Manifest,
-        created: Option<String>,
-    ) -> Package {
-        let mut platform = manifest_descriptor
-            .platform
-            .clone()
-            .or_else(|| manifest.config.platform.clone())
-            .unwrap_or_default();
-        platform.architecture = normalize_architecture(&platform.architecture);
-        platform.os = normalize_plat(&platform.os);
-        Package {
-            reference,
-            index,
-            size: manifest.layers.iter().map(|l| l.size).sum(),
-            manifest: manifest_descriptor,
-            platform,
-            created,
-        }
-    }
-
-    /// `plat/arch`, as KraftKit shows it.
-    pub fn plat_arch(&self) -> String {
-        self.platform.short()
+impl Resolved {
+    /// The stored name as a reference (the ref's own name; `fallback` if it does not parse).
+    pub fn reference_or(&self, fallback: &Reference) -> Reference {
+        self.entry.name.parse().unwrap_or_else(|_| fallback.clone())
     }
 }
 
-/// What to look for; every field given must match (KraftKit's query).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Query {
-    /// A glob (`*`, `?`) over the package's reference (`unikraft.org/nginx:latest`), its name,
-    /// repository, or `repository:tag`.
-    pub name: Option<String>,
-    /// The architecture.
-    pub architecture: Option<Architecture>,
-    /// The platform.
-    pub platform: Option<Plat>,
-    /// kconfig entries the kernel must have: `KEY=VALUE`, or `KEY` for any value.
-    pub kconfig: Vec<String>,
-}
-
-impl Query {
-    /// Whether a package passes the platform filters.
-    pub fn matches_platform(&self, platform: &Platform) -> bool {
-        platform.matches(self.architecture, self.platform, &self.kconfig)
+impl Catalog {
+    /// The catalog of `store`.
+    pub fn new(store: Arc<dyn ImageStore>) -> Catalog {
+        Catalog { store }
     }
 
-    fn matches_name(&self, reference: &Reference) -> bool {
-        let Some(pattern) = &self.name else {
-            return true;
-        };
-        let tag = reference.tag().unwrap_or_default();
-        [
-            reference.to_string(),
-            reference.name(),
-            reference.repository().to_string(),
-            format!("{}:{tag}", reference.repository()),
-        ]
-        .iter()
-        .any(|candidate| glob_match(pattern.as_bytes(), candidate.as_bytes()))
+    /// The store it reads.
+    pub fn store(&self) -> &dyn ImageStore {
+        self.store.as_ref()
     }
 
-    /// `plat/arch` plus kconfig, for "no manifest for ..." messages.
-    pub fn describe(&self) -> String {
-        let plat = self.platform.map_or("any platform", |p| p.as_str());
-        let arch = self.architecture.map_or("any architecture", |a| a.as_str());
-        let mut out = format!("{plat}/{arch}");
-        for k in &self.kconfig {
-            out.push_str(&format!(" with {k}"));
-        }
-        out
+    /// Reads a stored image index.
+    pub async fn read_index(&self, descriptor: &Descriptor) -> Result<Index> {
+        let bytes = self.store.read_bytes(descriptor.clone()).await?;
+        parse(descriptor, &bytes, "image index")
     }
-}
 
-/// Matches `*` (any run) and `?` (one byte); everything else literally.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some(p);
-            mark = t;
-            p += 1;
-        } else if let Some(s) = star {
-            p = s + 1;
-            mark += 1;
-            t = mark;
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
-impl PackageManager {
     /// Lists the stored packages matching `query`, one per manifest, in store order.
     pub async fn list(&self, query: &Query) -> Result<Vec<Package>> {
-        let store = self.store();
+        let store = self.store.as_ref();
         let mut refs = Vec::new();
         for entry in store.refs().await? {
             let Ok(reference) = entry.name.parse::<Reference>() else {
@@ -161,10 +93,10 @@ impl PackageManager {
                 bytes?;
                 wanted.push((i, top.clone()));
             } else {
-                return Err(Error::InvalidInput(format!(
-                    "{reference} points at `{}`, which is neither an image index nor a manifest",
-                    top.media_type
-                )));
+                return Err(Error::NotAnImage {
+                    reference: reference.clone(),
+                    media_type: top.media_type.clone(),
+                });
             }
         }
         let manifests = store
@@ -176,11 +108,9 @@ impl PackageManager {
             let bytes = match bytes {
                 Ok(bytes) => bytes,
                 // A pull keeps the registry's whole index but only the platforms asked for.
-                Err(Error::Store(ukpm_store::StoreError::BlobNotFound { .. })) if top.is_index() => continue,
+                Err(err) if top.is_index() && err.is_missing_blob() => continue,
                 // KraftKit's `size: 32` entries: read by digest alone.
-                Err(Error::Store(ukpm_store::StoreError::StoredSizeMismatch { .. })) => {
-                    self.read_by_digest(&entry).await?
-                }
+                Err(err) if err.stored_size().is_some() => self.read_by_digest(&entry).await?,
                 Err(err) => return Err(err),
             };
             let manifest: Manifest = parse(&entry, &bytes, "image manifest")?;
@@ -196,15 +126,11 @@ impl PackageManager {
     }
 
     /// The packages (manifests) a stored ref target holds.
-    pub(crate) async fn packages_of(
-        &self,
-        reference: &Reference,
-        target: &Descriptor,
-    ) -> Result<Vec<Package>> {
-        let store = self.store();
+    pub async fn packages_of(&self, reference: &Reference, target: &Descriptor) -> Result<Vec<Package>> {
+        let store = self.store.as_ref();
         let created = target.annotations.get(annotation::OCI_CREATED).cloned();
         if target.is_index() {
-            let index: Index = parse(target, &store.read_bytes(target.clone()).await?, "image index")?;
+            let index = self.read_index(target).await?;
             let mut out = Vec::with_capacity(index.manifests.len());
             for entry in index.manifests.into_iter().filter(Descriptor::is_manifest) {
                 // A pull keeps the registry's whole index but only the platforms asked for.
@@ -233,30 +159,36 @@ impl PackageManager {
                 created,
             )])
         } else {
-            Err(Error::InvalidInput(format!(
-                "{reference} points at `{}`, which is neither an image index nor a manifest",
-                target.media_type
-            )))
+            Err(Error::NotAnImage {
+                reference: reference.clone(),
+                media_type: target.media_type.clone(),
+            })
         }
     }
 
-    pub(crate) async fn read_manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
+    /// Reads a stored manifest by its descriptor, tolerating a wrong size where KraftKit
+    /// wrote one (the digest is still checked).
+    pub async fn read_manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
         // KraftKit writes `size: 32` for merged index entries; a wrong size is tolerated there
         // and the digest, which is what matters, is still checked.
         let bytes = self.read_by_digest(descriptor).await?;
         parse(descriptor, &bytes, "image manifest")
     }
 
-    pub(crate) async fn read_config(&self, manifest: &Manifest) -> Result<ImageConfig> {
-        let bytes = self.store().read_bytes(manifest.config.clone()).await?;
+    /// Reads the config a manifest names.
+    pub async fn read_config(&self, manifest: &Manifest) -> Result<ImageConfig> {
+        let bytes = self.store.read_bytes(manifest.config.clone()).await?;
         parse(&manifest.config, &bytes, "image config")
     }
 
-    pub(crate) async fn read_by_digest(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
-        let store = self.store();
+    /// Reads a stored blob by digest when its descriptor's size may be wrong (KraftKit's
+    /// merged index entries say `size: 32`); the digest decides.
+    pub async fn read_by_digest(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let store = self.store.as_ref();
         match store.read_bytes(descriptor.clone()).await {
-            Err(Error::Store(ukpm_store::StoreError::StoredSizeMismatch { actual, digest, .. })) => {
-                tracing::warn!(%digest, declared = descriptor.size, actual, "descriptor size is wrong");
+            Err(err) if err.stored_size().is_some() => {
+                let actual = err.stored_size().unwrap_or(descriptor.size);
+                tracing::warn!(digest = %descriptor.digest, declared = descriptor.size, actual, "descriptor size is wrong");
                 let mut fixed = descriptor.clone();
                 fixed.size = actual;
                 store.read_bytes(fixed).await
@@ -288,17 +220,21 @@ impl PackageManager {
 
     /// The stored ref for `reference`: by tag, or by digest (of the index or of one of its
     /// manifests) among the refs of the same repository.
-    pub(crate) async fn resolve(&self, reference: &Reference) -> Result<(RefEntry, Option<Digest>)> {
-        let refs = self.store().refs().await?;
+    pub async fn resolve(&self, reference: &Reference) -> Result<Resolved> {
+        let refs = self.store.refs().await?;
+        let not_found = || Error::NotFound {
+            reference: reference.clone(),
+        };
         let Some(digest) = reference.digest() else {
             let key = reference.to_string();
             return refs
                 .into_iter()
                 .find(|e| e.name == key)
-                .map(|e| (e, None))
-                .ok_or_else(|| Error::NotFound {
-                    reference: reference.clone(),
-                });
+                .map(|entry| Resolved {
+                    entry,
+                    manifest: None,
+                })
+                .ok_or_else(not_found);
         };
         for entry in refs {
             let Ok(r) = entry.name.parse::<Reference>() else {
@@ -308,37 +244,42 @@ impl PackageManager {
                 continue;
             }
             if entry.descriptor.digest == digest {
-                return Ok((entry, None));
+                return Ok(Resolved {
+                    entry,
+                    manifest: None,
+                });
             }
-            if entry.descriptor.is_index() {
-                let bytes = self.store().read_bytes(entry.descriptor.clone()).await?;
-                let index: Index = parse(&entry.descriptor, &bytes, "image index")?;
-                if index.manifests.iter().any(|m| m.digest == digest) {
-                    return Ok((entry, Some(digest)));
-                }
+            if entry.descriptor.is_index()
+                && self
+                    .read_index(&entry.descriptor)
+                    .await?
+                    .manifests
+                    .iter()
+                    .any(|m| m.digest == digest)
+            {
+                return Ok(Resolved {
+                    entry,
+                    manifest: Some(digest),
+                });
             }
         }
-        Err(Error::NotFound {
-            reference: reference.clone(),
-        })
+        Err(not_found())
     }
 
     /// The stored packages `reference` names that match `query`.
-    pub(crate) async fn find(&self, reference: &Reference, query: &Query) -> Result<Vec<Package>> {
-        let (entry, manifest) = self.resolve(reference).await?;
-        let stored = entry
-            .name
-            .parse::<Reference>()
-            .unwrap_or_else(|_| reference.clone());
-        let packages = self.packages_of(&stored, &entry.descriptor).await?;
+    pub async fn find(&self, reference: &Reference, query: &Query) -> Result<Vec<Package>> {
+        let resolved = self.resolve(reference).await?;
+        let stored = resolved.reference_or(reference);
+        let packages = self.packages_of(&stored, &resolved.entry.descriptor).await?;
         Ok(packages
             .into_iter()
-            .filter(|p| manifest.is_none_or(|d| p.manifest.digest == d))
+            .filter(|p| resolved.manifest.is_none_or(|d| p.manifest.digest == d))
             .filter(|p| query.matches_platform(&p.platform))
             .collect())
     }
 }
 
+/// Parses a stored document; a failure is damaged store content, named by its digest.
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     descriptor: &Descriptor,
     bytes: &[u8],
@@ -351,44 +292,4 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
             source,
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match(b"*", b"anything"));
-        assert!(glob_match(b"unikraft.org/*", b"unikraft.org/nginx"));
-        assert!(glob_match(b"ng?nx", b"nginx"));
-        assert!(glob_match(b"*x*", b"nginx"));
-        assert!(!glob_match(b"ng", b"nginx"));
-        assert!(!glob_match(b"*y*", b"nginx"));
-        assert!(glob_match(b"a*b*c", b"aXXbYYc"));
-        assert!(!glob_match(b"a*b*c", b"aXXbYY"));
-    }
-
-    #[test]
-    fn name_filter_accepts_short_and_full_forms() {
-        let r: Reference = "unikraft.org/nginx:1.25".parse().unwrap();
-        for pattern in [
-            "nginx*",
-            "unikraft.org/nginx",
-            "nginx:1.25",
-            "*:1.25",
-            "unikraft.org/*",
-        ] {
-            let q = Query {
-                name: Some(pattern.into()),
-                ..Query::default()
-            };
-            assert!(q.matches_name(&r), "{pattern}");
-        }
-        let q = Query {
-            name: Some("redis".into()),
-            ..Query::default()
-        };
-        assert!(!q.matches_name(&r));
-    }
 }

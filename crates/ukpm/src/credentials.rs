@@ -176,11 +176,17 @@ impl DockerConfig {
 
 impl CredentialSource for DockerConfig {
     fn credential(&self, registry: &str) -> Option<Credential> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .entry(registry.to_string())
-            .or_insert_with(|| self.lookup(registry))
-            .clone()
+        if let Some(known) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(registry) {
+            return known.clone();
+        }
+        // The lookup may run a credential helper (a child process): never under the lock, so
+        // a slow helper for one registry does not hold up another.
+        let found = self.lookup(registry);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(registry.to_string(), found.clone());
+        found
     }
 
     fn describe(&self, registry: &str) -> String {

@@ -88,6 +88,37 @@ pub enum Error {
     /// A registry failed or refused.
     #[error(transparent)]
     Registry(#[from] ukpm_registry::RegistryError),
+    /// A registry answered against the distribution protocol (a manifest of another size than
+    /// its index says, a whole blob where a range was asked for).
+    #[error("the registry broke the protocol for {reference}: {message}")]
+    RegistryProtocol {
+        /// What was being fetched.
+        reference: Reference,
+        /// What it did.
+        message: String,
+    },
+    /// A document a registry served is not valid JSON of the kind it claims; nothing of it was
+    /// stored.
+    #[error("the registry served a malformed {what} {digest} for {reference}")]
+    BadRemoteDocument {
+        /// What was being fetched.
+        reference: Reference,
+        /// The document's digest.
+        digest: Digest,
+        /// What it should have been (`image index`, `image manifest`).
+        what: &'static str,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A document is neither an image index nor an image manifest where one of them is needed.
+    #[error("{reference} is a `{media_type}`, neither an image index nor a manifest")]
+    NotAnImage {
+        /// The reference.
+        reference: Reference,
+        /// The media type it has.
+        media_type: String,
+    },
     /// The pack would replace a manifest while the strategy says abort.
     #[error("{reference} already has a manifest for {platform} and the merge strategy is abort")]
     Conflict {
@@ -103,6 +134,20 @@ pub enum Error {
         digest: Digest,
         /// Its media type.
         media_type: String,
+    },
+    /// Other processes kept changing a ref while this one tried to update it.
+    #[error("{reference} kept changing while it was being updated; another process is writing the same name")]
+    Contended {
+        /// The reference.
+        reference: Reference,
+    },
+    /// The store lacks a capability the operation needs (fsck on containerd).
+    #[error("{store} does not support {what}")]
+    Unsupported {
+        /// The store, described.
+        store: String,
+        /// What was asked for.
+        what: &'static str,
     },
     /// The store failed or holds damaged content.
     #[error(transparent)]
@@ -122,9 +167,10 @@ pub enum Error {
     /// An I/O error outside the store; the message names the path.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// A background task died (a bug); reported instead of panicking the caller.
-    #[error("internal error: a background task failed: {0}")]
-    Task(String),
+    /// A background task died (a bug, or the runtime shutting down); reported instead of
+    /// panicking the caller.
+    #[error("internal error: a background task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// The small, stable classification of errors that `--json` output and hints rely on.
@@ -145,6 +191,8 @@ pub enum ErrorKind {
     Conflict,
     /// The file system failed.
     Io,
+    /// A registry answered against the protocol or served malformed documents.
+    Protocol,
 }
 
 impl ErrorKind {
@@ -158,6 +206,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Io => "io",
+            ErrorKind::Protocol => "protocol",
         }
     }
 }
@@ -168,6 +217,8 @@ impl ErrorKind {
 pub enum Origin {
     /// The caller's input or local files.
     Local,
+    /// The local store (its files, its content).
+    Store,
     /// A registry.
     Registry,
     /// containerd.
@@ -178,7 +229,10 @@ impl Error {
     /// Where this error comes from.
     pub fn origin(&self) -> Origin {
         match self {
-            Error::Registry(_) => Origin::Registry,
+            Error::Registry(_) | Error::RegistryProtocol { .. } | Error::BadRemoteDocument { .. } => {
+                Origin::Registry
+            }
+            Error::Store(_) | Error::Contended { .. } => Origin::Store,
             Error::Namespace { .. } => Origin::Containerd,
             #[cfg(feature = "containerd")]
             Error::Containerd(_) => Origin::Containerd,
@@ -196,7 +250,11 @@ impl Error {
             | Error::InvalidInput(_)
             | Error::Ambiguous { .. }
             | Error::UnsupportedMediaType { .. }
+            | Error::NotAnImage { .. }
+            | Error::Unsupported { .. }
             | Error::Cpio(_) => ErrorKind::InvalidInput,
+            Error::RegistryProtocol { .. } | Error::BadRemoteDocument { .. } => ErrorKind::Protocol,
+            Error::Contended { .. } => ErrorKind::Conflict,
             Error::NotFound { .. } | Error::NoMatch { .. } | Error::NoPlatform { .. } => ErrorKind::NotFound,
             Error::Registry(e) if e.is_not_found() => ErrorKind::NotFound,
             Error::Registry(e) if e.is_unauthorized() => ErrorKind::Unauthorized,
@@ -220,6 +278,49 @@ impl Error {
             Error::Store(StoreError::BlobNotFound { .. }) => ErrorKind::Integrity,
             Error::Extract { .. } => ErrorKind::InvalidInput,
             Error::Store(_) | Error::Io(_) | Error::Task(_) => ErrorKind::Io,
+        }
+    }
+
+    /// Recovers the typed error that travelled inside an `io::Error` through a `Read` chain (a
+    /// registry's failure under a download stream, a store's verdict under a verifying reader),
+    /// so it is reported as what it is; any other I/O error stays I/O.
+    pub(crate) fn from_io(err: io::Error) -> Error {
+        let inner = err.get_ref();
+        if inner.is_some_and(|inner| inner.is::<ukpm_registry::RegistryError>()) {
+            let kind = err.kind();
+            return match err
+                .into_inner()
+                .map(|inner| inner.downcast::<ukpm_registry::RegistryError>())
+            {
+                Some(Ok(registry)) => Error::Registry(*registry),
+                Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
+                None => Error::Io(io::Error::from(kind)),
+            };
+        }
+        if inner.is_some_and(|inner| inner.is::<StoreError>()) {
+            return Error::Store(ukpm_store::unwrap_store_error(err));
+        }
+        Error::Io(err)
+    }
+
+    /// Whether a store lacks a blob (either store's word for it).
+    pub(crate) fn is_missing_blob(&self) -> bool {
+        match self {
+            Error::Store(StoreError::BlobNotFound { .. }) => true,
+            #[cfg(feature = "containerd")]
+            Error::Containerd(ukpm_containerd::ContainerdError::NotFound { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// The size a stored blob really has, when it differs from its descriptor's (KraftKit's
+    /// merged indexes say `size: 32`; the digest still decides).
+    pub(crate) fn stored_size(&self) -> Option<u64> {
+        match self {
+            Error::Store(StoreError::StoredSizeMismatch { actual, .. }) => Some(*actual),
+            #[cfg(feature = "containerd")]
+            Error::Containerd(ukpm_containerd::ContainerdError::SizeMismatch { actual, .. }) => Some(*actual),
+            _ => None,
         }
     }
 
@@ -250,6 +351,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<tokio::task::JoinError> for Error {
     fn from(err: tokio::task::JoinError) -> Error {
-        Error::Task(err.to_string())
+        Error::Task(err)
     }
 }

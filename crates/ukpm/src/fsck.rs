@@ -3,8 +3,10 @@
 use ukpm_store::{FsckReport, GcReport, Problem};
 use ukpm_types::{Digest, Reference};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manager::PackageManager;
+use crate::pull::digest_reference;
+use crate::transfer::Transfer;
 
 /// What `fsck` found and, with repair, did.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +26,11 @@ impl PackageManager {
     /// their ref names, then collects garbage, then checks again.
     pub async fn fsck(&self, repair: bool) -> Result<FsckOutcome> {
         let store = self.store();
-        let report = store.fsck().await?;
+        let maintenance = store.maintenance().ok_or_else(|| Error::Unsupported {
+            store: store.describe(),
+            what: "fsck (it verifies its content itself)",
+        })?;
+        let report = maintenance.fsck().await?;
         if !repair {
             return Ok(FsckOutcome {
                 report,
@@ -47,7 +53,7 @@ impl PackageManager {
             }
             let digest = descriptor.digest;
             if corrupt {
-                store.discard_blob(digest).await?;
+                maintenance.discard_blob(digest).await?;
             }
             match self.refetch(problem.refs(), descriptor).await {
                 Ok(()) => outcome.repaired.push(digest),
@@ -56,7 +62,7 @@ impl PackageManager {
         }
         drop(_lease);
         outcome.collected = Some(store.gc().await?);
-        outcome.report = store.fsck().await?;
+        outcome.report = maintenance.fsck().await?;
         Ok(outcome)
     }
 
@@ -66,16 +72,16 @@ impl PackageManager {
         refs: &[String],
         descriptor: &ukpm_types::Descriptor,
     ) -> std::result::Result<(), String> {
-        let client = self.client().map_err(|e| e.to_string())?;
+        let transfer = self.transfer().map_err(|e| e.to_string())?;
         let mut last = "no ref names a registry".to_string();
         for name in refs {
             let Ok(reference) = name.parse::<Reference>() else {
                 continue;
             };
             let result = if descriptor.is_index() || descriptor.is_manifest() {
-                self.refetch_document(&client, &reference, descriptor).await
+                self.refetch_document(&transfer, &reference, descriptor).await
             } else {
-                self.fetch_blob(&client, &reference, descriptor).await
+                transfer.download(&reference, descriptor).await
             };
             match result {
                 Ok(()) => return Ok(()),
@@ -85,14 +91,15 @@ impl PackageManager {
         Err(last)
     }
 
+    /// Fetches an index or manifest again by digest (the client checks the digest).
     async fn refetch_document(
         &self,
-        client: &ukpm_registry::Client,
+        transfer: &Transfer,
         reference: &Reference,
         descriptor: &ukpm_types::Descriptor,
     ) -> Result<()> {
-        let by_digest: Reference = format!("{}@{}", reference.name(), descriptor.digest).parse()?;
-        let fetched = client.get_manifest(&by_digest).await?;
+        let by_digest = digest_reference(reference, descriptor.digest)?;
+        let fetched = transfer.client.get_manifest(&by_digest).await?;
         self.store().put_bytes(fetched.bytes.to_vec()).await?;
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ukpm_types::{
-    Annotations, Architecture, Descriptor, ImageConfig, Index, Manifest, Plat, Platform, RootFs,
+    Annotations, Architecture, Descriptor, ImageConfig, Index, Manifest, Plat, Platform, Reference, RootFs,
     RuntimeConfig, compact_sorted, media_type, to_go_json,
 };
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::layer::LayerFile;
-use crate::reporter::{NoReporter, Reporter};
+use crate::reporter::{BlobKind, Direction, Reporter, Subject, TransferId};
 use crate::store::{BlobRead, ImageStore};
 
 /// A file placed at a path inside a layer tarball of its own.
@@ -115,7 +115,8 @@ pub struct ManifestBuilder {
     runtime: RuntimeConfig,
     layers: Vec<Descriptor>,
     annotations: Annotations,
-    reporter: Arc<dyn Reporter>,
+    /// Where progress goes, and the package the layers belong to.
+    reporting: Option<(Arc<dyn Reporter>, Reference)>,
 }
 
 impl std::fmt::Debug for ManifestBuilder {
@@ -152,13 +153,13 @@ impl ManifestBuilder {
             runtime: RuntimeConfig::default(),
             layers: Vec::new(),
             annotations: Annotations::new(),
-            reporter: Arc::new(NoReporter),
+            reporting: None,
         }
     }
 
-    /// Reports each layer written (start, bytes, end) to `reporter`.
-    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> ManifestBuilder {
-        self.reporter = reporter;
+    /// Reports each layer written (start, bytes, end) to `reporter`, as part of `package`.
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>, package: Reference) -> ManifestBuilder {
+        self.reporting = Some((reporter, package));
         self
     }
 
@@ -211,10 +212,10 @@ impl ManifestBuilder {
             path: layer.source.clone(),
             source,
         })?;
-        let label = layer.file.path.clone();
+        let kind = BlobKind::at_path(&layer.file.path);
         let stream = layer.file.tar_stream(file)?;
         let (digest, size) = self
-            .write_reported(store, &label, Some(layer.file.tar_len()), stream)
+            .write_reported(store, kind, Some(layer.file.tar_len()), stream)
             .await?;
         if size != layer.file.tar_len() {
             return Err(Error::InvalidInput(format!(
@@ -236,8 +237,7 @@ impl ManifestBuilder {
             source,
         })?;
         let total = file.metadata().ok().map(|m| m.len());
-        let label = blob.source.display().to_string();
-        let (digest, size) = self.write_reported(store, &label, total, file).await?;
+        let (digest, size) = self.write_reported(store, BlobKind::Layer, total, file).await?;
         let mut descriptor = Descriptor::new(&blob.media_type, digest, size);
         descriptor.annotations = blob.annotations;
         self.layers.push(descriptor.clone());
@@ -247,20 +247,28 @@ impl ManifestBuilder {
     async fn write_reported(
         &self,
         store: &dyn ImageStore,
-        label: &str,
+        kind: BlobKind,
         total: Option<u64>,
         content: impl std::io::Read + Send + 'static,
     ) -> Result<(ukpm_types::Digest, u64)> {
-        let id = crate::reporter::next_id();
-        self.reporter.blob_started(id, label, total);
+        let Some((reporter, package)) = &self.reporting else {
+            return store.write_blob(Box::new(content), None).await;
+        };
+        let id = reporter.on_transfer_start(&Subject {
+            reference: package.clone(),
+            kind,
+            digest: None,
+            size: total,
+            direction: Direction::Write,
+        });
         let stream: BlobRead = Box::new(ProgressRead {
             inner: content,
-            reporter: self.reporter.clone(),
+            reporter: reporter.clone(),
             id,
             done: 0,
         });
         let out = store.write_blob(stream, None).await;
-        self.reporter.blob_finished(id);
+        reporter.on_transfer_complete(id);
         out
     }
 
@@ -319,7 +327,7 @@ impl ManifestBuilder {
 struct ProgressRead<R> {
     inner: R,
     reporter: Arc<dyn Reporter>,
-    id: u64,
+    id: TransferId,
     done: u64,
 }
 
@@ -328,7 +336,7 @@ impl<R: std::io::Read> std::io::Read for ProgressRead<R> {
         let n = self.inner.read(buf)?;
         if n > 0 {
             self.done += n as u64;
-            self.reporter.blob_progress(self.id, self.done);
+            self.reporter.on_transfer_progress(self.id, self.done);
         }
         Ok(n)
     }

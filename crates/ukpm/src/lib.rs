@@ -37,8 +37,6 @@
 //! and progress reaches it through [`Reporter`].
 
 mod catalog;
-#[cfg(feature = "containerd")]
-mod containerd_store;
 pub mod cpio;
 mod credentials;
 mod error;
@@ -46,35 +44,44 @@ pub mod extract;
 mod fsck;
 mod image;
 mod initrd;
+mod inspect;
 mod layer;
+mod login;
 mod manager;
 mod pack;
-mod remote;
+mod package;
+mod pull;
+mod push;
+mod remove;
 mod reporter;
 mod store;
 mod time;
+mod transfer;
 mod unpack;
 
-pub use catalog::{Package, Query};
-#[cfg(feature = "containerd")]
-pub use containerd_store::ContainerdImageStore;
+pub use catalog::{Catalog, Resolved};
 pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
+pub use inspect::{InspectedManifest, Inspection};
 pub use layer::LayerFile;
-pub use manager::{
-    DEFAULT_CONCURRENCY, InspectedManifest, Inspection, PackageManager, PackageManagerBuilder,
-    default_store_dir,
-};
+pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
 pub use pack::{PackOptions, TOOL_VERSION, Target};
-pub use remote::{PullOptions, PushReport};
-pub use reporter::{NoReporter, Reporter};
-pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, RangedWrite, StoreLease};
+pub use package::{Package, Query};
+pub use pull::PullOptions;
+pub use push::PushReport;
+pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};
+#[cfg(feature = "containerd")]
+pub use store::ContainerdImageStore;
+pub use store::{
+    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, LocalImageStore, Maintenance, MountHints,
+    RangedWrite, RefStore, ResumableWrites, StoreLease,
+};
 pub use time::{parse_rfc3339, rfc3339};
 pub use ukpm_registry as registry;
 pub use ukpm_registry::{ClientConfig, Credential, CredentialSource, Secret};
-pub use ukpm_store::{FsckReport, GcReport, Problem, StoreError};
+pub use ukpm_store::{FsckReport, GcReport, Problem, RefEntry, StoreError};
 pub use ukpm_types as types;
 pub use ukpm_types::{Architecture, Descriptor, Digest, KConfig, Plat, Platform, Reference};
 pub use unpack::Unpacked;

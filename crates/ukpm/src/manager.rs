@@ -5,14 +5,15 @@ use std::sync::{Arc, OnceLock};
 
 use ukpm_registry::{Client, ClientConfig, CredentialSource};
 
-use ukpm_store::GcReport;
-use ukpm_types::{Descriptor, Reference};
+use ukpm_types::Reference;
 
-use crate::catalog::{Package, parse};
+use crate::catalog::Catalog;
 use crate::credentials::DockerConfig;
 use crate::error::{Error, Result};
+use crate::package::{Package, Query};
 use crate::reporter::{NoReporter, Reporter};
 use crate::store::{ImageStore, LocalImageStore};
+use crate::transfer::Transfer;
 
 /// The unikernel package manager (KraftKit's `NewOCIManager`): a store plus the operations on it.
 ///
@@ -146,30 +147,6 @@ pub fn default_store_dir() -> Result<PathBuf> {
     ))
 }
 
-/// The documents behind a reference, for `inspect`.
-#[derive(Debug, Clone)]
-pub struct Inspection {
-    /// The reference inspected, as stored.
-    pub reference: Reference,
-    /// What the reference points at.
-    pub descriptor: Descriptor,
-    /// The index, when the reference points at one.
-    pub index: Option<serde_json::Value>,
-    /// Each manifest with its config.
-    pub manifests: Vec<InspectedManifest>,
-}
-
-/// One manifest of an [`Inspection`].
-#[derive(Debug, Clone)]
-pub struct InspectedManifest {
-    /// The package it is.
-    pub package: Package,
-    /// The manifest document.
-    pub manifest: serde_json::Value,
-    /// The config document.
-    pub config: serde_json::Value,
-}
-
 impl PackageManager {
     /// A builder with the defaults: the local store at [`default_store_dir`], no reporter.
     pub fn builder() -> PackageManagerBuilder {
@@ -189,13 +166,25 @@ impl PackageManager {
         self.reporter.clone()
     }
 
-    /// Waits for a transfer slot; the permit frees it when dropped.
-    pub(crate) async fn transfer_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.transfers.acquire().await.ok()
+    /// The catalog of this manager's store: how every operation finds and reads packages.
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(self.store.clone())
     }
 
-    pub(crate) fn store_arc(&self) -> Arc<dyn ImageStore> {
-        self.store.clone()
+    /// Lists the stored packages matching `query`, one per manifest, in store order.
+    pub async fn list(&self, query: &Query) -> Result<Vec<Package>> {
+        self.catalog().list(query).await
+    }
+
+    /// What moving blobs to and from registries needs (made on first use, so local commands
+    /// never load TLS roots).
+    pub(crate) fn transfer(&self) -> Result<Transfer> {
+        Ok(Transfer {
+            client: self.client()?,
+            store: self.store.clone(),
+            reporter: self.reporter.clone(),
+            permits: self.transfers.clone(),
+        })
     }
 
     /// The registries short names are tried against, in order.
@@ -238,77 +227,9 @@ impl PackageManager {
         Ok(self.client.get_or_init(|| client).clone())
     }
 
-    /// The index, manifests and configs `reference` names.
-    pub async fn inspect(&self, reference: &Reference) -> Result<Inspection> {
-        let (entry, _) = self.resolve(reference).await?;
-        let stored = entry
-            .name
-            .parse::<Reference>()
-            .unwrap_or_else(|_| reference.clone());
-        let store = self.store();
-        let index = if entry.descriptor.is_index() {
-            let bytes = store.read_bytes(entry.descriptor.clone()).await?;
-            Some(parse::<serde_json::Value>(
-                &entry.descriptor,
-                &bytes,
-                "image index",
-            )?)
-        } else {
-            None
-        };
-        let mut manifests = Vec::new();
-        for package in self.packages_of(&stored, &entry.descriptor).await? {
-            let manifest_bytes = self.read_by_digest(&package.manifest).await?;
-            let manifest: ukpm_types::Manifest = parse(&package.manifest, &manifest_bytes, "image manifest")?;
-            let config_bytes = store.read_bytes(manifest.config.clone()).await?;
-            manifests.push(InspectedManifest {
-                manifest: parse(&package.manifest, &manifest_bytes, "image manifest")?,
-                config: parse(&manifest.config, &config_bytes, "image config")?,
-                package,
-            });
-        }
-        Ok(Inspection {
-            reference: stored,
-            descriptor: entry.descriptor,
-            index,
-            manifests,
-        })
-    }
-
-    /// Removes the refs `references` name; blobs stay until [`PackageManager::gc`].
-    ///
-    /// If any reference is not in the store nothing is removed, so a typo never half-applies.
-    pub async fn remove(&self, references: &[Reference]) -> Result<Vec<Reference>> {
-        let mut names = Vec::with_capacity(references.len());
-        for reference in references {
-            let (entry, manifest) = self.resolve(reference).await?;
-            if manifest.is_some() {
-                return Err(Error::InvalidInput(format!(
-                    "{reference} names one manifest of an index; remove the tag instead"
-                )));
-            }
-            names.push(entry.name);
-        }
-        let removed = self.store().remove_refs(names).await?;
-        Ok(removed.into_iter().filter_map(|e| e.name.parse().ok()).collect())
-    }
-
-    /// Removes every ref in the store; returns their names.
-    pub async fn remove_all(&self) -> Result<Vec<String>> {
-        let names = self.store().refs().await?.into_iter().map(|e| e.name).collect();
-        let removed = self.store().remove_refs(names).await?;
-        Ok(removed.into_iter().map(|e| e.name).collect())
-    }
-
     /// Finishes the store's background work (containerd leases are given back); call it before
     /// the process exits. Dropping the manager without it is safe: leases expire by themselves.
     pub async fn close(&self) -> Result<()> {
         self.store().close().await
-    }
-
-    /// Deletes every blob no ref reaches: a kernel shared by two packages stays while either
-    /// remains.
-    pub async fn gc(&self) -> Result<GcReport> {
-        self.store().gc().await
     }
 }

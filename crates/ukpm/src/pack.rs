@@ -8,10 +8,11 @@ use ukpm_types::{
     to_go_json, well_known,
 };
 
-use crate::catalog::Package;
 use crate::error::{Error, Result};
 use crate::image::{Layer, ManifestBuilder, MergeStrategy, merge_index};
 use crate::manager::PackageManager;
+use crate::package::Package;
+use crate::reporter::Step;
 use crate::store::Expect;
 use crate::time;
 
@@ -144,13 +145,13 @@ impl PackageManager {
 
         let store = self.store();
         let _lease = store.lease().await?;
-        self.reporter().step(&format!(
-            "packing {reference} ({}/{})",
-            target.platform, target.architecture
-        ));
+        self.reporter().on_step(&Step::Pack {
+            reference: reference.clone(),
+            platform: format!("{}/{}", target.platform, target.architecture),
+        });
 
-        let mut builder =
-            ManifestBuilder::new(target.architecture, target.platform).with_reporter(self.reporter_arc());
+        let mut builder = ManifestBuilder::new(target.architecture, target.platform)
+            .with_reporter(self.reporter_arc(), reference.clone());
         if let Some(version) = options.kernel_version.as_deref().or(kconfig.full_version()) {
             builder.set_os_version(version);
         }
@@ -249,9 +250,7 @@ impl PackageManager {
             }
             tracing::debug!(%reference, "index changed while packing; merging again");
         }
-        Err(Error::InvalidInput(format!(
-            "{reference} kept changing while packing; another process is packing the same name"
-        )))
+        Err(Error::Contended { reference })
     }
 
     /// Fails when `reference` already has a manifest for `platform`, before anything is written.
@@ -277,19 +276,11 @@ impl PackageManager {
     /// The index `reference` points at now, for merging; a single manifest (KraftKit 0.6) is
     /// read as a one-entry index.
     async fn existing_index(&self, reference: &Reference, target: &Descriptor) -> Result<Option<Index>> {
-        let store = self.store();
         if target.is_index() {
-            let bytes = store.read_bytes(target.clone()).await?;
-            let index: Index =
-                serde_json::from_slice(&bytes).map_err(|source| ukpm_store::StoreError::BadDocument {
-                    digest: target.digest,
-                    what: "image index",
-                    source,
-                })?;
-            return Ok(Some(index));
+            return Ok(Some(self.catalog().read_index(target).await?));
         }
         if target.is_manifest() {
-            let packages = self.packages_of(reference, target).await?;
+            let packages = self.catalog().packages_of(reference, target).await?;
             let mut index = Index::new();
             index.manifests = packages.into_iter().map(|p| p.manifest).collect();
             return Ok(Some(index));

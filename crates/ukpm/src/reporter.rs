@@ -1,37 +1,210 @@
-//! Progress reporting: the library never prints; it tells a [`Reporter`] what it is doing and
-//! the binary decides how (or whether) to show it.
+//! Progress reporting: the library never prints; it tells a [`Reporter`] what it is doing, in
+//! typed events, and the front end decides how (or whether) to show it.
+//!
+//! Events say what is moving (the kernel, the initrd, a config, a manifest, an index) of which
+//! package, so a front end can label a bar "kernel" instead of a digest. The reporter mints the
+//! ids that tie a transfer's later events to its start, so two managers (or two reporters)
+//! never share a counter.
 
-/// Receives progress from long operations. Every method has a do-nothing default, so a
-/// reporter implements only what it shows.
+use ukpm_types::{Descriptor, Digest, Reference, annotation, media_type, well_known};
+
+/// What a blob is to its package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BlobKind {
+    /// The unikernel (`/unikraft/bin/kernel`).
+    Kernel,
+    /// The kernel with debug symbols.
+    KernelDbg,
+    /// The initial ramdisk (`/unikraft/bin/initrd`).
+    Initrd,
+    /// Some other layer (a rootfs, a layer another tool wrote).
+    Layer,
+    /// The image config.
+    Config,
+    /// An image manifest.
+    Manifest,
+    /// An image index.
+    Index,
+}
+
+impl BlobKind {
+    /// What a descriptor is, from its media type and, for layers, the path its annotations name.
+    pub fn of(descriptor: &Descriptor) -> BlobKind {
+        if descriptor.is_index() {
+            return BlobKind::Index;
+        }
+        if descriptor.is_manifest() {
+            return BlobKind::Manifest;
+        }
+        if descriptor.media_type == media_type::IMAGE_CONFIG {
+            return BlobKind::Config;
+        }
+        let path = [
+            annotation::KERNEL_PATH,
+            annotation::KERNEL_INITRD_PATH,
+            annotation::KERNEL_DBG_PATH,
+        ]
+        .iter()
+        .find_map(|key| descriptor.annotations.get(*key));
+        BlobKind::at_path(path.map_or("", String::as_str))
+    }
+
+    /// What a file at `path` inside the image is.
+    pub fn at_path(path: &str) -> BlobKind {
+        let path = path.trim_start_matches('.');
+        if path == well_known::KERNEL {
+            BlobKind::Kernel
+        } else if path == well_known::KERNEL_DBG {
+            BlobKind::KernelDbg
+        } else if path == well_known::INITRD {
+            BlobKind::Initrd
+        } else {
+            BlobKind::Layer
+        }
+    }
+
+    /// A short lowercase name for people and `--json` (`kernel`, `initrd`, `config`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobKind::Kernel => "kernel",
+            BlobKind::KernelDbg => "kernel-dbg",
+            BlobKind::Initrd => "initrd",
+            BlobKind::Layer => "layer",
+            BlobKind::Config => "config",
+            BlobKind::Manifest => "manifest",
+            BlobKind::Index => "index",
+        }
+    }
+}
+
+impl std::fmt::Display for BlobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which way bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Direction {
+    /// From a file into the store (packing).
+    Write,
+    /// From a registry into the store.
+    Download,
+    /// From the store to a registry.
+    Upload,
+}
+
+/// A blob being moved: what it is, of which package, how big.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The package it belongs to.
+    pub reference: Reference,
+    /// What it is to that package.
+    pub kind: BlobKind,
+    /// Its digest, when known before it is written (not while packing).
+    pub digest: Option<Digest>,
+    /// Its size, when known.
+    pub size: Option<u64>,
+    /// Which way it goes.
+    pub direction: Direction,
+}
+
+impl Subject {
+    /// A blob a registry and the store both know by its descriptor.
+    pub fn of(reference: &Reference, descriptor: &Descriptor, direction: Direction) -> Subject {
+        Subject {
+            reference: reference.clone(),
+            kind: BlobKind::of(descriptor),
+            digest: Some(descriptor.digest),
+            size: Some(descriptor.size),
+            direction,
+        }
+    }
+}
+
+/// Why a blob needed no transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Skip {
+    /// The store already has it.
+    InStore,
+    /// The registry already has it.
+    InRegistry,
+    /// The registry mounted it from another of its repositories.
+    Mounted {
+        /// The repository it came from.
+        from: String,
+    },
+}
+
+/// A long operation beginning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Packing a target into a package.
+    Pack {
+        /// The package written.
+        reference: Reference,
+        /// `plat/arch`.
+        platform: String,
+    },
+    /// Pulling a reference.
+    Pull {
+        /// What is pulled.
+        reference: Reference,
+    },
+    /// Pushing a package.
+    Push {
+        /// The package in the store.
+        source: Reference,
+        /// Where it goes.
+        target: Reference,
+    },
+    /// Unpacking a package into a folder.
+    Unpack {
+        /// The package.
+        reference: Reference,
+        /// `plat/arch`.
+        platform: String,
+        /// The folder.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// Identifies one transfer in a reporter's later events; minted by the reporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TransferId(pub u64);
+
+/// Receives progress from long operations. Every method but the id-minting one has a
+/// do-nothing default, so a reporter implements only what it shows.
 pub trait Reporter: Send + Sync {
-    /// A step has begun (`packing unikraft.org/nginx:latest (qemu/x86_64)`).
-    fn step(&self, message: &str) {
-        let _ = message;
+    /// A step has begun.
+    fn on_step(&self, step: &Step) {
+        let _ = step;
     }
 
-    /// A blob transfer or write has begun; `id` identifies it in later calls.
-    fn blob_started(&self, id: u64, label: &str, total: Option<u64>) {
-        let _ = (id, label, total);
+    /// A blob transfer or write has begun; the returned id names it in later calls. A reporter
+    /// that shows transfers mints a fresh id each time.
+    fn on_transfer_start(&self, subject: &Subject) -> TransferId {
+        let _ = subject;
+        TransferId::default()
     }
 
-    /// More bytes of a blob have been handled (the running total).
-    fn blob_progress(&self, id: u64, done: u64) {
+    /// The running total of bytes handled.
+    fn on_transfer_progress(&self, id: TransferId, done: u64) {
         let _ = (id, done);
     }
 
-    /// A blob is done.
-    fn blob_finished(&self, id: u64) {
+    /// The transfer is over (done, or given up: the operation's result says which).
+    fn on_transfer_complete(&self, id: TransferId) {
         let _ = id;
     }
 
-    /// A blob needed no transfer (`already in the store`, `mounted`, `already in the registry`).
-    fn blob_skipped(&self, label: &str, reason: &str) {
-        let _ = (label, reason);
-    }
-
-    /// Something the user should know that is not an error (a skipped device node).
-    fn warn(&self, message: &str) {
-        let _ = message;
+    /// A blob needed no transfer.
+    fn on_transfer_skipped(&self, subject: &Subject, why: &Skip) {
+        let _ = (subject, why);
     }
 }
 
@@ -41,9 +214,24 @@ pub struct NoReporter;
 
 impl Reporter for NoReporter {}
 
-/// A process-wide unique id for [`Reporter::blob_started`].
-pub(crate) fn next_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_paths_and_media_types() {
+        assert_eq!(BlobKind::at_path("/unikraft/bin/kernel"), BlobKind::Kernel);
+        assert_eq!(BlobKind::at_path("./unikraft/bin/initrd"), BlobKind::Initrd);
+        assert_eq!(BlobKind::at_path("/usr/lib/libc.so"), BlobKind::Layer);
+        let digest = Digest::of(b"x");
+        let config = Descriptor::new(media_type::IMAGE_CONFIG, digest, 1);
+        assert_eq!(BlobKind::of(&config), BlobKind::Config);
+        let index = Descriptor::new(media_type::IMAGE_INDEX, digest, 1);
+        assert_eq!(BlobKind::of(&index), BlobKind::Index);
+        let mut layer = Descriptor::new(media_type::LAYER_TAR, digest, 1);
+        layer
+            .annotations
+            .insert(annotation::KERNEL_PATH.into(), "/unikraft/bin/kernel".into());
+        assert_eq!(BlobKind::of(&layer), BlobKind::Kernel);
+    }
 }

@@ -494,16 +494,21 @@ fn _assert_send(m: &PackageManager, t: &Target, o: &PackOptions, p: &Path) {
 struct Recorder(std::sync::Mutex<Vec<String>>);
 
 impl Reporter for Recorder {
-    fn step(&self, message: &str) {
-        self.0.lock().unwrap().push(format!("step {message}"));
+    fn on_step(&self, step: &crate::Step) {
+        self.0.lock().unwrap().push(format!("step {step:?}"));
     }
-    fn blob_started(&self, _id: u64, label: &str, total: Option<u64>) {
-        self.0.lock().unwrap().push(format!("start {label} {total:?}"));
+    fn on_transfer_start(&self, subject: &crate::Subject) -> crate::TransferId {
+        let mut events = self.0.lock().unwrap();
+        events.push(format!(
+            "start {} of {} {:?} {:?}",
+            subject.kind, subject.reference, subject.size, subject.direction
+        ));
+        crate::TransferId(events.len() as u64)
     }
-    fn blob_progress(&self, _id: u64, done: u64) {
+    fn on_transfer_progress(&self, _id: crate::TransferId, done: u64) {
         self.0.lock().unwrap().push(format!("progress {done}"));
     }
-    fn blob_finished(&self, _id: u64) {
+    fn on_transfer_complete(&self, _id: crate::TransferId) {
         self.0.lock().unwrap().push("finish".into());
     }
 }
@@ -522,11 +527,14 @@ fn pack_reports_steps_and_every_layer_byte() {
     let events = recorder.0.lock().unwrap().clone();
     assert_eq!(
         events[0],
-        "step packing unikraft.org/helloworld:latest (qemu/x86_64)"
+        r#"step Pack { reference: Reference(unikraft.org/helloworld:latest), platform: "qemu/x86_64" }"#
     );
-    assert_eq!(events[1], "start /unikraft/bin/kernel Some(2048)");
+    assert_eq!(
+        events[1],
+        "start kernel of unikraft.org/helloworld:latest Some(2048) Write"
+    );
     let kernel_end = events.iter().position(|e| e == "finish").unwrap();
     assert_eq!(events[kernel_end - 1], "progress 2048");
-    assert!(events.contains(&"start /unikraft/bin/initrd Some(2048)".to_string()));
+    assert!(events.contains(&"start initrd of unikraft.org/helloworld:latest Some(2048) Write".to_string()));
     assert_eq!(events.iter().filter(|e| *e == "finish").count(), 2);
 }

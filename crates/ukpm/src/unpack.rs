@@ -9,10 +9,11 @@ use std::path::{Component, Path, PathBuf};
 
 use ukpm_types::{Descriptor, Reference, annotation, media_type, well_known};
 
-use crate::catalog::{Package, Query};
 use crate::error::{Error, Result};
 use crate::extract::ExtractError;
 use crate::manager::PackageManager;
+use crate::package::{Package, Query};
+use crate::reporter::Step;
 use crate::store::BlobRead;
 
 /// What an unpack wrote.
@@ -80,7 +81,8 @@ impl PackageManager {
     pub async fn unpack(&self, reference: &Reference, query: &Query, dir: &Path) -> Result<Unpacked> {
         let store = self.store();
         let _lease = store.lease().await?;
-        let mut packages = self.find(reference, query).await?;
+        let catalog = self.catalog();
+        let mut packages = catalog.find(reference, query).await?;
         let package = match packages.len() {
             0 => {
                 return Err(Error::NoMatch {
@@ -96,18 +98,18 @@ impl PackageManager {
                 });
             }
         };
-        let manifest = self.read_manifest(&package.manifest).await?;
-        let config = self.read_config(&manifest).await?;
+        let manifest = catalog.read_manifest(&package.manifest).await?;
+        let config = catalog.read_config(&manifest).await?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
             let kind = layer_kind(layer)?;
             layers.push((layer.clone(), kind, store.open_blob(layer.digest).await?));
         }
-        self.reporter().step(&format!(
-            "unpacking {} ({})",
-            package.reference,
-            package.plat_arch()
-        ));
+        self.reporter().on_step(&Step::Unpack {
+            reference: package.reference.clone(),
+            platform: package.plat_arch(),
+            dir: dir.to_path_buf(),
+        });
         let dest = dir.to_path_buf();
         let files = tokio::task::spawn_blocking(move || unpack_layers(layers, &dest)).await??;
 

@@ -3,33 +3,53 @@
 
 use std::sync::{Arc, Mutex};
 
-use ukpm::{Architecture, PackOptions, PackageManager, Plat, PullOptions, Reporter, Target};
+use ukpm::{
+    Architecture, PackOptions, PackageManager, Plat, PullOptions, Reporter, Skip, Subject, Target, TransferId,
+};
 use ukpm_test::registry::Registry;
 
 #[derive(Default)]
-struct Recorder(Mutex<Vec<String>>);
+struct Recorder {
+    events: Mutex<Vec<String>>,
+    next: std::sync::atomic::AtomicU64,
+}
 
 impl Recorder {
     fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+
+    fn push(&self, event: String) {
+        self.events.lock().unwrap().push(event);
     }
 }
 
+/// `kernel:sha256:...`: what the blob is, and which.
+fn label(subject: &Subject) -> String {
+    let digest = subject.digest.map(|d| d.to_string()).unwrap_or_default();
+    format!("{}:{digest}", subject.kind)
+}
+
 impl Reporter for Recorder {
-    fn blob_started(&self, id: u64, label: &str, total: Option<u64>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("start {id} {label} {total:?}"));
+    fn on_transfer_start(&self, subject: &Subject) -> TransferId {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.push(format!("start {id} {} {:?}", label(subject), subject.size));
+        TransferId(id)
     }
-    fn blob_progress(&self, id: u64, done: u64) {
-        self.0.lock().unwrap().push(format!("bytes {id} {done}"));
+    fn on_transfer_progress(&self, id: TransferId, done: u64) {
+        self.push(format!("bytes {} {done}", id.0));
     }
-    fn blob_finished(&self, id: u64) {
-        self.0.lock().unwrap().push(format!("done {id}"));
+    fn on_transfer_complete(&self, id: TransferId) {
+        self.push(format!("done {}", id.0));
     }
-    fn blob_skipped(&self, label: &str, reason: &str) {
-        self.0.lock().unwrap().push(format!("skipped {label} {reason}"));
+    fn on_transfer_skipped(&self, subject: &Subject, why: &Skip) {
+        let why = match why {
+            Skip::InStore => "already in the store".to_string(),
+            Skip::InRegistry => "already in the registry".to_string(),
+            Skip::Mounted { from } => format!("from {from} mounted"),
+            other => format!("{other:?}"),
+        };
+        self.push(format!("skipped {} {why}", label(subject)));
     }
 }
 

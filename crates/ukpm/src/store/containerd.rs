@@ -12,12 +12,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ukpm_containerd::{Containerd, ContainerdError};
-use ukpm_store::{GcReport, RefEntry, StoreError};
-use ukpm_types::{Descriptor, Digest, Hasher, Reference, annotation};
+use ukpm_store::{GcReport, RefEntry};
+use ukpm_types::{Descriptor, Digest, Hasher, annotation};
 
-use crate::error::{Error, Result};
-use crate::store::{BlobRead, BoxFuture, ChannelReader, Expect, ImageStore, StoreLease};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 use ukpm_store::VerifyingReader;
+
+use super::{
+    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, Maintenance, MountHints, RefStore,
+    ResumableWrites, StoreLease,
+};
+use crate::error::{Error, Result};
+
+/// containerd's label prefix for where a blob came from (`...source.<registry>` = repositories).
+const SOURCE_LABEL: &str = "containerd.io/distribution.source.";
 
 /// Packages kept in containerd, in one namespace.
 #[derive(Debug, Clone)]
@@ -39,6 +47,34 @@ impl ContainerdImageStore {
     /// The connection.
     pub fn client(&self) -> &Containerd {
         &self.client
+    }
+
+    /// Takes the lock that serialises image-record updates among ukpm processes on this
+    /// machine for this containerd and namespace (a file in the temp folder, released when the
+    /// returned file is dropped or the process dies).
+    async fn lock_images(&self) -> Result<std::fs::File> {
+        let key = format!("{}\n{}", self.client.address().display(), self.client.namespace());
+        let path = std::env::temp_dir().join(format!(
+            "ukpm-containerd-{}.lock",
+            &Digest::of(key.as_bytes()).hex()[..16]
+        ));
+        let file = tokio::task::spawn_blocking(move || {
+            let file = fs_err::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|source| ContainerdError::Lock {
+                    path: path.clone(),
+                    source,
+                })?;
+            let file = file.into_parts().0;
+            file.lock()
+                .map_err(|source| ContainerdError::Lock { path, source })?;
+            Ok::<_, ContainerdError>(file)
+        })
+        .await??;
+        Ok(file)
     }
 }
 
@@ -89,7 +125,7 @@ fn gc_labels(bytes: &[u8]) -> HashMap<String, String> {
     labels
 }
 
-impl ImageStore for ContainerdImageStore {
+impl ContentStore for ContainerdImageStore {
     fn describe(&self) -> String {
         format!(
             "containerd at {} (namespace {})",
@@ -152,16 +188,16 @@ impl ImageStore for ContainerdImageStore {
     fn read_bytes(&self, descriptor: Descriptor) -> BoxFuture<'_, Result<Vec<u8>>> {
         Box::pin(async move {
             let digest = descriptor.digest;
-            let mut stream = self.client.read_content(digest).await.map_err(not_found)?;
+            let mut stream = self.client.read_content(digest).await?;
             let mut bytes = Vec::new();
-            while let Some(chunk) = stream.chunk().await.map_err(not_found)? {
+            while let Some(chunk) = stream.chunk().await? {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() as u64 > descriptor.size {
                     break;
                 }
             }
             if bytes.len() as u64 != descriptor.size {
-                return Err(StoreError::StoredSizeMismatch {
+                return Err(ContainerdError::SizeMismatch {
                     digest,
                     expected: descriptor.size,
                     actual: bytes.len() as u64,
@@ -170,33 +206,57 @@ impl ImageStore for ContainerdImageStore {
             }
             let actual = Digest::of(&bytes);
             if actual != digest {
-                return Err(StoreError::Corrupt { digest, actual }.into());
+                return Err(ContainerdError::Corrupt { digest, actual }.into());
             }
             Ok(bytes)
         })
     }
 
-    fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>> {
+    fn read_many(&self, descriptors: Vec<Descriptor>) -> BoxFuture<'_, Result<Vec<Result<Vec<u8>>>>> {
         Box::pin(async move {
-            let mut stream = self.client.read_content(digest).await.map_err(not_found)?;
-            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
-            tokio::spawn(async move {
-                loop {
-                    let item = match stream.chunk().await {
-                        Ok(Some(chunk)) => Ok(Bytes::from(chunk)),
-                        Ok(None) => return,
-                        Err(err) => Err(std::io::Error::other(err.to_string())),
-                    };
-                    let failed = item.is_err();
-                    if tx.send(item).await.is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            Ok(Box::new(VerifyingReader::new(ChannelReader::new(rx), digest)) as BlobRead)
+            // containerd reads are round trips: a few at once, answers in order.
+            use futures_util::StreamExt;
+            Ok(futures_util::stream::iter(descriptors)
+                .map(|descriptor| self.read_bytes(descriptor))
+                .buffered(8)
+                .collect()
+                .await)
         })
     }
 
+    fn open_blob(&self, digest: Digest) -> BoxFuture<'_, Result<BlobRead>> {
+        Box::pin(async move {
+            let stream = self.client.read_content(digest).await?;
+            let chunks = futures_util::stream::unfold(Some(stream), |stream| async move {
+                let mut stream = stream?;
+                match stream.chunk().await {
+                    Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), Some(stream))),
+                    Ok(None) => None,
+                    // The error ends the stream; the reader reports it with its cause.
+                    Err(err) => Some((Err(std::io::Error::other(err)), None)),
+                }
+            });
+            let reader = SyncIoBridge::new(StreamReader::new(Box::pin(chunks)));
+            Ok(Box::new(VerifyingReader::new(reader, digest)) as BlobRead)
+        })
+    }
+
+    fn open_blob_range(&self, digest: Digest, offset: u64, len: u64) -> BoxFuture<'_, Result<BlobRead>> {
+        Box::pin(async move {
+            let blob = self.open_blob(digest).await?;
+            // containerd reads from an offset too, but a resumed upload is rare enough that
+            // skipping on a blocking thread is simpler than a second read path.
+            tokio::task::spawn_blocking(move || {
+                let mut blob = blob;
+                std::io::copy(&mut (&mut blob).take(offset), &mut std::io::sink())?;
+                Ok::<_, Error>(Box::new(blob.take(len)) as BlobRead)
+            })
+            .await?
+        })
+    }
+}
+
+impl RefStore for ContainerdImageStore {
     fn refs(&self) -> BoxFuture<'_, Result<Vec<RefEntry>>> {
         Box::pin(async move {
             let images = self.client.images().await?;
@@ -228,32 +288,27 @@ impl ImageStore for ContainerdImageStore {
 
     fn set_ref(&self, name: String, descriptor: Descriptor, expect: Expect) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async move {
-            let current = self.client.image(&name).await?.map(|i| i.target.digest);
-            let ok = match expect {
-                Expect::Any => true,
-                Expect::Absent => current.is_none(),
-                Expect::Digest(d) => current == Some(d),
-            };
-            if !ok {
-                return Ok(false);
-            }
             if self.client.content_size(descriptor.digest).await?.is_none() {
-                return Err(StoreError::DanglingRef {
+                return Err(ContainerdError::MissingTarget {
                     name,
                     digest: descriptor.digest,
                 }
                 .into());
             }
             let target = Descriptor::new(&descriptor.media_type, descriptor.digest, descriptor.size);
-            self.client.put_image(&name, &target, HashMap::new()).await?;
-            Ok(true)
+            // containerd creates only if absent, atomically, but has no precondition for an
+            // update: ukpm processes on this machine serialise read-compare-update on a lock
+            // file, so two of them merging into one name never lose each other's manifests.
+            let _lock = self.lock_images().await?;
+            let current = self.client.image(&name).await?.map(|i| i.target.digest);
+            if !expect.holds(current) {
+                return Ok(false);
+            }
+            Ok(match current {
+                None => self.client.create_image(&name, &target).await?,
+                Some(_) => self.client.update_image(&name, &target).await?,
+            })
         })
-    }
-
-    fn note_source(&self, digest: Digest, reference: &Reference) -> BoxFuture<'_, Result<()>> {
-        let label = format!("containerd.io/distribution.source.{}", reference.registry());
-        let labels = HashMap::from([(label, reference.repository().to_string())]);
-        Box::pin(async move { Ok(self.client.add_labels(digest, labels).await?) })
     }
 
     fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>> {
@@ -272,17 +327,54 @@ impl ImageStore for ContainerdImageStore {
             Ok(removed)
         })
     }
+}
 
-    fn close(&self) -> BoxFuture<'_, Result<()>> {
+impl MountHints for ContainerdImageStore {
+    fn sources(&self, digest: Digest) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(async move {
-            let tasks = std::mem::take(&mut *self.releases.lock().unwrap_or_else(|p| p.into_inner()));
-            for task in tasks {
-                let _ = task.await;
+            let Some(info) = self.client.content_info(digest).await? else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for (key, repositories) in &info.labels {
+                if let Some(registry) = key.strip_prefix(SOURCE_LABEL) {
+                    out.extend(repositories.split(',').map(|repo| format!("{registry}/{repo}")));
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    fn remember(&self, seen: Vec<(Digest, String)>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // containerd's convention: `containerd.io/distribution.source.<registry>` holds the
+            // repositories, comma-separated; the newest is put first.
+            for (digest, name) in seen {
+                let Some((registry, repository)) = name.split_once('/') else {
+                    continue;
+                };
+                let Some(info) = self.client.content_info(digest).await? else {
+                    continue;
+                };
+                let key = format!("{SOURCE_LABEL}{registry}");
+                let mut repositories = vec![repository.to_string()];
+                if let Some(known) = info.labels.get(&key) {
+                    repositories.extend(known.split(',').filter(|r| *r != repository).map(str::to_string));
+                }
+                let value = repositories.join(",");
+                if info.labels.get(&key) != Some(&value) {
+                    self.client
+                        .add_labels(digest, HashMap::from([(key, value)]))
+                        .await?;
+                }
             }
             Ok(())
         })
     }
+}
 
+impl ImageStore for ContainerdImageStore {
     fn gc(&self) -> BoxFuture<'_, Result<GcReport>> {
         Box::pin(async move {
             self.close().await?;
@@ -307,12 +399,30 @@ impl ImageStore for ContainerdImageStore {
             Ok(report)
         })
     }
-}
 
-fn not_found(err: ContainerdError) -> Error {
-    match err {
-        ContainerdError::NotFound { digest } => StoreError::BlobNotFound { digest }.into(),
-        other => other.into(),
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let tasks = std::mem::take(&mut *self.releases.lock().unwrap_or_else(|p| p.into_inner()));
+            for task in tasks {
+                let _ = task.await;
+            }
+            Ok(())
+        })
+    }
+
+    fn resumable_writes(&self) -> Option<&dyn ResumableWrites> {
+        // containerd keeps its own ingests, but resuming them needs its ref-based writer
+        // protocol, which ukpm does not speak yet: downloads start over.
+        None
+    }
+
+    fn mount_hints(&self) -> Option<&dyn MountHints> {
+        Some(self)
+    }
+
+    fn maintenance(&self) -> Option<&dyn Maintenance> {
+        // containerd verifies every blob on commit; it has nothing for ukpm to check.
+        None
     }
 }
 
