@@ -39,14 +39,11 @@
 mod catalog;
 #[cfg(feature = "containerd")]
 mod containerd_store;
-pub mod cpio;
 mod credentials;
 mod error;
-pub mod extract;
 mod fsck;
 mod image;
 mod initrd;
-mod layer;
 mod manager;
 mod pack;
 mod remote;
@@ -62,7 +59,6 @@ pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
-pub use layer::LayerFile;
 pub use manager::{
     DEFAULT_CONCURRENCY, InspectedManifest, Inspection, PackageManager, PackageManagerBuilder,
     default_store_dir,
@@ -72,6 +68,7 @@ pub use remote::{PullOptions, PushReport};
 pub use reporter::{NoReporter, Reporter};
 pub use store::{BlobRead, BoxFuture, Expect, ImageStore, LocalImageStore, RangedWrite, StoreLease};
 pub use time::{parse_rfc3339, rfc3339};
+pub use ukpm_archive::LayerFile;
 pub use ukpm_registry as registry;
 pub use ukpm_registry::{ClientConfig, Credential, CredentialSource, Secret};
 pub use ukpm_store::{FsckReport, GcReport, Problem, StoreError};
