@@ -1,6 +1,7 @@
 //! ukpm's test harness: throwaway folders with a store in them, the built `ukpm` binary run with
-//! a clean environment, the external programs tests check against (skopeo, umoci), and fixtures
-//! the product must never write itself (hand-made tars and OCI layouts, the conformance vectors).
+//! a clean environment, the external programs tests check against (skopeo, umoci, GNU cpio), and
+//! fixtures the product must never write itself (hand-made tars and OCI layouts, the conformance
+//! vectors).
 //!
 //! This crate is a dev-dependency only: nothing in a shipped crate may depend on it. It must not
 //! depend on ukpm's own crates either, so that what the tests expect is never computed by the code
@@ -9,6 +10,7 @@
 mod command;
 pub mod conformance;
 pub mod containerd;
+pub mod cpio;
 mod fixtures;
 pub mod proxy;
 pub mod registry;

@@ -3,11 +3,9 @@
 use std::io;
 use std::path::PathBuf;
 
+use ukpm_archive::{CpioError, ExtractError, LayerError};
 use ukpm_store::StoreError;
 use ukpm_types::{Digest, PlatformError, Reference, ReferenceError};
-
-use crate::cpio::CpioError;
-use crate::extract::ExtractError;
 
 /// Everything an operation of [`crate::PackageManager`] can fail with. Messages are lowercase
 /// and name the object; the cause is in [`std::error::Error::source`].
@@ -152,6 +150,9 @@ pub enum Error {
     /// The store failed or holds damaged content.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A file cannot be written as a single-file tar layer (its path or size does not fit).
+    #[error(transparent)]
+    Layer(#[from] LayerError),
     /// An initrd folder could not be archived.
     #[error("cannot build the initrd")]
     Cpio(#[from] CpioError),
@@ -252,6 +253,7 @@ impl Error {
             | Error::UnsupportedMediaType { .. }
             | Error::NotAnImage { .. }
             | Error::Unsupported { .. }
+            | Error::Layer(_)
             | Error::Cpio(_) => ErrorKind::InvalidInput,
             Error::RegistryProtocol { .. } | Error::BadRemoteDocument { .. } => ErrorKind::Protocol,
             Error::Contended { .. } => ErrorKind::Conflict,

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ukpm_archive::LayerFile;
 use ukpm_types::{
     Annotations, Architecture, Descriptor, ImageConfig, Index, Manifest, Plat, Platform, Reference, RootFs,
     RuntimeConfig, compact_sorted, media_type, to_go_json,
@@ -11,7 +12,6 @@ use ukpm_types::{
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::layer::LayerFile;
 use crate::reporter::{BlobKind, Direction, Reporter, Subject, TransferId};
 use crate::store::{BlobRead, ImageStore};
 

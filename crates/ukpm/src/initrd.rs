@@ -74,7 +74,7 @@ fn archive_dir(dir: &Path) -> Result<tempfile::NamedTempFile> {
             )
         })?;
     let mut out = BufWriter::new(archive.as_file());
-    crate::cpio::write_dir(dir, &mut out)?;
+    ukpm_archive::cpio::write_dir(dir, &mut out)?;
     out.flush()?;
     drop(out);
     Ok(archive)

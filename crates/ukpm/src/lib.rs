@@ -37,15 +37,12 @@
 //! and progress reaches it through [`Reporter`].
 
 mod catalog;
-pub mod cpio;
 mod credentials;
 mod error;
-pub mod extract;
 mod fsck;
 mod image;
 mod initrd;
 mod inspect;
-mod layer;
 mod login;
 mod manager;
 mod pack;
@@ -65,7 +62,6 @@ pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
 pub use inspect::{InspectedManifest, Inspection};
-pub use layer::LayerFile;
 pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
 pub use pack::{PackOptions, TOOL_VERSION, Target};
 pub use package::{Package, Query};
@@ -79,6 +75,7 @@ pub use store::{
     RangedWrite, RefStore, ResumableWrites, StoreLease,
 };
 pub use time::{parse_rfc3339, rfc3339};
+pub use ukpm_archive::LayerFile;
 pub use ukpm_registry as registry;
 pub use ukpm_registry::{ClientConfig, Credential, CredentialSource, Secret};
 pub use ukpm_store::{FsckReport, GcReport, Problem, RefEntry, StoreError};

@@ -7,10 +7,10 @@
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
+use ukpm_archive::extract::{ExtractError, extract};
 use ukpm_types::{Descriptor, Reference, annotation, media_type, well_known};
 
 use crate::error::{Error, Result};
-use crate::extract::ExtractError;
 use crate::manager::PackageManager;
 use crate::package::{Package, Query};
 use crate::reporter::Step;
@@ -147,10 +147,8 @@ fn unpack_layers(layers: Vec<(Descriptor, LayerKind, BlobRead)>, dest: &Path) ->
     let mut files = Vec::new();
     for (layer, kind, mut blob) in layers {
         let written = match kind {
-            LayerKind::Tar => crate::extract::extract(&mut blob, staging.path()),
-            LayerKind::TarGzip => {
-                crate::extract::extract(flate2::read::GzDecoder::new(&mut blob), staging.path())
-            }
+            LayerKind::Tar => extract(&mut blob, staging.path()),
+            LayerKind::TarGzip => extract(flate2::read::GzDecoder::new(&mut blob), staging.path()),
             LayerKind::Raw { path, mode } => write_raw(&mut blob, staging.path(), &path, mode),
         }
         .map_err(|e| Error::extract(layer.digest, e))?;

@@ -7,12 +7,32 @@
 
 use std::io::{self, Cursor, Read};
 
-use crate::error::{Error, Result};
-
 const BLOCK: u64 = 512;
 /// ustar's size field holds 11 octal digits; larger files would need PAX, which KraftKit's
 /// layers never use.
 const MAX_SIZE: u64 = 0o77777777777;
+
+/// Why a file cannot be written as a single-file layer. Both are limits of the ustar header Go
+/// writes, checked before any byte is produced.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// The path does not fit ustar's 100-byte name field (or is empty once its leading `/` are
+    /// removed).
+    #[error("layer path `{path}` must be 1 to 100 bytes long")]
+    PathLength {
+        /// The path inside the image, as given.
+        path: String,
+    },
+    /// The file is too large for ustar's 11 octal digits of size.
+    #[error("file for `{path}` is {size} bytes; a layer file must be under 8 GiB")]
+    FileTooLarge {
+        /// The path inside the image, as given.
+        path: String,
+        /// The file's size in bytes.
+        size: u64,
+    },
+}
 
 /// A file to be placed at a path inside a layer of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,19 +49,18 @@ pub struct LayerFile {
 impl LayerFile {
     /// The Go `archive/tar` header for this file: ustar, uid/gid 0, empty owner names, mtime 0,
     /// numeric fields as zero-padded octal with a NUL, devmajor/devminor written as `0000000\0`.
-    pub fn header(&self) -> Result<[u8; 512]> {
+    pub fn header(&self) -> Result<[u8; 512], LayerError> {
         let name = self.path.trim_start_matches('/');
         if name.is_empty() || name.len() > 100 {
-            return Err(Error::InvalidInput(format!(
-                "layer path `{}` must be 1 to 100 bytes long",
-                self.path
-            )));
+            return Err(LayerError::PathLength {
+                path: self.path.clone(),
+            });
         }
         if self.size > MAX_SIZE {
-            return Err(Error::InvalidInput(format!(
-                "file for `{}` is {} bytes; a layer file must be under 8 GiB",
-                self.path, self.size
-            )));
+            return Err(LayerError::FileTooLarge {
+                path: self.path.clone(),
+                size: self.size,
+            });
         }
         let mut h = [0u8; 512];
         h[..name.len()].copy_from_slice(name.as_bytes());
@@ -71,7 +90,7 @@ impl LayerFile {
     ///
     /// If `data` ends early the stream fails instead of producing a short, wrong layer (the
     /// file changed while it was being packed).
-    pub fn tar_stream<R: Read>(&self, data: R) -> Result<impl Read + use<R>> {
+    pub fn tar_stream<R: Read>(&self, data: R) -> Result<impl Read + use<R>, LayerError> {
         let header = self.header()?;
         let padding = (self.size.div_ceil(BLOCK) * BLOCK - self.size) as usize + 2 * BLOCK as usize;
         Ok(Cursor::new(header)
@@ -92,6 +111,7 @@ fn octal(field: &mut [u8], value: u64) {
     field[digits] = 0;
 }
 
+/// A reader that fails with `UnexpectedEof` if `inner` ends before `left` bytes.
 struct ExactReader<R> {
     inner: R,
     left: u64,
@@ -175,5 +195,37 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn paths_and_sizes_ustar_cannot_hold_are_refused() {
+        for path in ["/", "", &format!("/{}", "a".repeat(101))] {
+            let file = LayerFile {
+                path: path.into(),
+                mode: 0o644,
+                size: 1,
+            };
+            let err = file.header().unwrap_err();
+            assert!(
+                matches!(&err, LayerError::PathLength { path: p } if p == path),
+                "{path}: {err:?}"
+            );
+            assert!(err.to_string().starts_with("layer path `"), "{err}");
+        }
+        let ok = format!("/{}", "a".repeat(100));
+        let file = LayerFile {
+            path: ok,
+            mode: 0o644,
+            size: MAX_SIZE,
+        };
+        assert!(file.header().is_ok());
+        let file = LayerFile {
+            size: MAX_SIZE + 1,
+            ..file
+        };
+        assert!(matches!(
+            file.tar_stream(io::empty()),
+            Err(LayerError::FileTooLarge { size, .. }) if size == MAX_SIZE + 1
+        ));
     }
 }
