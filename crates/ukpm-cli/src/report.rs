@@ -1,5 +1,7 @@
 //! Progress for people, on stderr: bars on a terminal, one line per finished blob otherwise,
-//! nothing under `--quiet` (no reporter is installed) or `--json`.
+//! nothing under `--quiet` (no reporter is installed) or `--json`. Under `-v` (or `UKPM_LOG`)
+//! log lines go to stderr too, so there are no bars then: a bar redrawn between log lines
+//! would tear them apart.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -29,10 +31,10 @@ struct Blob {
 impl StderrReporter {
     /// A reporter for these global flags.
     pub fn new(global: &Global) -> StderrReporter {
-        let terminal = std::io::stderr().is_terminal();
+        let logging = global.verbose > 0 || std::env::var_os("UKPM_LOG").is_some();
         StderrReporter {
             chatty: !global.json,
-            bars: (terminal && !global.json)
+            bars: draws_bars(global.json, logging, std::io::stderr().is_terminal())
                 .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             active: Mutex::new(HashMap::new()),
         }
@@ -48,6 +50,13 @@ impl StderrReporter {
             }
         }
     }
+}
+
+/// Whether progress is drawn as bars: only on a terminal, never under `--json` (no progress
+/// is shown at all), and never while debug logs go to stderr (`logging`), where a finished
+/// blob gets one line instead.
+fn draws_bars(json: bool, logging: bool, terminal: bool) -> bool {
+    terminal && !json && !logging
 }
 
 fn short(label: &str) -> &str {
@@ -125,5 +134,21 @@ impl ukpm::Reporter for StderrReporter {
 
     fn warn(&self, message: &str) {
         self.line(&format!("warning: {message}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::draws_bars;
+
+    #[test]
+    fn bars_only_on_a_quiet_terminal() {
+        assert!(draws_bars(false, false, true));
+        assert!(
+            !draws_bars(false, true, true),
+            "no bars under -v: log lines would tear them"
+        );
+        assert!(!draws_bars(true, false, true), "no bars under --json");
+        assert!(!draws_bars(false, false, false), "no bars off a terminal");
     }
 }
