@@ -1,9 +1,39 @@
-//! What ukpm prints: the `--json` shapes (the contract in docs/json.md) and the human forms.
+//! What ukpm prints on stdout: each command returns a value implementing [`Output`], and the
+//! [`Printer`] writes it either for people or as the command's `--json` document (the contract
+//! in docs/json.md).
+//!
+//! The `--json` shapes are `Serialize` structs that borrow from the command's result and are
+//! built only when printed: the shapes shared by several commands live here ([`PackageJson`],
+//! [`JsonPath`]), each command's own shape beside the command in `commands/`.
+//!
+//! Every object's fields are declared in alphabetical order: that is the order ukpm has always
+//! written them in (it used to build `serde_json::Value` maps, which sort their keys), and
+//! keeping it keeps the bytes of every document unchanged.
+
+mod package;
+mod path;
 
 use std::io::{self, Write};
 
-use serde_json::{Value, json};
-use ukpm::{FsckOutcome, GcReport, Inspection, Package, Problem, Unpacked};
+use serde::{Serialize, Serializer};
+
+pub use package::{PackageJson, PackagesJson, package_table};
+pub use path::JsonPath;
+
+/// A command's result, printable both ways.
+pub trait Output {
+    /// The `--json` document: a typed view of the result, built only under `--json`.
+    fn json(&self) -> impl Serialize + '_;
+
+    /// The result for people, on stdout.
+    fn human(&self, out: &mut dyn Write) -> io::Result<()>;
+
+    /// Whether the command ran and printed its result, but the result means failure (fsck
+    /// found problems): ukpm then exits 1 without an error message of its own.
+    fn is_failure(&self) -> bool {
+        false
+    }
+}
 
 /// Writing the result to stdout failed (typically `ukpm ls | head`): the reader went away,
 /// which is not the command's failure. Only this error may end in a silent exit 0; a broken
@@ -23,91 +53,45 @@ impl std::error::Error for StdoutClosed {
     }
 }
 
-/// Where results go: stdout, as text or as exactly one JSON document.
+/// Where results go: stdout, as text or as exactly one JSON document on one line.
 pub struct Printer {
+    /// `--json` was given.
     pub json: bool,
 }
 
 impl Printer {
-    /// Writes a result: `json` under `--json`, else `human` lines.
-    pub fn result(
-        &self,
-        json: Value,
-        human: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    ) -> Result<(), StdoutClosed> {
+    /// Writes a command's result: its JSON document under `--json`, else its human form.
+    pub fn print(&self, output: &impl Output) -> Result<(), StdoutClosed> {
         let stdout = io::stdout();
         let mut out = stdout.lock();
         let written = if self.json {
-            serde_json::to_writer(&mut out, &json)
-                .map_err(io::Error::other)
-                .and_then(|()| writeln!(out))
+            write_json(&mut out, &output.json())
         } else {
-            human(&mut out)
+            output.human(&mut out)
         };
         written.and_then(|()| out.flush()).map_err(StdoutClosed)
     }
 }
 
-/// A package as `--json` shows it.
-pub fn package_json(p: &Package) -> Value {
-    json!({
-        "reference": p.reference.to_string(),
-        "name": p.reference.name(),
-        "tag": p.reference.tag(),
-        "architecture": p.platform.architecture,
-        "platform": p.platform.os,
-        "kernel_version": (!p.platform.os_version.is_empty()).then_some(&p.platform.os_version),
-        "features": p.platform.os_features,
-        "manifest": p.manifest.digest.to_string(),
-        "index": p.index.as_ref().map(|d| d.digest.to_string()),
-        "size": p.size,
-        "created": p.created,
-    })
+/// Writes `document` as one line of JSON. Serialising cannot fail on ukpm's shapes (no maps
+/// with non-string keys, paths go through [`JsonPath`]); if it ever did, it is an I/O error
+/// of the output rather than a panic.
+pub fn write_json(out: &mut dyn Write, document: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, document).map_err(io::Error::other)?;
+    writeln!(out)
 }
 
-/// `ukpm ls` as a table.
-pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()> {
-    let header = ["NAME", "TAG", "ARCH", "PLAT", "DIGEST", "SIZE", "CREATED"];
-    let rows: Vec<[String; 7]> = packages
-        .iter()
-        .map(|p| {
-            [
-                p.reference.name(),
-                p.reference.tag().unwrap_or("<none>").to_string(),
-                p.platform.architecture.clone(),
-                p.platform.os.clone(),
-                p.manifest.digest.short(),
-                human_size(p.size),
-                p.created.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
-    line(out, &header)?;
-    for row in &rows {
-        line(out, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
-    }
-    Ok(())
+/// Serialises a typed document with its object keys sorted, as the documents that ukpm shows
+/// parsed (`inspect`'s index, manifests and configs) are, so that every object of one output
+/// has its keys in the same (alphabetical) order.
+pub fn sorted_keys<T: Serialize, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(value)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(serializer)
 }
 
 /// `2024-10-21T12:00:00Z` as `2024-10-21 12:00:00`.
-fn short_time(t: &str) -> String {
+pub fn short_time(t: &str) -> String {
     match ukpm::parse_rfc3339(t) {
         Some(secs) => ukpm::rfc3339(secs).trim_end_matches('Z').replace('T', " "),
         None => t.to_string(),
@@ -130,124 +114,6 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// `ukpm inspect --json`.
-pub fn inspection_json(i: &Inspection) -> Value {
-    json!({
-        "reference": i.reference.to_string(),
-        "descriptor": i.descriptor,
-        "index": i.index,
-        "manifests": i.manifests.iter().map(|m| json!({
-            "package": package_json(&m.package),
-            "manifest": m.manifest,
-            "config": m.config,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// `ukpm inspect` for people: a summary, then each document.
-pub fn inspection_human(out: &mut dyn Write, i: &Inspection) -> io::Result<()> {
-    writeln!(
-        out,
-        "{} -> {} ({})",
-        i.reference, i.descriptor.digest, i.descriptor.media_type
-    )?;
-    if let Some(index) = &i.index {
-        writeln!(out, "\nindex:")?;
-        writeln!(out, "{}", pretty(index))?;
-    }
-    for m in &i.manifests {
-        writeln!(
-            out,
-            "\nmanifest {} ({}, {}):",
-            m.package.manifest.digest,
-            m.package.plat_arch(),
-            human_size(m.package.size)
-        )?;
-        writeln!(out, "{}", pretty(&m.manifest))?;
-        writeln!(out, "config:")?;
-        writeln!(out, "{}", pretty(&m.config))?;
-    }
-    Ok(())
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-}
-
-/// `ukpm unpack --json`.
-pub fn unpacked_json(u: &Unpacked, dir: &std::path::Path) -> Value {
-    json!({
-        "package": package_json(&u.package),
-        "directory": dir,
-        "kernel": u.kernel,
-        "initrd": u.initrd,
-        "cmd": u.cmd,
-        "env": u.env,
-        "files": u.files,
-    })
-}
-
-/// `ukpm gc --json`.
-pub fn gc_json(r: &GcReport) -> Value {
-    json!({
-        "removed": r.removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "bytes_freed": r.bytes_freed,
-        "kept": r.kept,
-        "missing": r.missing.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
-}
-
-/// `ukpm fsck --json`.
-pub fn fsck_json(o: &FsckOutcome) -> Value {
-    let problems: Vec<Value> = o
-        .report
-        .problems
-        .iter()
-        .map(|p| {
-            let (kind, digest) = match p {
-                Problem::BadIndex { .. } => ("bad_index", None),
-                Problem::Corrupt { descriptor, .. } => ("corrupt", Some(descriptor.digest.to_string())),
-                Problem::Missing { descriptor, .. } => ("missing", Some(descriptor.digest.to_string())),
-                Problem::BadDocument { descriptor, .. } => {
-                    ("bad_document", Some(descriptor.digest.to_string()))
-                }
-                Problem::StrayFile { .. } => ("stray_file", None),
-                _ => ("other", None),
-            };
-            json!({"kind": kind, "digest": digest, "refs": p.refs(), "message": p.to_string()})
-        })
-        .collect();
-    json!({
-        "blobs_checked": o.report.blobs_checked,
-        "bytes_checked": o.report.bytes_checked,
-        "unreachable": o.report.unreachable,
-        "problems": problems,
-        "repaired": o.repaired.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "unrepaired": o.unrepaired.iter().map(|(d, why)| json!({"digest": d.to_string(), "reason": why})).collect::<Vec<_>>(),
-    })
-}
-
-/// `ukpm fsck` for people.
-pub fn fsck_human(out: &mut dyn Write, o: &FsckOutcome) -> io::Result<()> {
-    for digest in &o.repaired {
-        writeln!(out, "repaired {digest}")?;
-    }
-    for (digest, why) in &o.unrepaired {
-        writeln!(out, "could not repair {digest}: {why}")?;
-    }
-    for problem in &o.report.problems {
-        writeln!(out, "{problem}")?;
-    }
-    writeln!(
-        out,
-        "checked {} blobs ({}); {} problems; {} unreachable",
-        o.report.blobs_checked,
-        human_size(o.report.bytes_checked),
-        o.report.problems.len(),
-        o.report.unreachable
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +123,23 @@ mod tests {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(2048), "2.0 KiB");
         assert_eq!(human_size(5 * 1024 * 1024 + 1), "5.0 MiB");
+    }
+
+    #[test]
+    fn sorted_keys_sorts_a_typed_document() {
+        #[derive(Serialize)]
+        struct Doc {
+            #[serde(serialize_with = "sorted_keys")]
+            inner: Inner,
+        }
+        #[derive(Serialize)]
+        struct Inner {
+            z: u8,
+            a: u8,
+        }
+        let doc = Doc {
+            inner: Inner { z: 1, a: 2 },
+        };
+        assert_eq!(serde_json::to_string(&doc).unwrap(), r#"{"inner":{"a":2,"z":1}}"#);
     }
 }
