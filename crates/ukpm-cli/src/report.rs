@@ -1,5 +1,7 @@
 //! Progress for people, on stderr: bars on a terminal, one line per finished blob otherwise,
-//! nothing under `--quiet` (no reporter is installed) or `--json`.
+//! nothing under `--quiet` (no reporter is installed) or `--json`. Under `-v` (or `UKPM_LOG`)
+//! log lines go to stderr too, so there are no bars then: a bar redrawn between log lines
+//! would tear them apart.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -31,10 +33,10 @@ struct Blob {
 impl StderrReporter {
     /// A reporter for these global flags.
     pub fn new(global: &Global) -> StderrReporter {
-        let terminal = std::io::stderr().is_terminal();
+        let logging = global.verbose > 0 || std::env::var_os("UKPM_LOG").is_some();
         StderrReporter {
             chatty: !global.json,
-            bars: (terminal && !global.json)
+            bars: draws_bars(global.json, logging, std::io::stderr().is_terminal())
                 .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             active: Mutex::new(HashMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
@@ -51,6 +53,13 @@ impl StderrReporter {
             }
         }
     }
+}
+
+/// Whether progress is drawn as bars: only on a terminal, never under `--json` (no progress
+/// is shown at all), and never while debug logs go to stderr (`logging`), where a finished
+/// blob gets one line instead.
+fn draws_bars(json: bool, logging: bool, terminal: bool) -> bool {
+    terminal && !json && !logging
 }
 
 /// What a transfer is, for people: `kernel`, `initrd`, `config` of the package, plus the
@@ -142,5 +151,21 @@ impl ukpm::Reporter for StderrReporter {
             };
             self.line(&format!("  {} {why}", label(subject)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::draws_bars;
+
+    #[test]
+    fn bars_only_on_a_quiet_terminal() {
+        assert!(draws_bars(false, false, true));
+        assert!(
+            !draws_bars(false, true, true),
+            "no bars under -v: log lines would tear them"
+        );
+        assert!(!draws_bars(true, false, true), "no bars under --json");
+        assert!(!draws_bars(false, false, false), "no bars off a terminal");
     }
 }

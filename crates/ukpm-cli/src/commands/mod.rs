@@ -1,0 +1,140 @@
+//! One module per command, as uv's `commands/` has: each takes its parsed arguments and the
+//! [`PackageManager`], calls the library, and returns a typed result that implements
+//! [`Output`]; this module builds the manager from the settings and dispatches.
+//!
+//! A new command is a new module here, a variant in `args::Command` and one line in
+//! [`dispatch`].
+
+mod fsck;
+mod gc;
+mod inspect;
+mod login;
+mod logout;
+mod ls;
+mod pack;
+mod pull;
+mod push;
+mod rm;
+mod tag;
+mod unpack;
+
+use std::sync::Arc;
+
+#[cfg(not(feature = "containerd"))]
+use anyhow::bail;
+use anyhow::{Context, Result};
+use ukpm::{Architecture, ClientConfig, PackageManager, Plat, Query};
+
+use crate::args::{Cli, Command, Filters, Global};
+use crate::error::Findings;
+use crate::output::{Output, Printer};
+use crate::report::StderrReporter;
+use crate::settings::Settings;
+
+/// Runs the parsed command line: resolves the settings, builds the manager, runs the command,
+/// prints its result, and closes the manager (whose error counts even after a success).
+pub async fn run(cli: &Cli) -> Result<()> {
+    let settings = Settings::resolve(&cli.global)?;
+    let manager = manager(&cli.global, &settings).await?;
+    let printer = Printer {
+        json: cli.global.json,
+    };
+    let result = dispatch(&cli.command, &manager, &printer).await;
+    let closed = manager.close().await;
+    result?;
+    Ok(closed?)
+}
+
+/// Runs one command and prints what it returns.
+async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer) -> Result<()> {
+    match command {
+        Command::Pack(args) => show(printer, pack::run(manager, args).await?),
+        Command::Ls(args) => show(printer, ls::run(manager, args).await?),
+        Command::Inspect(args) => show(printer, inspect::run(manager, args).await?),
+        Command::Unpack(args) => show(printer, unpack::run(manager, args).await?),
+        Command::Pull(args) => show(printer, pull::run(manager, args).await?),
+        Command::Push(args) => show(printer, push::run(manager, args).await?),
+        Command::Tag(args) => show(printer, tag::run(manager, args).await?),
+        Command::Login(args) => show(printer, login::run(manager, args).await?),
+        Command::Logout(args) => show(printer, logout::run(manager, args).await?),
+        Command::Rm(args) => show(printer, rm::run(manager, args).await?),
+        Command::Gc => show(printer, gc::run(manager).await?),
+        Command::Fsck(args) => show(printer, fsck::run(manager, args).await?),
+    }
+}
+
+/// Prints a result; one that means failure (fsck's findings) then ends the command with
+/// [`Findings`].
+fn show(printer: &Printer, output: impl Output) -> Result<()> {
+    printer.print(&output)?;
+    if output.is_failure() {
+        return Err(Findings.into());
+    }
+    Ok(())
+}
+
+/// The manager the settings describe: its store, reporter, registries and client.
+async fn manager(global: &Global, settings: &Settings) -> Result<PackageManager> {
+    let mut builder = PackageManager::builder();
+    if let Some(store) = &settings.store {
+        builder = builder.store_dir(store);
+    }
+    if !global.quiet {
+        builder = builder.reporter(Arc::new(StderrReporter::new(global)));
+    }
+    if !settings.registries.is_empty() {
+        builder = builder.registries(settings.registries.clone());
+    }
+    let mut client_config = ClientConfig {
+        plain_http: settings.plain_http.clone(),
+        ..ClientConfig::default()
+    };
+    for file in &settings.ca_files {
+        let pem =
+            fs_err::read(file).with_context(|| format!("cannot read the CA file {}", file.display()))?;
+        client_config.extra_roots_pem.push(pem);
+    }
+    if let Some(address) = &settings.containerd {
+        builder = builder.store(containerd_store(address, &settings.namespace).await?);
+    }
+    Ok(builder
+        .client_config(client_config)
+        .concurrency(settings.concurrency)
+        .build()?)
+}
+
+/// `--arch` checked into an [`Architecture`].
+fn architecture(s: &str) -> Result<Architecture> {
+    Ok(s.parse::<Architecture>().map_err(ukpm::Error::from)?)
+}
+
+/// `--plat` checked into a [`Plat`].
+fn plat(s: &str) -> Result<Plat> {
+    Ok(s.parse::<Plat>().map_err(ukpm::Error::from)?)
+}
+
+/// The filters `ls`, `unpack` and `pull` share, as a library [`Query`] (without a name).
+fn query(filters: &Filters) -> Result<Query> {
+    Ok(Query {
+        name: None,
+        architecture: filters.arch.as_deref().map(architecture).transpose()?,
+        platform: filters.plat.as_deref().map(plat).transpose()?,
+        kconfig: filters.kconfig.clone(),
+    })
+}
+
+#[cfg(feature = "containerd")]
+async fn containerd_store(address: &std::path::Path, namespace: &str) -> Result<Arc<dyn ukpm::ImageStore>> {
+    let store = ukpm::ContainerdImageStore::connect(address, namespace)
+        .await
+        .with_context(|| format!("cannot use containerd at {}", address.display()))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "containerd"))]
+async fn containerd_store(address: &std::path::Path, _namespace: &str) -> Result<Arc<dyn ukpm::ImageStore>> {
+    bail!(ukpm::Error::InvalidInput(format!(
+        "cannot use containerd at {}: this ukpm was built without the `containerd` feature",
+        address.display()
+    )))
+}

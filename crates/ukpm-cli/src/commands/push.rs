@@ -1,0 +1,70 @@
+//! `ukpm push`: a stored package sent to a registry.
+
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use ukpm::{PackageManager, PushReport};
+
+use crate::args::PushArgs;
+use crate::output::Output;
+
+/// What a push sent.
+pub struct Pushed(PushReport);
+
+/// `ukpm push --json`; `reference` and `digest` are empty strings when the library reports
+/// none.
+#[derive(Serialize)]
+struct PushedJson {
+    digest: String,
+    existed: usize,
+    manifests_written: usize,
+    mounted: usize,
+    reference: String,
+    uploaded: usize,
+    uploaded_bytes: u64,
+}
+
+impl Pushed {
+    fn reference(&self) -> String {
+        self.0
+            .reference
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    fn digest(&self) -> String {
+        self.0.digest.map(|d| d.to_string()).unwrap_or_default()
+    }
+}
+
+impl Output for Pushed {
+    fn json(&self) -> impl Serialize + '_ {
+        let r = &self.0;
+        PushedJson {
+            digest: self.digest(),
+            existed: r.existed,
+            manifests_written: r.manifests_written,
+            mounted: r.mounted,
+            reference: self.reference(),
+            uploaded: r.uploaded,
+            uploaded_bytes: r.uploaded_bytes,
+        }
+    }
+
+    fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "{}@{}", self.reference(), self.digest())
+    }
+}
+
+/// Pushes the package, under `--to` if given.
+pub async fn run(manager: &PackageManager, args: &PushArgs) -> Result<Pushed> {
+    let source = manager.parse_name(&args.reference)?;
+    let target = args.to.as_deref().map(|t| manager.parse_name(t)).transpose()?;
+    let report = manager
+        .push(&source, target.as_ref())
+        .await
+        .with_context(|| format!("failed to push {source}"))?;
+    Ok(Pushed(report))
+}

@@ -1,0 +1,68 @@
+//! `ukpm unpack`: a package's kernel and initrd (every layer) written into a folder.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use ukpm::{PackageManager, Unpacked};
+
+use super::query;
+use crate::args::UnpackArgs;
+use crate::output::{JsonPath, Output, PackageJson};
+
+/// What an unpack wrote, and where.
+pub struct UnpackedInto {
+    unpacked: Unpacked,
+    /// The folder, as given.
+    directory: PathBuf,
+}
+
+/// `ukpm unpack --json`. Paths are [`JsonPath`]s: a layer may hold names that are not UTF-8.
+#[derive(Serialize)]
+struct UnpackedJson<'a> {
+    cmd: &'a [String],
+    directory: JsonPath<'a>,
+    env: &'a [String],
+    files: Vec<JsonPath<'a>>,
+    initrd: Option<JsonPath<'a>>,
+    kernel: Option<JsonPath<'a>>,
+    package: PackageJson<'a>,
+}
+
+impl Output for UnpackedInto {
+    fn json(&self) -> impl Serialize + '_ {
+        let u = &self.unpacked;
+        UnpackedJson {
+            cmd: &u.cmd,
+            directory: JsonPath(&self.directory),
+            env: &u.env,
+            files: u.files.iter().map(|f| JsonPath(f)).collect(),
+            initrd: u.initrd.as_deref().map(JsonPath),
+            kernel: u.kernel.as_deref().map(JsonPath),
+            package: PackageJson::from(&u.package),
+        }
+    }
+
+    /// The kernel's and the initrd's paths (lossily, if they are not UTF-8).
+    fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        for path in self.unpacked.kernel.iter().chain(&self.unpacked.initrd) {
+            writeln!(out, "{}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Unpacks the one package the reference and filters select.
+pub async fn run(manager: &PackageManager, args: &UnpackArgs) -> Result<UnpackedInto> {
+    let reference = manager.parse_name(&args.reference)?;
+    let query = query(&args.filters)?;
+    let unpacked = manager
+        .unpack(&reference, &query, &args.dir)
+        .await
+        .with_context(|| format!("failed to unpack {reference}"))?;
+    Ok(UnpackedInto {
+        unpacked,
+        directory: args.dir.clone(),
+    })
+}

@@ -1,0 +1,150 @@
+//! How a failed command ends: the error printed for people (`error:`, `caused by:`, `hint:`
+//! on stderr) or as one JSON document on stdout, and the exit code.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::output::{StdoutClosed, write_json};
+
+/// A command that ran and printed its result, but whose result means failure (fsck found
+/// problems): exit 1 without an error message of its own.
+#[derive(Debug)]
+pub struct Findings;
+
+impl std::fmt::Display for Findings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("problems found")
+    }
+}
+
+impl std::error::Error for Findings {}
+
+/// The `--json` document of any failure (docs/json.md, "Errors").
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    error: ErrorBody<'a>,
+}
+
+/// The body of an [`ErrorDocument`].
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    causes: &'a [String],
+    code: &'a str,
+    message: &'a str,
+}
+
+fn print_error_document(code: &str, message: &str, causes: &[String]) {
+    let document = ErrorDocument {
+        error: ErrorBody {
+            causes,
+            code,
+            message,
+        },
+    };
+    let _ = write_json(&mut io::stdout().lock(), &document);
+}
+
+/// Ends a command: its exit code, after printing its error if it failed.
+pub fn exit(result: anyhow::Result<ExitCode>, json: bool) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.is::<Findings>() => ExitCode::FAILURE,
+        Err(err) => report(&err, json),
+    }
+}
+
+/// A command line clap refused (exit 2), or `--help` and `--version` (exit 0).
+pub fn usage(err: &clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    if json {
+        let message = err.kind().as_str().unwrap_or("invalid usage");
+        let detail = err.render().to_string();
+        print_error_document("usage", message, &[detail.trim().to_string()]);
+    } else {
+        let _ = err.print();
+    }
+    ExitCode::from(2)
+}
+
+/// Whether the error is stdout going away (`ukpm ls | head`), which exits 0; a broken pipe on
+/// a socket is a real failure and is reported.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<StdoutClosed>()
+        .is_some_and(|closed| closed.0.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// Prints an error: `error:` and `caused by:` lines on stderr, or one JSON document on stdout.
+pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let library = err.chain().find_map(|cause| cause.downcast_ref::<ukpm::Error>());
+    let code = library.map_or("error", |e| e.kind().as_str());
+    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+    if json {
+        print_error_document(code, &err.to_string(), &causes);
+    } else {
+        let stderr = io::stderr();
+        let mut out = stderr.lock();
+        let _ = writeln!(out, "error: {err}");
+        for cause in &causes {
+            let _ = writeln!(out, "  caused by: {cause}");
+        }
+        if let Some(hint) = library.and_then(hint) {
+            let _ = writeln!(out, "hint: {hint}");
+        }
+    }
+    ExitCode::FAILURE
+}
+
+fn hint(err: &ukpm::Error) -> Option<&'static str> {
+    use ukpm::{ErrorKind as K, Origin as O};
+    match (err.origin(), err.kind()) {
+        (O::Containerd, K::Network) => Some(
+            "is containerd running? --containerd (or CONTAINERD_ADDRESS) takes its socket, e.g. /run/containerd/containerd.sock",
+        ),
+        (O::Containerd, K::Unauthorized) => {
+            Some("the containerd socket is root's: run as root or a user in its group")
+        }
+        (O::Containerd, K::NotFound) => Some(
+            "`ctr namespaces ls` lists containerd's namespaces; a pack or pull into a new one creates it",
+        ),
+        (_, K::NotFound) => Some("`ukpm ls` lists what the store holds"),
+        (_, K::Integrity) => {
+            Some("the store holds damaged content; remove the package and pack or pull it again")
+        }
+        (_, K::Conflict) => Some("use --strategy merge to replace that platform's manifest"),
+        (_, K::Unauthorized) => Some(
+            "credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`",
+        ),
+        (_, K::Network) => {
+            Some("check the registry's address; loopback hosts and --plain-http hosts use plain HTTP")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_document_keeps_its_shape() {
+        let causes = ["x is not in the store".to_string()];
+        let document = ErrorDocument {
+            error: ErrorBody {
+                causes: &causes,
+                code: "not_found",
+                message: "failed to unpack x",
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&document).unwrap(),
+            r#"{"error":{"causes":["x is not in the store"],"code":"not_found","message":"failed to unpack x"}}"#
+        );
+    }
+}

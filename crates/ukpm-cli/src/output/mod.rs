@@ -1,0 +1,145 @@
+//! What ukpm prints on stdout: each command returns a value implementing [`Output`], and the
+//! [`Printer`] writes it either for people or as the command's `--json` document (the contract
+//! in docs/json.md).
+//!
+//! The `--json` shapes are `Serialize` structs that borrow from the command's result and are
+//! built only when printed: the shapes shared by several commands live here ([`PackageJson`],
+//! [`JsonPath`]), each command's own shape beside the command in `commands/`.
+//!
+//! Every object's fields are declared in alphabetical order: that is the order ukpm has always
+//! written them in (it used to build `serde_json::Value` maps, which sort their keys), and
+//! keeping it keeps the bytes of every document unchanged.
+
+mod package;
+mod path;
+
+use std::io::{self, Write};
+
+use serde::{Serialize, Serializer};
+
+pub use package::{PackageJson, PackagesJson, package_table};
+pub use path::JsonPath;
+
+/// A command's result, printable both ways.
+pub trait Output {
+    /// The `--json` document: a typed view of the result, built only under `--json`.
+    fn json(&self) -> impl Serialize + '_;
+
+    /// The result for people, on stdout.
+    fn human(&self, out: &mut dyn Write) -> io::Result<()>;
+
+    /// Whether the command ran and printed its result, but the result means failure (fsck
+    /// found problems): ukpm then exits 1 without an error message of its own.
+    fn is_failure(&self) -> bool {
+        false
+    }
+}
+
+/// Writing the result to stdout failed (typically `ukpm ls | head`): the reader went away,
+/// which is not the command's failure. Only this error may end in a silent exit 0; a broken
+/// pipe anywhere else (a socket) is a real error.
+#[derive(Debug)]
+pub struct StdoutClosed(pub io::Error);
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write to standard output: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutClosed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Where results go: stdout, as text or as exactly one JSON document on one line.
+pub struct Printer {
+    /// `--json` was given.
+    pub json: bool,
+}
+
+impl Printer {
+    /// Writes a command's result: its JSON document under `--json`, else its human form.
+    pub fn print(&self, output: &impl Output) -> Result<(), StdoutClosed> {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        let written = if self.json {
+            write_json(&mut out, &output.json())
+        } else {
+            output.human(&mut out)
+        };
+        written.and_then(|()| out.flush()).map_err(StdoutClosed)
+    }
+}
+
+/// Writes `document` as one line of JSON. Serialising cannot fail on ukpm's shapes (no maps
+/// with non-string keys, paths go through [`JsonPath`]); if it ever did, it is an I/O error
+/// of the output rather than a panic.
+pub fn write_json(out: &mut dyn Write, document: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, document).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// Serialises a typed document with its object keys sorted, as the documents that ukpm shows
+/// parsed (`inspect`'s index, manifests and configs) are, so that every object of one output
+/// has its keys in the same (alphabetical) order.
+pub fn sorted_keys<T: Serialize, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(value)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(serializer)
+}
+
+/// `2024-10-21T12:00:00Z` as `2024-10-21 12:00:00`.
+pub fn short_time(t: &str) -> String {
+    match ukpm::parse_rfc3339(t) {
+        Some(secs) => ukpm::rfc3339(secs).trim_end_matches('Z').replace('T', " "),
+        None => t.to_string(),
+    }
+}
+
+/// Sizes in binary units, as `ls -h` would.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(2048), "2.0 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024 + 1), "5.0 MiB");
+    }
+
+    #[test]
+    fn sorted_keys_sorts_a_typed_document() {
+        #[derive(Serialize)]
+        struct Doc {
+            #[serde(serialize_with = "sorted_keys")]
+            inner: Inner,
+        }
+        #[derive(Serialize)]
+        struct Inner {
+            z: u8,
+            a: u8,
+        }
+        let doc = Doc {
+            inner: Inner { z: 1, a: 2 },
+        };
+        assert_eq!(serde_json::to_string(&doc).unwrap(), r#"{"inner":{"a":2,"z":1}}"#);
+    }
+}
