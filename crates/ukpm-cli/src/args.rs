@@ -103,6 +103,26 @@ pub enum Command {
     Fsck(FsckArgs),
 }
 
+impl Command {
+    /// The command's name, so a hint never suggests the command that just failed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Pack(_) => "pack",
+            Command::Ls(_) => "ls",
+            Command::Inspect(_) => "inspect",
+            Command::Unpack(_) => "unpack",
+            Command::Pull(_) => "pull",
+            Command::Push(_) => "push",
+            Command::Tag(_) => "tag",
+            Command::Login(_) => "login",
+            Command::Logout(_) => "logout",
+            Command::Rm(_) => "rm",
+            Command::Gc => "gc",
+            Command::Fsck(_) => "fsck",
+        }
+    }
+}
+
 /// `ukpm pack`.
 #[derive(Debug, Args)]
 pub struct PackArgs {

@@ -47,12 +47,12 @@ fn print_error_document(code: &str, message: &str, causes: &[String]) {
 }
 
 /// Ends a command: its exit code, after printing its error if it failed.
-pub fn exit(result: anyhow::Result<ExitCode>, json: bool) -> ExitCode {
+pub fn exit(result: anyhow::Result<ExitCode>, json: bool, command: &str) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) if err.is::<Findings>() => ExitCode::FAILURE,
-        Err(err) => report(&err, json),
+        Err(err) => report(&err, json, command),
     }
 }
 
@@ -81,7 +81,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Prints an error: `error:` and `caused by:` lines on stderr, or one JSON document on stdout.
-pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+pub fn report(err: &anyhow::Error, json: bool, command: &str) -> ExitCode {
     let library = err.chain().find_map(|cause| cause.downcast_ref::<ukpm::Error>());
     let code = library.map_or("error", |e| e.kind().as_str());
     let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
@@ -94,14 +94,16 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         for cause in &causes {
             let _ = writeln!(out, "  caused by: {cause}");
         }
-        if let Some(hint) = library.and_then(hint) {
+        if let Some(hint) = library.and_then(|e| hint(e, command)) {
             let _ = writeln!(out, "hint: {hint}");
         }
     }
     ExitCode::FAILURE
 }
 
-fn hint(err: &ukpm::Error) -> Option<&'static str> {
+/// What to do next, from the error's kind and where it came from (the local store, a
+/// registry, containerd); never the command that just failed.
+fn hint(err: &ukpm::Error, command: &str) -> Option<&'static str> {
     use ukpm::{ErrorKind as K, Origin as O};
     match (err.origin(), err.kind()) {
         (O::Containerd, K::Network) => Some(
@@ -110,20 +112,36 @@ fn hint(err: &ukpm::Error) -> Option<&'static str> {
         (O::Containerd, K::Unauthorized) => {
             Some("the containerd socket is root's: run as root or a user in its group")
         }
-        (O::Containerd, K::NotFound) => Some(
+        (O::Containerd, K::NotFound) if matches!(err, ukpm::Error::Namespace { .. }) => Some(
             "`ctr namespaces ls` lists containerd's namespaces; a pack or pull into a new one creates it",
         ),
-        (_, K::NotFound) => Some("`ukpm ls` lists what the store holds"),
-        (_, K::Integrity) => {
-            Some("the store holds damaged content; remove the package and pack or pull it again")
+        (O::Containerd, K::Integrity) => Some(
+            "containerd holds damaged content: `ctr content rm` the blob, then pack or pull the package again",
+        ),
+        (O::Registry, K::NotFound) => Some(
+            "the registry has no such repository, tag or digest; short names are tried against --registry (UKPM_REGISTRIES)",
+        ),
+        (O::Registry, K::Integrity | K::Protocol) => Some(
+            "the registry sent something other than it promised; nothing of it was stored: try again, and tell the registry's operator if it persists",
+        ),
+        (O::Registry, K::Unauthorized) if command == "login" => {
+            Some("check the username and the password or token for that registry")
         }
-        (_, K::Conflict) => Some("use --strategy merge to replace that platform's manifest"),
         (_, K::Unauthorized) => Some(
             "credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`",
         ),
-        (_, K::Network) => {
+        (O::Registry, K::Network) => {
             Some("check the registry's address; loopback hosts and --plain-http hosts use plain HTTP")
         }
+        (_, K::NotFound) if command != "ls" => Some("`ukpm ls` lists what the store holds"),
+        (_, K::Integrity) if command != "fsck" => {
+            Some("the store holds damaged content; `ukpm fsck --repair` fetches it again from its registry")
+        }
+        (_, K::Integrity) => Some("remove the damaged package with `ukpm rm` and pack or pull it again"),
+        (_, K::Conflict) if matches!(err, ukpm::Error::Contended { .. }) => {
+            Some("another process kept changing the same name; run the command again when it is done")
+        }
+        (_, K::Conflict) => Some("use --strategy merge to replace that platform's manifest"),
         _ => None,
     }
 }
@@ -131,6 +149,52 @@ fn hint(err: &ukpm::Error) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_follow_kind_and_origin_and_never_repeat_the_command() {
+        let reference: ukpm::Reference = "unikraft.org/nginx:1.25".parse().unwrap();
+        let local = ukpm::Error::NotFound {
+            reference: reference.clone(),
+        };
+        assert_eq!(
+            hint(&local, "unpack"),
+            Some("`ukpm ls` lists what the store holds")
+        );
+        assert_eq!(hint(&local, "ls"), None);
+        let remote = ukpm::Error::Registry(ukpm::registry::RegistryError::Status {
+            registry: "unikraft.org".into(),
+            what: "manifest nginx:1.25".into(),
+            status: 404,
+            codes: Vec::new(),
+            message: None,
+        });
+        assert!(
+            hint(&remote, "pull")
+                .unwrap()
+                .starts_with("the registry has no such")
+        );
+        let digest = ukpm::Digest::of(b"kernel");
+        let damaged = ukpm::Error::Store(ukpm::StoreError::Corrupt {
+            digest,
+            actual: ukpm::Digest::of(b"other"),
+        });
+        assert!(hint(&damaged, "unpack").unwrap().contains("ukpm fsck --repair"));
+        assert!(!hint(&damaged, "fsck").unwrap().contains("fsck"));
+        let lying = ukpm::Error::RegistryProtocol {
+            reference: reference.clone(),
+            message: "served a blob whole".into(),
+        };
+        assert!(!hint(&lying, "pull").unwrap().contains("damaged"));
+        let refused = ukpm::Error::Registry(ukpm::registry::RegistryError::Unauthorized {
+            registry: "unikraft.org".into(),
+            what: "nginx".into(),
+            reason: "the credentials given".into(),
+        });
+        assert!(hint(&refused, "pull").unwrap().contains("ukpm login"));
+        assert!(!hint(&refused, "login").unwrap().contains("ukpm login"));
+        let contended = ukpm::Error::Contended { reference };
+        assert!(hint(&contended, "pack").unwrap().contains("again"));
+    }
 
     #[test]
     fn the_error_document_keeps_its_shape() {

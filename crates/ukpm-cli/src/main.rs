@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             return error::report(
                 &anyhow::Error::new(err).context("failed to start"),
                 cli.global.json,
+                cli.command.name(),
             );
         }
     };
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
     // Interrupted work still on the blocking pool (hashing a large file) is not waited for:
     // nothing becomes visible before its final rename, so stopping it loses nothing.
     runtime.shutdown_timeout(std::time::Duration::from_millis(50));
-    error::exit(result, cli.global.json)
+    error::exit(result, cli.global.json, cli.command.name())
 }
 
 fn init_logging(global: &args::Global) {

@@ -262,6 +262,7 @@ impl Error {
             Error::Registry(e) if e.is_unauthorized() => ErrorKind::Unauthorized,
             Error::Registry(e) if e.is_integrity() => ErrorKind::Integrity,
             Error::Registry(ukpm_registry::RegistryError::Config(_)) => ErrorKind::InvalidInput,
+            Error::Registry(ukpm_registry::RegistryError::Protocol { .. }) => ErrorKind::Protocol,
             Error::Registry(_) => ErrorKind::Network,
             Error::Namespace { .. } => ErrorKind::NotFound,
             #[cfg(feature = "containerd")]
