@@ -625,3 +625,62 @@ fn permission_denied_on_the_socket_fails_with_a_hint() {
     let stderr = assert_error_with_hint(&out);
     assert!(stderr.to_lowercase().contains("permission denied"), "{stderr}");
 }
+
+/// containerd creates an image record only if it is absent, atomically, but updates one with no
+/// precondition: two processes packing two platforms into one name that already exists, at the
+/// same moment, must both survive, as they do in the local store (`concurrency.rs`).
+#[test]
+fn two_processes_pack_two_platforms_into_one_name_in_containerd() {
+    let env = TestEnv::new();
+    env.conformance_inputs();
+    let containerd = Containerd::start();
+    for round in 0..10 {
+        let name = format!("race{round}");
+        let pack = |arch: &str, plat: &str| {
+            ukpm_ctd(&env, &containerd)
+                .args([
+                    "-q",
+                    "pack",
+                    &name,
+                    "--kernel",
+                    "kernel",
+                    "--initrd",
+                    "initramfs.cpio",
+                ])
+                .args(["--arch", arch, "--plat", plat, "--cmd", arch])
+        };
+        // The name exists first, so every racer updates it (the create path is atomic anyway).
+        pack("arm", "qemu").run().assert_success();
+        let running = [
+            pack("x86_64", "qemu").spawn(),
+            pack("arm64", "qemu").spawn(),
+            pack("x86_64", "fc").spawn(),
+            pack("arm64", "fc").spawn(),
+        ];
+        for out in running.map(|r| r.wait()) {
+            out.assert_success();
+        }
+        let listed = ukpm_ctd(&env, &containerd)
+            .args(["--json", "ls", "--name", &name])
+            .run();
+        listed.assert_success();
+        let platforms: std::collections::BTreeSet<String> = listed.json()["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p["platform"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let expected = ["fc/arm64", "fc/x86_64", "qemu/arm", "qemu/arm64", "qemu/x86_64"];
+        assert_eq!(
+            platforms,
+            expected.map(String::from).into(),
+            "round {round}: a platform was lost to the race"
+        );
+    }
+}
