@@ -231,16 +231,21 @@ impl Client {
     ) -> Result<Response> {
         let mut challenged = false;
         loop {
+            // Asked once per round, outside the retries: a token request retries on its own,
+            // and its failure must not be retried again here.
+            let authorization = self.auth.authorization(registry, scopes).await?;
             let response = policy
-                .run(registry, what, || async {
+                .run(registry, what, || {
                     let mut request = build(&self.http);
-                    if let Some(value) = self.auth.authorization(registry, scopes).await? {
-                        request = request.header(AUTHORIZATION, value);
+                    if let Some(value) = &authorization {
+                        request = request.header(AUTHORIZATION, value.clone());
                     }
-                    request.send().await.map_err(|source| RegistryError::Network {
-                        registry: registry.to_string(),
-                        source,
-                    })
+                    async move {
+                        request.send().await.map_err(|source| RegistryError::Network {
+                            registry: registry.to_string(),
+                            source,
+                        })
+                    }
                 })
                 .await?;
             if response.status() != StatusCode::UNAUTHORIZED {

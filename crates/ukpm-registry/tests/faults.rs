@@ -1,7 +1,8 @@
 //! The client against a registry that lies: an in-process HTTP/1.1 server written here (tokio,
 //! no framework) that answers `/v2/` with 200 and everything else from a script: wrong bytes,
 //! short and long bodies, endless manifests, missing `Location`, 429/503, dropped connections,
-//! redirects to another host and bearer challenges.
+//! redirects to another host, bearer challenges (several at once), `Retry-After` dates, and
+//! credential sources that must be asked off the runtime.
 //!
 //! Mocked because a real registry will not misbehave on cue (house rule 8).
 
@@ -1236,4 +1237,33 @@ async fn a_crashed_credential_lookup_keeps_its_cause() {
         .and_then(|e| e.downcast_ref::<tokio::task::JoinError>())
         .expect("the join error is the cause");
     assert!(cause.is_panic());
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_retried_by_the_policy_once_over() {
+    let fake = Fake::start(|request| {
+        if request.path() == "/token" {
+            return Reply::hang_up();
+        }
+        let host = request.header("host").unwrap_or_default();
+        Reply::status(401).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="http://{host}/token",service="svc""#),
+        )
+    })
+    .await;
+    let retries = 2;
+    let client = anonymous(retries);
+    // The first pull learns the challenge from a 401; the second asks for a token up front.
+    for pulls in 1..=2 {
+        let err = within(client.get_manifest(&tagged(&fake)))
+            .await
+            .expect_err("no token, no manifest");
+        assert!(err.is_network(), "{err:?}");
+        assert_eq!(
+            fake.requests_to("/token").len(),
+            pulls * (retries as usize + 1),
+            "token requests are retried by the one policy, not once more per registry attempt"
+        );
+    }
 }
