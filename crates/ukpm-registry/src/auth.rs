@@ -3,10 +3,28 @@
 //! Credentials are only ever sent to a registry after it asked for them (a 401 with a
 //! `WWW-Authenticate` challenge), and a bearer token is requested for exactly the scopes the
 //! request needs, so a token leaked from one operation grants nothing else.
+//!
+//! The [`Authenticator`] is the whole flow: the client asks it for the `Authorization` value
+//! of a request and hands it the challenges of a 401; it remembers per registry which scheme
+//! was asked for and caches bearer tokens per scope set. A [`CredentialSource`] may run a
+//! `docker-credential-*` program, so it is only ever asked on the blocking pool, and never
+//! while the state lock is held.
+
+mod challenge;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+
+pub use challenge::Challenge;
+
+use crate::client::{is_loopback, read_capped};
+use crate::error::{RegistryError, Result};
+use crate::retry::RetryPolicy;
 
 /// A secret string whose `Debug` and `Display` never show it, so it cannot leak into logs,
 /// errors or `--json` output by accident.
@@ -75,76 +93,6 @@ impl CredentialSource for Anonymous {
     }
 }
 
-/// A parsed `WWW-Authenticate` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    /// `Basic realm="..."`.
-    Basic,
-    /// `Bearer realm="...",service="...",scope="..."`.
-    Bearer {
-        /// The token endpoint.
-        realm: String,
-        /// The service to ask a token for.
-        service: Option<String>,
-        /// The scope the registry suggested.
-        scope: Option<String>,
-    },
-}
-
-impl Challenge {
-    /// Parses a challenge; `None` for schemes ukpm does not speak.
-    pub fn parse(header: &str) -> Option<Challenge> {
-        let header = header.trim();
-        let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
-        let params = parse_params(rest);
-        match scheme.to_ascii_lowercase().as_str() {
-            "basic" => Some(Challenge::Basic),
-            "bearer" => Some(Challenge::Bearer {
-                realm: params.get("realm")?.clone(),
-                service: params.get("service").cloned(),
-                scope: params.get("scope").cloned(),
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// `key="value", key=value` pairs, with commas allowed inside quotes.
-fn parse_params(s: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(c) = chars.peek().copied() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        out.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
-    }
-    out
-}
-
 /// What an operation needs from a repository: the bearer-token scopes it asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope {
@@ -180,21 +128,21 @@ impl Scope {
 
 /// A bearer token and when it stops being usable.
 #[derive(Debug, Clone)]
-pub(crate) struct Token {
-    pub(crate) value: Secret,
-    pub(crate) expires: Instant,
+struct Token {
+    value: Secret,
+    expires: Instant,
 }
 
 /// How a registry wants to be authenticated, learnt from its challenges, and the tokens it gave.
 #[derive(Debug, Default)]
-pub(crate) struct AuthState {
-    pub(crate) challenge: Option<Challenge>,
-    pub(crate) tokens: HashMap<String, Token>,
+struct AuthState {
+    challenge: Option<Challenge>,
+    tokens: HashMap<String, Token>,
 }
 
 impl AuthState {
     /// A still-valid token for exactly these scopes.
-    pub(crate) fn token(&self, key: &str) -> Option<&Token> {
+    fn token(&self, key: &str) -> Option<&Token> {
         self.tokens
             .get(key)
             .filter(|t| t.expires > Instant::now() + Duration::from_secs(5))
@@ -209,31 +157,275 @@ pub(crate) fn scope_key(scopes: &[Scope]) -> String {
     parts.join(" ")
 }
 
+/// The authentication flow of a [`crate::Client`]: credentials, the challenge each registry
+/// sent, and the tokens it handed out.
+pub(crate) struct Authenticator {
+    http: reqwest::Client,
+    policy: RetryPolicy,
+    plain_http: Vec<String>,
+    credentials: Arc<dyn CredentialSource>,
+    state: Mutex<HashMap<String, AuthState>>,
+}
+
+impl Authenticator {
+    /// An authenticator fetching tokens with `http`, retried by `policy`; realms on
+    /// `plain_http` hosts are trusted with credentials like HTTPS ones.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        policy: RetryPolicy,
+        plain_http: Vec<String>,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> Authenticator {
+        Authenticator {
+            http,
+            policy,
+            plain_http,
+            credentials,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where credentials come from, for messages.
+    pub(crate) fn describe(&self, registry: &str) -> String {
+        self.credentials.describe(registry)
+    }
+
+    /// The credentials for `registry`, looked up on the blocking pool: a credential helper is
+    /// a program, and waiting for it must not stall the runtime's workers.
+    async fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+        let source = self.credentials.clone();
+        let host = registry.to_string();
+        tokio::task::spawn_blocking(move || source.credential(&host))
+            .await
+            .map_err(|source| RegistryError::CredentialLookup {
+                registry: registry.to_string(),
+                source,
+            })
+    }
+
+    /// The `Authorization` value for a request to `registry` needing `scopes`: nothing until
+    /// the registry has challenged, then Basic credentials or a bearer token for exactly these
+    /// scopes (fetched now if none is cached, saving the 401 round trip).
+    pub(crate) async fn authorization(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+    ) -> Result<Option<HeaderValue>> {
+        let Some(challenge) = self.with_state(registry, |state| state.challenge.clone()) else {
+            return Ok(None);
+        };
+        let credential = self.credential(registry).await?;
+        let value = match (challenge, credential) {
+            (Challenge::Basic, Some(Credential::Basic { username, password })) => basic(&username, &password),
+            (Challenge::Basic, _) => return Ok(None),
+            (Challenge::Bearer { .. }, Some(Credential::Bearer(token))) => bearer(&token),
+            (Challenge::Bearer { realm, service, .. }, credential) => {
+                let key = scope_key(scopes);
+                let cached = self.with_state(registry, |state| state.token(&key).map(|t| t.value.clone()));
+                let token = match cached {
+                    Some(token) => token,
+                    None => {
+                        self.fetch_token(registry, scopes, &realm, service.as_deref(), credential)
+                            .await?
+                    }
+                };
+                bearer(&token)
+            }
+        };
+        let mut header = HeaderValue::from_str(value.expose())
+            .map_err(|_| RegistryError::Config("a credential holds characters a header cannot".into()))?;
+        header.set_sensitive(true);
+        Ok(Some(header))
+    }
+
+    /// Takes in the challenges of a 401 (every `WWW-Authenticate` value): remembers the one
+    /// ukpm answers and fetches a token if it is a bearer one. `Ok(false)` when retrying cannot
+    /// help (no challenge ukpm speaks, or Basic with no Basic credentials).
+    pub(crate) async fn on_challenge(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        headers: &HeaderMap,
+    ) -> Result<bool> {
+        let values = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let Some(challenge) = Challenge::select(values) else {
+            return Ok(false);
+        };
+        let credential = self.credential(registry).await?;
+        let retry = match &challenge {
+            Challenge::Basic => matches!(credential, Some(Credential::Basic { .. })),
+            Challenge::Bearer { .. } => true,
+        };
+        self.with_state(registry, |state| {
+            state.challenge = Some(challenge.clone());
+            state.tokens.remove(&scope_key(scopes));
+        });
+        if let Challenge::Bearer { realm, service, .. } = challenge
+            && !matches!(credential, Some(Credential::Bearer(_)))
+        {
+            self.fetch_token(registry, scopes, &realm, service.as_deref(), credential)
+                .await?;
+        }
+        Ok(retry)
+    }
+
+    /// The error for a request the registry still refused: says whether credentials were
+    /// missing or refused, and where they came from.
+    pub(crate) async fn unauthorized(&self, registry: &str, what: &str) -> RegistryError {
+        let reason = match self.credential(registry).await {
+            Ok(Some(_)) => format!("the credentials from {} were refused", self.describe(registry)),
+            Ok(None) => format!(
+                "it needs credentials and {} has none for it",
+                self.describe(registry)
+            ),
+            Err(error) => return error,
+        };
+        RegistryError::Unauthorized {
+            registry: registry.to_string(),
+            what: what.to_string(),
+            reason,
+        }
+    }
+
+    /// Asks the token endpoint `realm` for a token for `scopes`, caches and returns it.
+    /// Credentials go to the realm only over HTTPS (or to loopback and `--plain-http` hosts).
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        scopes: &[Scope],
+        realm: &str,
+        service: Option<&str>,
+        credential: Option<Credential>,
+    ) -> Result<Secret> {
+        let key = scope_key(scopes);
+        let realm_url = url::Url::parse(realm).map_err(|_| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: format!("the token realm `{realm}` is not a URL"),
+        })?;
+        let secure = realm_url.scheme() == "https"
+            || realm_url
+                .host_str()
+                .is_some_and(|h| is_loopback(h) || self.plain_http.iter().any(|p| p == h));
+        let credential = if secure { credential } else { None };
+        let scope_strings: Vec<String> = scopes.iter().map(Scope::to_scope_string).collect();
+        let build = || match &credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", refresh.expose())
+                    .append_pair("client_id", "ukpm");
+                if let Some(service) = service {
+                    form.append_pair("service", service);
+                }
+                if !scope_strings.is_empty() {
+                    form.append_pair("scope", &scope_strings.join(" "));
+                }
+                self.http
+                    .post(realm_url.clone())
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.finish())
+            }
+            other => {
+                let mut url = realm_url.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    for scope in &scope_strings {
+                        query.append_pair("scope", scope);
+                    }
+                }
+                let request = self.http.get(url);
+                match other {
+                    Some(Credential::Basic { username, password }) => {
+                        request.header(AUTHORIZATION, basic(username, password).expose())
+                    }
+                    _ => request,
+                }
+            }
+        };
+        let what = format!("a token for {key}");
+        let response = self
+            .policy
+            .run(registry, &what, || async {
+                build().send().await.map_err(|source| RegistryError::Network {
+                    registry: registry.to_string(),
+                    source,
+                })
+            })
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized(registry, &what).await);
+        }
+        if !response.status().is_success() {
+            return Err(RegistryError::Protocol {
+                registry: registry.to_string(),
+                problem: format!("the token endpoint answered {}", response.status()),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let bytes = read_capped(response, 1 << 20, registry, "a token").await?;
+        let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
+            registry: registry.to_string(),
+            problem: "the token endpoint sent no JSON token".into(),
+        })?;
+        let value = parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| RegistryError::Protocol {
+                registry: registry.to_string(),
+                problem: "the token endpoint sent an empty token".into(),
+            })?;
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10));
+        self.with_state(registry, |state| {
+            state.tokens.insert(
+                key,
+                Token {
+                    value: value.clone(),
+                    expires: Instant::now() + lifetime,
+                },
+            );
+        });
+        Ok(value)
+    }
+
+    /// Runs `f` on the state of `registry` under the lock. `f` is synchronous, so the guard can
+    /// never be held across an `.await` or a credential lookup.
+    fn with_state<T>(&self, registry: &str, f: impl FnOnce(&mut AuthState) -> T) -> T {
+        let mut map = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(map.entry(registry.to_string()).or_default())
+    }
+}
+
+/// `Basic base64(user:password)`.
+fn basic(username: &str, password: &Secret) -> Secret {
+    use base64::Engine;
+    let raw = format!("{username}:{}", password.expose());
+    Secret::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
+}
+
+/// `Bearer TOKEN`.
+fn bearer(token: &Secret) -> Secret {
+    Secret::new(format!("Bearer {}", token.expose()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_bearer_challenges_with_commas_in_quotes() {
-        let c = Challenge::parse(
-            r#"Bearer realm="http://127.0.0.1:5081/token",service="test-registry",scope="repository:a/b:pull,push""#,
-        )
-        .unwrap();
-        assert_eq!(
-            c,
-            Challenge::Bearer {
-                realm: "http://127.0.0.1:5081/token".into(),
-                service: Some("test-registry".into()),
-                scope: Some("repository:a/b:pull,push".into()),
-            }
-        );
-        assert_eq!(
-            Challenge::parse(r#"Basic realm="basic-realm""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(Challenge::parse("Negotiate"), None);
-        assert_eq!(Challenge::parse("Bearer service=x"), None);
-    }
 
     #[test]
     fn secrets_never_print() {

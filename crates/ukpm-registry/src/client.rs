@@ -1,14 +1,16 @@
-//! The transport: scheme choice, authentication on challenge, retries with backoff.
+//! The transport: scheme choice, then every request through the retry policy
+//! ([`crate::retry`]) and the authentication flow ([`crate::auth`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::AUTHORIZATION;
 use reqwest::{Response, StatusCode};
 
-use crate::auth::{AuthState, Challenge, Credential, CredentialSource, Scope, Secret, Token, scope_key};
+use crate::auth::{Authenticator, CredentialSource, Scope};
 use crate::error::{ErrorCode, RegistryError, Result};
+use crate::retry::RetryPolicy;
 
 /// How the client talks to registries.
 #[derive(Debug, Clone)]
@@ -59,8 +61,8 @@ impl Default for ClientConfig {
 pub struct Client {
     pub(crate) http: reqwest::Client,
     config: Arc<ClientConfig>,
-    credentials: Arc<dyn CredentialSource>,
-    auth: Arc<Mutex<HashMap<String, AuthState>>>,
+    policy: RetryPolicy,
+    auth: Arc<Authenticator>,
     schemes: Arc<Mutex<HashMap<String, &'static str>>>,
     probing: Arc<tokio::sync::Mutex<()>>,
 }
@@ -94,11 +96,13 @@ impl Client {
             .tls_certs_merge(roots)
             .build()
             .map_err(|e| RegistryError::Config(e.to_string()))?;
+        let policy = RetryPolicy::from_config(&config);
+        let auth = Authenticator::new(http.clone(), policy, config.plain_http.clone(), credentials);
         Ok(Client {
             http,
             config: Arc::new(config),
-            credentials,
-            auth: Arc::new(Mutex::new(HashMap::new())),
+            policy,
+            auth: Arc::new(auth),
             schemes: Arc::new(Mutex::new(HashMap::new())),
             probing: Arc::new(tokio::sync::Mutex::new(())),
         })
@@ -191,24 +195,18 @@ impl Client {
         what: &str,
         build: Build<'_>,
     ) -> Result<Response> {
-        let quiet = ClientConfig {
-            retries: 0,
-            ..(*self.config).clone()
-        };
-        let once = Client {
-            http: self.http.clone(),
-            config: Arc::new(quiet),
-            credentials: self.credentials.clone(),
-            auth: self.auth.clone(),
-            schemes: self.schemes.clone(),
-            probing: self.probing.clone(),
-        };
-        once.send(registry, scopes, what, build).await
+        self.send_with(self.policy.once(), registry, scopes, what, build)
+            .await
     }
 
     /// Where credentials come from, for messages.
     pub fn describe_credentials(&self, registry: &str) -> String {
-        self.credentials.describe(registry)
+        self.auth.describe(registry)
+    }
+
+    /// The retry policy every request follows.
+    pub(crate) fn policy(&self) -> RetryPolicy {
+        self.policy
     }
 
     /// Sends a request built by `build`, authenticating when challenged and retrying
@@ -220,266 +218,51 @@ impl Client {
         what: &str,
         build: Build<'_>,
     ) -> Result<Response> {
-        let mut attempt = 0u32;
-        let mut challenged = false;
-        loop {
-            self.prepare_token(registry, scopes).await?;
-            let mut request = build(&self.http);
-            if let Some(value) = self.authorization(registry, scopes) {
-                let mut header = HeaderValue::from_str(value.expose()).map_err(|_| {
-                    RegistryError::Config("a credential holds characters a header cannot".into())
-                })?;
-                header.set_sensitive(true);
-                request = request.header(AUTHORIZATION, header);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(source) if attempt < self.config.retries && is_transient(&source) => {
-                    tracing::debug!(registry, what, error = %source, attempt, "retrying after a transport error");
-                    tokio::time::sleep(self.backoff(attempt, None)).await;
-                    attempt += 1;
-                    continue;
-                }
-                Err(source) => {
-                    return Err(RegistryError::Network {
-                        registry: registry.to_string(),
-                        source,
-                    });
-                }
-            };
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
-                let challenge = response
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Challenge::parse);
-                if !challenged && let Some(challenge) = challenge {
-                    challenged = true;
-                    if self.on_challenge(registry, scopes, challenge).await? {
-                        continue;
-                    }
-                }
-                return Err(self.unauthorized(registry, what));
-            }
-            if matches!(status.as_u16(), 429 | 502 | 503 | 504) && attempt < self.config.retries {
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                tracing::debug!(registry, what, %status, attempt, "retrying after a transient status");
-                tokio::time::sleep(self.backoff(attempt, retry_after)).await;
-                attempt += 1;
-                continue;
-            }
-            return Ok(response);
-        }
+        self.send_with(self.policy, registry, scopes, what, build).await
     }
 
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exponential = self.config.backoff.saturating_mul(1 << attempt.min(16));
-        retry_after.unwrap_or(exponential).min(self.config.max_backoff)
-    }
-
-    fn unauthorized(&self, registry: &str, what: &str) -> RegistryError {
-        let reason = match self.credentials.credential(registry) {
-            Some(_) => format!(
-                "the credentials from {} were refused",
-                self.credentials.describe(registry)
-            ),
-            None => format!(
-                "it needs credentials and {} has none for it",
-                self.credentials.describe(registry)
-            ),
-        };
-        RegistryError::Unauthorized {
-            registry: registry.to_string(),
-            what: what.to_string(),
-            reason,
-        }
-    }
-
-    /// Remembers a challenge; fetches a token if it is a bearer one. `Ok(false)` when retrying
-    /// cannot help (Basic with no credentials).
-    async fn on_challenge(&self, registry: &str, scopes: &[Scope], challenge: Challenge) -> Result<bool> {
-        let credential = self.credentials.credential(registry);
-        let retry = match &challenge {
-            Challenge::Basic => matches!(credential, Some(Credential::Basic { .. })),
-            Challenge::Bearer { .. } => true,
-        };
-        self.with_state(registry, |state| {
-            state.challenge = Some(challenge.clone());
-            state.tokens.remove(&scope_key(scopes));
-        });
-        if let Challenge::Bearer { realm, service, .. } = challenge {
-            self.fetch_token(registry, scopes, &realm, service.as_deref())
-                .await?;
-        }
-        Ok(retry)
-    }
-
-    /// Fetches a token up front when the registry is known to want one and none is cached for
-    /// these scopes, saving the 401 round trip.
-    async fn prepare_token(&self, registry: &str, scopes: &[Scope]) -> Result<()> {
-        let needed = self.with_state(registry, |state| match &state.challenge {
-            Some(Challenge::Bearer { realm, service, .. }) if state.token(&scope_key(scopes)).is_none() => {
-                Some((realm.clone(), service.clone()))
-            }
-            _ => None,
-        });
-        if let Some((realm, service)) = needed {
-            self.fetch_token(registry, scopes, &realm, service.as_deref())
-                .await?;
-        }
-        Ok(())
-    }
-
-    fn authorization(&self, registry: &str, scopes: &[Scope]) -> Option<Secret> {
-        let credential = self.credentials.credential(registry);
-        self.with_state(registry, |state| match &state.challenge {
-            Some(Challenge::Basic) => match credential {
-                Some(Credential::Basic { username, password }) => Some(basic(&username, &password)),
-                _ => None,
-            },
-            Some(Challenge::Bearer { .. }) => match credential {
-                Some(Credential::Bearer(token)) => Some(Secret::new(format!("Bearer {}", token.expose()))),
-                _ => state
-                    .token(&scope_key(scopes))
-                    .map(|t| Secret::new(format!("Bearer {}", t.value.expose()))),
-            },
-            None => None,
-        })
-    }
-
-    async fn fetch_token(
+    async fn send_with(
         &self,
+        policy: RetryPolicy,
         registry: &str,
         scopes: &[Scope],
-        realm: &str,
-        service: Option<&str>,
-    ) -> Result<()> {
-        let key = scope_key(scopes);
-        let credential = self.credentials.credential(registry);
-        if let Some(Credential::Bearer(_)) = credential {
-            return Ok(());
-        }
-        let realm_url = url::Url::parse(realm).map_err(|_| RegistryError::Protocol {
-            registry: registry.to_string(),
-            problem: format!("the token realm `{realm}` is not a URL"),
-        })?;
-        let secure = realm_url.scheme() == "https"
-            || realm_url
-                .host_str()
-                .is_some_and(|h| is_loopback(h) || self.config.plain_http.iter().any(|p| p == h));
-        let credential = if secure { credential } else { None };
-        let scope_strings: Vec<String> = scopes.iter().map(Scope::to_scope_string).collect();
-        let http = self.http.clone();
-        let build = move |_: &reqwest::Client| match &credential {
-            Some(Credential::IdentityToken(refresh)) => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token".to_string()),
-                    ("refresh_token", refresh.expose().to_string()),
-                    ("client_id", "ukpm".to_string()),
-                ];
-                if let Some(service) = service {
-                    form.push(("service", service.to_string()));
-                }
-                if !scope_strings.is_empty() {
-                    form.push(("scope", scope_strings.join(" ")));
-                }
-                let body = form
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", urlencode(v)))
-                    .collect::<Vec<_>>()
-                    .join("&");
-                http.post(realm_url.clone())
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            other => {
-                let mut url = realm_url.clone();
-                {
-                    let mut query = url.query_pairs_mut();
-                    if let Some(service) = service {
-                        query.append_pair("service", service);
+        what: &str,
+        build: Build<'_>,
+    ) -> Result<Response> {
+        let mut challenged = false;
+        loop {
+            // Asked once per round, outside the retries: a token request retries on its own,
+            // and its failure must not be retried again here.
+            let authorization = self.auth.authorization(registry, scopes).await?;
+            let response = policy
+                .run(registry, what, || {
+                    let mut request = build(&self.http);
+                    if let Some(value) = &authorization {
+                        request = request.header(AUTHORIZATION, value.clone());
                     }
-                    for scope in &scope_strings {
-                        query.append_pair("scope", scope);
+                    async move {
+                        request.send().await.map_err(|source| RegistryError::Network {
+                            registry: registry.to_string(),
+                            source,
+                        })
                     }
-                }
-                let request = http.get(url);
-                match other {
-                    Some(Credential::Basic { username, password }) => {
-                        request.header(AUTHORIZATION, basic(username, password).expose())
-                    }
-                    _ => request,
-                }
+                })
+                .await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
             }
-        };
-        let mut attempt = 0;
-        let response = loop {
-            match build(&self.http).send().await {
-                Ok(r)
-                    if matches!(r.status().as_u16(), 429 | 502 | 503 | 504)
-                        && attempt < self.config.retries => {}
-                Ok(r) => break r,
-                Err(e) if attempt < self.config.retries && is_transient(&e) => {}
-                Err(source) => {
-                    return Err(RegistryError::Network {
-                        registry: registry.to_string(),
-                        source,
-                    });
-                }
+            // One answer to a challenge; a second 401 means the credentials were refused.
+            if !challenged
+                && self
+                    .auth
+                    .on_challenge(registry, scopes, response.headers())
+                    .await?
+            {
+                challenged = true;
+                continue;
             }
-            tokio::time::sleep(self.backoff(attempt, None)).await;
-            attempt += 1;
-        };
-        if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
-            return Err(self.unauthorized(registry, &format!("a token for {key}")));
+            return Err(self.auth.unauthorized(registry, what).await);
         }
-        if !response.status().is_success() {
-            return Err(RegistryError::Protocol {
-                registry: registry.to_string(),
-                problem: format!("the token endpoint answered {}", response.status()),
-            });
-        }
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-            expires_in: Option<u64>,
-        }
-        let bytes = read_capped(response, 1 << 20, registry, "a token").await?;
-        let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
-            registry: registry.to_string(),
-            problem: "the token endpoint sent no JSON token".into(),
-        })?;
-        let value = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: registry.to_string(),
-                problem: "the token endpoint sent an empty token".into(),
-            })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10));
-        self.with_state(registry, |state| {
-            state.tokens.insert(
-                key,
-                Token {
-                    value: Secret::new(value),
-                    expires: Instant::now() + lifetime,
-                },
-            );
-        });
-        Ok(())
-    }
-
-    fn with_state<T>(&self, registry: &str, f: impl FnOnce(&mut AuthState) -> T) -> T {
-        let mut map = self.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(map.entry(registry.to_string()).or_default())
     }
 
     /// Turns an error response into a typed error, reading at most 64 KiB of its body.
@@ -539,23 +322,6 @@ pub(crate) async fn read_capped(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
-}
-
-fn basic(username: &str, password: &Secret) -> Secret {
-    use base64::Engine;
-    let raw = format!("{username}:{}", password.expose());
-    Secret::new(format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    ))
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn is_transient(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
 }
 
 /// Docker Hub's names all mean one host for transport.
@@ -630,22 +396,6 @@ mod tests {
         assert_eq!(
             client.base_url("reg.internal:5000").await,
             "http://reg.internal:5000/v2/"
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let client = Client::new(ClientConfig::default(), Arc::new(crate::Anonymous)).unwrap();
-        assert_eq!(client.backoff(0, None), Duration::from_millis(200));
-        assert_eq!(client.backoff(2, None), Duration::from_millis(800));
-        assert_eq!(client.backoff(10, None), Duration::from_secs(10));
-        assert_eq!(
-            client.backoff(0, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            client.backoff(0, Some(Duration::from_secs(3600))),
-            Duration::from_secs(10)
         );
     }
 }

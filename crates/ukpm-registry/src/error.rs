@@ -161,6 +161,16 @@ pub enum RegistryError {
         /// What was wrong.
         problem: String,
     },
+    /// Asking the credential source (a `docker-credential-*` helper, say) did not finish: it
+    /// panicked or the runtime shut down under it.
+    #[error("cannot look up the credentials for registry {registry}")]
+    CredentialLookup {
+        /// The registry host.
+        registry: String,
+        /// Why the lookup task ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// The client could not be set up (a bad CA file).
     #[error("cannot set up the registry client: {0}")]
     Config(String),

@@ -7,12 +7,15 @@
 //!
 //! - **Auth**: anonymous, Basic and Bearer. Credentials are sent only after the registry
 //!   challenges, tokens are requested for exactly the scopes a request needs (both repositories
-//!   for a mount) and cached per scope set until they expire. Secrets live in [`Secret`], whose
-//!   `Debug` and `Display` print `***`.
+//!   for a mount) and cached per scope set until they expire. When a registry offers several
+//!   schemes, Bearer is preferred over Basic. Credential sources (which may run a
+//!   `docker-credential-*` program) are asked on the blocking pool. Secrets live in [`Secret`],
+//!   whose `Debug` and `Display` print `***`.
 //! - **Transport**: HTTPS, except plain HTTP for loopback hosts and hosts named in
 //!   [`ClientConfig::plain_http`]. Redirects to another host never carry `Authorization`
-//!   (reqwest strips it). Connection errors, 429 (honouring `Retry-After`) and 502/503/504 are
-//!   retried with capped exponential backoff.
+//!   (reqwest strips it). Every request goes through one retry policy: connection errors, 429
+//!   and 502/503/504 are retried with capped exponential backoff, or after what `Retry-After`
+//!   asks (seconds or an HTTP date, capped too), rebuilding the request and its body each time.
 //! - **Errors**: the registry's error envelope becomes [`ErrorCode`]s.
 //!
 //! This crate must not depend on the store or on clap: callers decide where bytes go.
@@ -21,10 +24,13 @@ mod auth;
 mod client;
 mod error;
 mod ops;
+mod retry;
+mod upload;
 
 pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret};
 pub use client::{Client, ClientConfig, is_loopback, transport_host};
 pub use error::{ErrorCode, RegistryError, Result};
-pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT, PushOutcome};
+pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT};
 /// The request body type uploads take, so callers need not depend on reqwest.
 pub use reqwest::Body;
+pub use upload::PushOutcome;

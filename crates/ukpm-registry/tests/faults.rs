@@ -1,7 +1,8 @@
 //! The client against a registry that lies: an in-process HTTP/1.1 server written here (tokio,
 //! no framework) that answers `/v2/` with 200 and everything else from a script: wrong bytes,
 //! short and long bodies, endless manifests, missing `Location`, 429/503, dropped connections,
-//! redirects to another host and bearer challenges.
+//! redirects to another host, bearer challenges (several at once), `Retry-After` dates, and
+//! credential sources that must be asked off the runtime.
 //!
 //! Mocked because a real registry will not misbehave on cue (house rule 8).
 
@@ -982,4 +983,287 @@ async fn a_failed_chunk_resumes_from_where_the_session_stands() {
         .filter(|r| r.method == "GET" && r.path().contains("/blobs/uploads/"))
         .count();
     assert_eq!(status_queries, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One retry policy, Retry-After dates, several challenges, credential lookups off the runtime
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_streamed_body_is_rebuilt_for_a_retry_after_503() {
+    let content = blob(5_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let puts = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let puts = puts.clone();
+        move |request| match request.method.as_str() {
+            "HEAD" => Reply::status(404),
+            "POST" => Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/s-1")),
+            // A date long past: retry at once.
+            "PUT" if puts.fetch_add(1, Ordering::SeqCst) == 0 => {
+                Reply::status(503).header("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT")
+            }
+            "PUT" => Reply::status(201),
+            _ => Reply::status(500),
+        }
+    })
+    .await;
+    let client = anonymous(2);
+    let built = Arc::new(AtomicUsize::new(0));
+    let body = Bytes::from(content.clone());
+    let factory = {
+        let built = built.clone();
+        move |offset: u64, len: u64| {
+            built.fetch_add(1, Ordering::SeqCst);
+            // A stream of small pieces, spent once sent: only a rebuilt body can go again.
+            let whole = body.slice(offset as usize..(offset + len) as usize);
+            let pieces: Vec<Result<Bytes, std::io::Error>> = whole
+                .chunks(700)
+                .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                .collect();
+            reqwest::Body::wrap_stream(futures_util::stream::iter(pieces))
+        }
+    };
+    let started = Instant::now();
+    let outcome = within(client.push_blob(&tagged(&fake), &descriptor, None, &factory))
+        .await
+        .expect("the upload succeeds on retry");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "a past Retry-After date means now"
+    );
+    assert_eq!(built.load(Ordering::SeqCst), 2, "one body per attempt");
+    let puts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2);
+    for put in puts {
+        assert!(put.body == content, "a retried PUT must carry the whole body");
+    }
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let bytes = manifest("a date");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        let calls = calls.clone();
+        move |_| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => {
+                // Whole seconds: two from now is at least one and a bit from now.
+                let when = std::time::SystemTime::now() + Duration::from_secs(2);
+                Reply::status(503).header("Retry-After", &httpdate::fmt_http_date(when))
+            }
+            _ => manifest_reply(&bytes),
+        }
+    })
+    .await;
+    let client = anonymous(3);
+    let started = Instant::now();
+    let fetched = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("success after one retry");
+    assert_eq!(fetched.bytes, bytes);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "the Retry-After date was not honoured (retried after {:?})",
+        started.elapsed()
+    );
+    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 2);
+}
+
+#[tokio::test]
+async fn retry_after_is_capped_by_max_backoff() {
+    let bytes = manifest("capped");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        let calls = calls.clone();
+        move |_| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(429).header("Retry-After", "3600"),
+            1 => Reply::status(429).header("Retry-After", "whenever"),
+            _ => manifest_reply(&bytes),
+        }
+    })
+    .await;
+    let client = Client::new(
+        ClientConfig {
+            max_backoff: Duration::from_millis(50),
+            ..config(3)
+        },
+        Arc::new(Anonymous),
+    )
+    .unwrap();
+    let started = Instant::now();
+    within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("success after two retries");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an hour's Retry-After must be capped (took {:?})",
+        started.elapsed()
+    );
+    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 3);
+}
+
+/// A registry offering Basic and Bearer, in one header or in two: the client takes Bearer.
+async fn bearer_is_preferred(split: bool) {
+    let bytes = manifest("several challenges");
+    let fake = Fake::start({
+        let bytes = bytes.clone();
+        move |request| {
+            if request.path() == "/token" {
+                return Reply::ok(r#"{"token":"t-1"}"#);
+            }
+            match request.header("authorization") {
+                Some("Bearer t-1") => manifest_reply(&bytes),
+                _ => {
+                    let host = request.header("host").unwrap_or_default();
+                    let basic = r#"Basic realm="a, \"quoted\" realm""#;
+                    let bearer = format!(
+                        r#"Bearer realm="http://{host}/token",service="fake, registry",scope="repository:{REPO}:pull,push""#
+                    );
+                    let reply = Reply::status(401);
+                    if split {
+                        reply
+                            .header("WWW-Authenticate", basic)
+                            .header("WWW-Authenticate", "Newfangled")
+                            .header("WWW-Authenticate", &bearer)
+                    } else {
+                        reply.header("WWW-Authenticate", &format!("Newfangled, {basic}, {bearer}"))
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let client = with_basic(&fake.host(), "bob", "pw");
+    let fetched = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("pull with a token");
+    assert_eq!(fetched.bytes, bytes);
+    let tokens = fake.requests_to("/token");
+    assert_eq!(tokens.len(), 1, "{tokens:#?}");
+    assert_eq!(tokens[0].query("service"), ["fake, registry"]);
+    assert!(
+        tokens[0]
+            .header("authorization")
+            .is_some_and(|v| v.starts_with("Basic ")),
+        "the password goes to the token endpoint only"
+    );
+    let pulls = fake.requests_to(&manifest_path("v1"));
+    assert!(
+        pulls
+            .iter()
+            .all(|r| !r.header("authorization").is_some_and(|v| v.starts_with("Basic "))),
+        "the registry itself never gets the password: {pulls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn bearer_is_preferred_among_challenges_in_one_header() {
+    bearer_is_preferred(false).await;
+}
+
+#[tokio::test]
+async fn bearer_is_preferred_among_challenge_header_lines() {
+    bearer_is_preferred(true).await;
+}
+
+/// Basic credentials that note which thread was asked for them.
+struct Watched {
+    threads: Mutex<Vec<std::thread::ThreadId>>,
+    panic: bool,
+}
+
+impl CredentialSource for Watched {
+    fn credential(&self, _registry: &str) -> Option<Credential> {
+        self.threads.lock().unwrap().push(std::thread::current().id());
+        assert!(!self.panic, "a credential helper that crashes");
+        Some(Credential::Basic {
+            username: "u".into(),
+            password: Secret::new("p"),
+        })
+    }
+}
+
+fn basic_challenge(bytes: Vec<u8>) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
+    move |request| match request.header("authorization") {
+        Some(v) if v.starts_with("Basic ") => manifest_reply(&bytes),
+        _ => Reply::status(401).header("WWW-Authenticate", r#"Basic realm="r""#),
+    }
+}
+
+#[tokio::test]
+async fn credential_sources_are_asked_off_the_runtime_thread() {
+    let bytes = manifest("helper");
+    let fake = Fake::start(basic_challenge(bytes.clone())).await;
+    let source = Arc::new(Watched {
+        threads: Mutex::new(Vec::new()),
+        panic: false,
+    });
+    let client = Client::new(config(0), source.clone()).unwrap();
+    let fetched = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect("pull with Basic credentials");
+    assert_eq!(fetched.bytes, bytes);
+    let threads = source.threads.lock().unwrap().clone();
+    assert!(!threads.is_empty(), "the source was never asked");
+    // This test's runtime runs on this thread alone: a lookup here would block it.
+    let runtime = std::thread::current().id();
+    assert!(
+        threads.iter().all(|t| *t != runtime),
+        "a credential lookup ran on the runtime's thread"
+    );
+}
+
+#[tokio::test]
+async fn a_crashed_credential_lookup_keeps_its_cause() {
+    let fake = Fake::start(basic_challenge(manifest("crash"))).await;
+    let source = Arc::new(Watched {
+        threads: Mutex::new(Vec::new()),
+        panic: true,
+    });
+    let client = Client::new(config(0), source).unwrap();
+    let err = within(client.get_manifest(&tagged(&fake)))
+        .await
+        .expect_err("the lookup crashed");
+    assert!(matches!(err, RegistryError::CredentialLookup { .. }), "{err:?}");
+    let cause = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<tokio::task::JoinError>())
+        .expect("the join error is the cause");
+    assert!(cause.is_panic());
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_retried_by_the_policy_once_over() {
+    let fake = Fake::start(|request| {
+        if request.path() == "/token" {
+            return Reply::hang_up();
+        }
+        let host = request.header("host").unwrap_or_default();
+        Reply::status(401).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="http://{host}/token",service="svc""#),
+        )
+    })
+    .await;
+    let retries = 2;
+    let client = anonymous(retries);
+    // The first pull learns the challenge from a 401; the second asks for a token up front.
+    for pulls in 1..=2 {
+        let err = within(client.get_manifest(&tagged(&fake)))
+            .await
+            .expect_err("no token, no manifest");
+        assert!(err.is_network(), "{err:?}");
+        assert_eq!(
+            fake.requests_to("/token").len(),
+            pulls * (retries as usize + 1),
+            "token requests are retried by the one policy, not once more per registry attempt"
+        );
+    }
 }
