@@ -104,10 +104,10 @@ impl UkpmCommand {
         self.spawn().wait()
     }
 
-    /// Runs to completion or until `deadline` has passed since it started, when it is killed
-    /// and [`Outcome::timed_out`] says so: a hang fails the test instead of stalling the run.
-    pub fn run_within(self, deadline: Duration) -> Outcome {
-        self.spawn().wait_within(deadline)
+    /// Runs to completion or until `timeout` has passed, when it is killed and
+    /// [`Outcome::timed_out`] says so: a hang fails the test instead of stalling the run.
+    pub fn run_within(self, timeout: Duration) -> Outcome {
+        self.spawn().wait_within(timeout)
     }
 
     /// Starts the program without waiting, so several can run at the same moment, or so the
@@ -205,11 +205,10 @@ impl Running {
         self.finish(status, false)
     }
 
-    /// Waits until it ends or `deadline` has passed since it started; then kills it (SIGKILL)
-    /// and the outcome says it [timed out](Outcome::timed_out).
-    pub fn wait_within(mut self, deadline: Duration) -> Outcome {
-        let left = deadline.saturating_sub(self.started.elapsed());
-        let ended = poll_until(left, || self.child.try_wait().ok().flatten()).is_some();
+    /// Waits until it ends or `timeout` has passed (from now); then kills it (SIGKILL) and the
+    /// outcome says it [timed out](Outcome::timed_out).
+    pub fn wait_within(mut self, timeout: Duration) -> Outcome {
+        let ended = poll_until(timeout, || self.child.try_wait().ok().flatten()).is_some();
         if !ended {
             let _ = self.child.kill();
         }
@@ -260,7 +259,7 @@ pub struct Outcome {
     pub code: i32,
     /// The signal that ended it, if one did (9 when it was killed).
     pub signal: Option<i32>,
-    /// It was still running at its deadline ([`Running::wait_within`]) and was killed: it hung.
+    /// It was still running at the end of [`Running::wait_within`] and was killed: it hung.
     pub timed_out: bool,
     /// From its start to its end.
     pub elapsed: Duration,
@@ -297,10 +296,10 @@ impl Outcome {
         text
     }
 
-    /// Panics, showing the command and its output, unless it exited 0.
+    /// Panics, showing the command and its output, unless it exited 0 without a panic.
     #[track_caller]
     pub fn assert_success(&self) -> &Self {
-        if self.code != 0 {
+        if !self.succeeded() {
             panic!("expected `{}` to succeed\n{}", self.command, self.snapshot_text());
         }
         self
