@@ -8,17 +8,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::UKPM;
-use ukpm_test::TestEnv;
+use common::ukpm;
 use ukpm_test::proxy::{Faults, Proxy, Stats, XorShift, test_seed};
 use ukpm_test::registry::Registry;
+use ukpm_test::{Outcome, Running, TestEnv, sha256_hex, wait_for, wait_until};
 
 /// Operations of the soak test.
 const SOAK_OPS: usize = 200;
@@ -36,190 +34,46 @@ const MIB: u64 = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // Processes under a deadline
 
-/// A `ukpm` process the test can wait for with a deadline, interrupt or kill. Its output goes to
-/// files, so nothing blocks on a full pipe. The environment is as clean as [`TestEnv::command`]'s.
-struct Proc {
-    child: Child,
-    shown: String,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
+/// Starts `ukpm ARGS` with the harness's clean environment, to signal or kill it while it runs.
+fn start(env: &TestEnv, args: &[&str]) -> Running {
+    ukpm(env).args(args).spawn()
 }
 
-/// How a [`Proc`] ended.
-#[derive(Debug)]
-struct Done {
-    shown: String,
-    /// The exit code; `None` when a signal ended it.
-    code: Option<i32>,
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    /// It was still running at its deadline and was killed.
-    timed_out: bool,
+/// Runs `ukpm ARGS` to its end or its deadline (then it is killed and counts as hung).
+fn run(env: &TestEnv, args: &[&str], deadline: Duration) -> Outcome {
+    ukpm(env).args(args).run_within(deadline)
 }
 
-fn start(env: &TestEnv, args: &[&str]) -> Proc {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let logs = env.path("logs");
-    fs_err::create_dir_all(&logs).unwrap();
-    let out = logs.join(format!("{n}.out"));
-    let err = logs.join(format!("{n}.err"));
-    let mut command = Command::new(UKPM);
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.root())
-        .env("XDG_DATA_HOME", env.path("xdg"))
-        .env("UKPM_STORE", env.store())
-        .env("LANG", "C")
-        .current_dir(env.root())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(fs_err::File::create(&out).unwrap().into_file()))
-        .stderr(Stdio::from(fs_err::File::create(&err).unwrap().into_file()));
-    let shown = format!("ukpm {}", args.join(" "));
-    let child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e}"));
-    Proc {
-        child,
-        shown,
-        out,
-        err,
-        started: Instant::now(),
-    }
-}
-
-/// Runs `ukpm ARGS` to its end or its deadline.
-fn run(env: &TestEnv, args: &[&str], deadline: Duration) -> Done {
-    start(env, args).wait_for(deadline)
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Whether it has ended (without reaping it twice: `try_wait` caches the status).
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits until it ends or `deadline` passes; then kills it (SIGKILL) and says so.
-    fn wait_for(mut self, deadline: Duration) -> Done {
-        let end = self.started + deadline;
-        let mut timed_out = false;
-        while self.running() {
-            if Instant::now() >= end {
-                timed_out = true;
-                let _ = self.child.kill();
-                break;
+/// The last `caused by:` line of an error (else its `error:` line), with the digests, addresses
+/// and byte counts that make each one unique written `#` (status codes stay), to count failures
+/// by kind.
+fn cause(done: &Outcome) -> String {
+    let line = done
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("caused by: "))
+        .or_else(|| done.stderr.lines().find_map(|l| l.strip_prefix("error: ")))
+        .unwrap_or("(no message)");
+    let mut out = String::new();
+    let mut digits = false;
+    for word in line.split_inclusive([' ', ':', '/', '@']) {
+        let (body, sep) = word.split_at(word.len() - word.ends_with([' ', ':', '/', '@']) as usize);
+        let number = !body.is_empty() && body.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let hex = body.len() >= 12 && body.chars().all(|c| c.is_ascii_hexdigit());
+        let generic = hex || (number && (body.len() >= 5 || body.contains('.')));
+        if generic {
+            if !digits {
+                out.push('#');
             }
-            std::thread::sleep(Duration::from_millis(10));
+            digits = true;
+        } else {
+            out.push_str(body);
+            digits = false;
         }
-        self.finish(timed_out)
+        out.push_str(sep);
     }
-
-    /// SIGKILL now.
-    fn kill(mut self) -> Done {
-        let _ = self.child.kill();
-        self.finish(false)
-    }
-
-    /// SIGINT, as Ctrl-C in a terminal sends, through kill(1).
-    fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .expect("cannot run kill(1)");
-        assert!(status.success(), "kill -INT {} failed", self.pid());
-    }
-
-    fn finish(mut self, timed_out: bool) -> Done {
-        let status = self.child.wait().expect("cannot wait for ukpm");
-        Done {
-            shown: self.shown,
-            code: status.code(),
-            signal: status.signal(),
-            stdout: fs_err::read_to_string(&self.out).unwrap_or_default(),
-            stderr: fs_err::read_to_string(&self.err).unwrap_or_default(),
-            elapsed: self.started.elapsed(),
-            timed_out,
-        }
-    }
-}
-
-impl Done {
-    fn panicked(&self) -> bool {
-        self.stderr.contains("panicked at") || self.stderr.contains("RUST_BACKTRACE")
-    }
-
-    /// Exit 1 with an `error:` line, the way ukpm reports a failure, and no panic.
-    fn failed_cleanly(&self) -> bool {
-        self.code == Some(1) && self.stderr.lines().any(|l| l.starts_with("error:")) && !self.panicked()
-    }
-
-    fn succeeded(&self) -> bool {
-        self.code == Some(0) && !self.panicked()
-    }
-
-    /// The last `caused by:` line of an error (else its `error:` line), with the digests,
-    /// addresses and byte counts that make each one unique written `#` (status codes stay), to
-    /// count failures by kind.
-    fn cause(&self) -> String {
-        let line = self
-            .stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("caused by: "))
-            .or_else(|| self.stderr.lines().find_map(|l| l.strip_prefix("error: ")))
-            .unwrap_or("(no message)");
-        let mut out = String::new();
-        let mut digits = false;
-        for word in line.split_inclusive([' ', ':', '/', '@']) {
-            let (body, sep) = word.split_at(word.len() - word.ends_with([' ', ':', '/', '@']) as usize);
-            let number = !body.is_empty() && body.chars().all(|c| c.is_ascii_digit() || c == '.');
-            let hex = body.len() >= 12 && body.chars().all(|c| c.is_ascii_hexdigit());
-            let generic = hex || (number && (body.len() >= 5 || body.contains('.')));
-            if generic {
-                if !digits {
-                    out.push('#');
-                }
-                digits = true;
-            } else {
-                out.push_str(body);
-                digits = false;
-            }
-            out.push_str(sep);
-        }
-        out
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "`{}` ended with code {:?} signal {:?} after {:.1?}{}\n--- stdout\n{}--- stderr\n{}",
-            self.shown,
-            self.code,
-            self.signal,
-            self.elapsed,
-            if self.timed_out {
-                " (killed at its deadline: hung)"
-            } else {
-                ""
-            },
-            self.stdout,
-            self.stderr
-        )
-    }
-
-    #[track_caller]
-    fn assert_success(&self) -> &Done {
-        assert!(self.succeeded(), "expected success: {}", self.describe());
-        self
-    }
+    out
 }
 
 /// `ukpm fsck` of a store: `Ok` when it is whole, else what went wrong.
@@ -388,7 +242,7 @@ impl Soak<'_> {
             }
         } else if pull.failed_cleanly() {
             match fsck(self.env, store) {
-                Ok(()) => Verdict::FailedCleanly(pull.cause()),
+                Ok(()) => Verdict::FailedCleanly(cause(&pull)),
                 Err(e) => Verdict::Corrupted(format!("after a failed pull ({}): {e}", pull.stderr.trim())),
             }
         } else {
@@ -472,7 +326,7 @@ impl Soak<'_> {
             }
         } else if push.failed_cleanly() {
             match fsck(self.env, store) {
-                Ok(()) => Verdict::FailedCleanly(push.cause()),
+                Ok(()) => Verdict::FailedCleanly(cause(&push)),
                 Err(e) => Verdict::Corrupted(format!("after a failed push: {e}")),
             }
         } else {
@@ -662,32 +516,64 @@ fn big_kernel(len: u64, seed: u64) -> Vec<u8> {
 /// Waits until the proxy has forwarded `at_least` more bytes (down, or up for uploads) than
 /// `since` while `proc` runs; fails if it ends first or takes longer than a minute. Counting at
 /// the proxy, not in the store, keeps the test free of how ukpm lays out a partial download.
-fn wait_for_bytes(proc: &mut Proc, proxy: &Proxy, up: bool, since: u64, at_least: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+fn wait_for_bytes(proc: &mut Running, proxy: &Proxy, up: bool, since: u64, at_least: u64) {
+    let what = format!("`{}` to move {at_least} bytes through the proxy", proc.command());
+    wait_until(&what, Duration::from_secs(60), || {
         let stats = proxy.stats();
         let moved = if up { stats.bytes_up } else { stats.bytes_down } - since;
-        if moved >= at_least {
-            return;
-        }
         assert!(
-            proc.running(),
+            moved >= at_least || proc.is_running(),
             "`{}` ended after moving {moved} of the {at_least} bytes the test waits for",
-            proc.shown
+            proc.command()
         );
-        assert!(
-            Instant::now() < deadline,
-            "`{}` moved only {moved} of {at_least} bytes within a minute",
-            proc.shown
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        moved >= at_least
+    });
 }
 
-/// How long a held proxy waits for a pull to write down what it received before the kill.
-const SETTLE: Duration = Duration::from_millis(1500);
+/// The state letter (`R`, `S`, `D`, `T`...) and CPU time (clock ticks) of each thread of a
+/// process, from `/proc/PID/task/*/stat`; empty when it is gone.
+fn threads(pid: u32) -> Vec<(char, u64)> {
+    let Ok(tasks) = fs_err::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| fs_err::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // The name in parentheses may hold spaces; the fields after it do not.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let state = fields.first()?.chars().next()?;
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some((state, utime + stime))
+        })
+        .collect()
+}
 
-/// Bytes a killed pull may have received and yet not written down in [`SETTLE`]: slack.
+/// Waits until the held `proxy` has nothing in flight (every byte it counted was read by the
+/// client) and `proc` is idle: every thread asleep and no CPU time spent over several polls in a
+/// row, so it has written down whatever it will of what it received. Only then does killing it
+/// lose nothing but what it keeps in memory by design, which [`LOST_PER_KILL`] allows for.
+fn settle(proxy: &Proxy, proc: &Running) {
+    proxy.wait_drained(Duration::from_secs(20));
+    let (mut last, mut quiet) = (None, 0);
+    wait_until(
+        &format!("`{}` to go idle after the proxy was held", proc.command()),
+        Duration::from_secs(20),
+        || {
+            let threads = threads(proc.pid());
+            let asleep = !threads.is_empty() && threads.iter().all(|(state, _)| *state == 'S');
+            let cpu: u64 = threads.iter().map(|(_, ticks)| ticks).sum();
+            quiet = if asleep && last == Some(cpu) { quiet + 1 } else { 0 };
+            last = Some(cpu);
+            quiet >= 5
+        },
+    );
+}
+
+/// Bytes a killed pull may have received and not written down even when it is idle (what it
+/// keeps in memory by design): slack.
 const LOST_PER_KILL: u64 = MIB / 2;
 
 /// Issue "nothing lost, ever", item 1: a pull of a 48 MiB layer (large enough for parallel
@@ -738,7 +624,7 @@ fn pull_killed_three_times(kernel_len: u64, step: u64, seed: u64) {
         wait_for_bytes(&mut pull, &proxy, false, before, step);
         // Let what is in flight land, so that the proxy's count is what the pull received.
         proxy.hold(true);
-        std::thread::sleep(SETTLE);
+        settle(&proxy, &pull);
         let done = pull.kill();
         proxy.hold(false);
         assert_eq!(done.signal, Some(9), "{}", done.describe());
@@ -776,24 +662,28 @@ fn pull_killed_three_times(kernel_len: u64, step: u64, seed: u64) {
     assert!(unpacked == kernel, "the resumed pull unpacks other bytes");
 }
 
-/// Sends SIGINT to a running `ukpm` and checks it exits 130 within [`INTERRUPT_DEADLINE`],
-/// without a panic, leaving the store whole.
-fn interrupt(env: &TestEnv, proc: Proc, what: &str) {
-    let sent = Instant::now();
-    proc.interrupt();
-    let deadline = sent.duration_since(proc.started) + INTERRUPT_DEADLINE;
-    let done = proc.wait_for(deadline);
+/// Sends SIGINT to a `ukpm` that is still running and checks it exits 130 within
+/// [`INTERRUPT_DEADLINE`], without a panic, leaving the store whole. A process that already
+/// ended fails the test: an interrupt that came too late proves nothing.
+fn interrupt(env: &TestEnv, mut proc: Running, what: &str) {
+    assert!(
+        proc.is_running(),
+        "the {what} ended before it could be interrupted: {}",
+        proc.kill().describe()
+    );
+    proc.signal("INT");
+    expect_interrupted(env, proc, what);
+}
+
+/// Waits for a process sent SIGINT and checks it exited 130 within [`INTERRUPT_DEADLINE`],
+/// without a panic, leaving a store that fsck finds whole.
+fn expect_interrupted(env: &TestEnv, proc: Running, what: &str) {
+    let done = proc.wait_within(INTERRUPT_DEADLINE);
     eprintln!(
-        "SIGINT during a {what}: exited {:?} after {:.2?}",
-        done.code,
-        sent.elapsed()
+        "SIGINT during a {what}: exited {} after {:.2?}",
+        done.code, done.elapsed
     );
-    assert_eq!(
-        done.code,
-        Some(130),
-        "SIGINT during a {what}: {}",
-        done.describe()
-    );
+    assert_eq!(done.code, 130, "SIGINT during a {what}: {}", done.describe());
     assert!(!done.panicked(), "{}", done.describe());
     fsck(env, &env.store()).unwrap_or_else(|e| panic!("after SIGINT during a {what}: {e}"));
 }
@@ -801,8 +691,10 @@ fn interrupt(env: &TestEnv, proc: Proc, what: &str) {
 /// How long ukpm may take to exit after SIGINT.
 const INTERRUPT_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Issue "nothing lost, ever", item 7: Ctrl-C in the middle of a pull, a pack and a push exits
-/// 130, leaves a store that fsck finds whole, and the same command run again completes.
+/// Issue "nothing lost, ever", item 7: Ctrl-C in the middle of a pull and a push exits 130,
+/// leaves a store that fsck finds whole, and the same command run again completes. Each is
+/// interrupted after the proxy counted 4 MiB of a 24 MiB transfer capped at a few MiB/s, so it
+/// is provably still running; one that ended first fails the test.
 #[test]
 fn ctrl_c_exits_130_and_leaves_the_store_whole() {
     let env = TestEnv::new();
@@ -835,26 +727,22 @@ fn ctrl_c_exits_130_and_leaves_the_store_whole() {
     // A push of a fresh image, slowed on the way up.
     let fresh = big_kernel(24 * MIB, 0x5EED_0003);
     env.write("fresh/kernel", &fresh, 0o755);
-    let pack_args = [
-        "-q",
-        "pack",
-        "unikraft.org/fresh:v1",
-        "--kernel",
-        "fresh/kernel",
-        "--arch",
-        "x86_64",
-        "--plat",
-        "qemu",
-    ];
-    // First a pack, interrupted while it hashes and copies 24 MiB (most of a second).
-    let mut pack = start(&env, &pack_args);
-    std::thread::sleep(Duration::from_millis(150));
-    if pack.running() {
-        interrupt(&env, pack, "pack");
-    } else {
-        eprintln!("the pack finished before it could be interrupted");
-    }
-    run(&env, &pack_args, LOCAL_DEADLINE).assert_success();
+    run(
+        &env,
+        &[
+            "-q",
+            "pack",
+            "unikraft.org/fresh:v1",
+            "--kernel",
+            "fresh/kernel",
+            "--arch",
+            "x86_64",
+            "--plat",
+            "qemu",
+        ],
+        LOCAL_DEADLINE,
+    )
+    .assert_success();
     let up = Proxy::start(registry.host(), Faults::none().upload_rate_limit(SLOW));
     let target = format!("{}/faults/fresh:v1", up.addr());
     let mut push = start(&env, &["-q", "push", "unikraft.org/fresh:v1", "--to", &target]);
@@ -880,6 +768,114 @@ fn ctrl_c_exits_130_and_leaves_the_store_whole() {
         "the push after Ctrl-C left other bytes in the registry"
     );
 }
+
+/// The temp files of blobs being written (`ingest/blob-*`), with their sizes.
+fn blobs_being_written(store: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = fs_err::read_dir(store.join("ingest")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let len = e.metadata().ok()?.len();
+            name.starts_with("blob-").then_some((name, len))
+        })
+        .collect()
+}
+
+/// Issue "nothing lost, ever", item 7, for a pack: Ctrl-C while a pack is writing its kernel
+/// layer exits 130 and changes nothing in the store: the same references, the same blobs, each
+/// still its digest. The pack is caught in the act: the test waits until its temp file in
+/// `ingest/` holds part of the layer, freezes it there (SIGSTOP), checks the file is still
+/// shorter than the kernel, and only then sends SIGINT and lets it go on (SIGCONT). A pack that
+/// ended or finished its layer before the signal fails the test instead of passing unchecked.
+#[test]
+fn ctrl_c_interrupts_a_running_pack_and_changes_nothing() {
+    let env = TestEnv::new();
+    let store = env.store();
+    let pack_args = |name: &'static str, kernel: &'static str| {
+        [
+            "-q", "pack", name, "--kernel", kernel, "--arch", "x86_64", "--plat", "qemu",
+        ]
+    };
+    env.write("small/kernel", big_kernel(64 * 1024, 0x5EED_0006), 0o755);
+    run(
+        &env,
+        &pack_args("unikraft.org/before:v1", "small/kernel"),
+        LOCAL_DEADLINE,
+    )
+    .assert_success();
+    let index_before = env.read("store/index.json");
+    let blobs_before = env.blob_names("store");
+
+    let kernel = big_kernel(PACK_KERNEL, 0x5EED_0007);
+    env.write("big/kernel", &kernel, 0o755);
+    let args = pack_args("unikraft.org/big:v1", "big/kernel");
+    let mut pack = start(&env, &args);
+    let (temp, _) = wait_for(
+        "the pack to start writing its kernel layer into ingest/",
+        LOCAL_DEADLINE,
+        || {
+            assert!(
+                pack.is_running(),
+                "the pack ended before it wrote its kernel layer"
+            );
+            blobs_being_written(&store).into_iter().find(|(_, len)| *len > 0)
+        },
+    );
+    pack.signal("STOP");
+    wait_until("the pack to stop", Duration::from_secs(10), || {
+        let threads = threads(pack.pid());
+        !threads.is_empty() && threads.iter().all(|(state, _)| *state == 'T')
+    });
+    let written = fs_err::metadata(store.join("ingest").join(&temp))
+        .unwrap_or_else(|e| panic!("the frozen pack's temp file is gone: {e}"))
+        .len();
+    assert!(
+        written < PACK_KERNEL,
+        "the pack had written {written} bytes of its {PACK_KERNEL}-byte kernel before it stopped: \
+         it was not caught in the middle"
+    );
+    eprintln!("the pack is frozen after writing {written} of {PACK_KERNEL} bytes");
+    assert!(pack.is_running(), "a stopped process has not ended");
+    pack.signal("INT");
+    pack.signal("CONT");
+    expect_interrupted(&env, pack, "pack");
+
+    assert!(
+        env.read("store/index.json") == index_before,
+        "an interrupted pack changed the references"
+    );
+    let blobs = env.blob_names("store");
+    assert_eq!(blobs, blobs_before, "an interrupted pack left blobs behind");
+    for hex in &blobs {
+        assert_eq!(
+            &sha256_hex(env.blob("store", hex)),
+            hex,
+            "blob {hex} does not hash to its name"
+        );
+    }
+    let listed = run(&env, &["--json", "ls"], LOCAL_DEADLINE);
+    listed.assert_success();
+    let names: Vec<String> = listed.json()["packages"]
+        .as_array()
+        .expect("ls --json lists packages")
+        .iter()
+        .filter_map(|p| p["reference"].as_str().map(String::from))
+        .collect();
+    assert_eq!(names, ["unikraft.org/before:v1"]);
+
+    // The same pack run again completes, with the bytes given.
+    run(&env, &args, LOCAL_DEADLINE).assert_success();
+    fsck(&env, &store).unwrap();
+    let (unpacked, _) = unpack(&env, &store, "unikraft.org/big:v1", &env.path("out")).unwrap();
+    assert!(unpacked == kernel, "the pack after Ctrl-C unpacks other bytes");
+}
+
+/// The kernel an interrupted pack packs: large enough that writing its layer lasts long past
+/// the moment the test sees it start.
+const PACK_KERNEL: u64 = 64 * MIB;
 
 /// The name (hex digest) and bytes of the largest blob of a store: a one-kernel image's layer.
 fn largest_blob_bytes(store: &Path) -> (String, Vec<u8>) {

@@ -19,6 +19,8 @@ fn the_same_inputs_give_the_same_digests() {
         out.stdout
     };
     let once = run(&first);
+    // This sleep is the behaviour under test, not synchronisation: the second pack runs in
+    // another second of the clock, which a timestamp with one-second precision would show.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = run(&first);
     let second = TestEnv::new();

@@ -16,13 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::UKPM;
 use ukpm_test::proxy::{XorShift, test_seed};
 use ukpm_test::registry::Registry;
-use ukpm_test::{TestEnv, require_program};
+use ukpm_test::{Outcome, TestEnv, require_program};
 
 /// Past this, a process counts as hung, and is killed.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -33,88 +32,10 @@ const NAMES: [&str; 3] = ["app0", "app1", "app2"];
 const TAGS: [&str; 2] = ["tag0", "tag1"];
 const ARCHS: [&str; 2] = ["x86_64", "arm64"];
 
-/// How a `ukpm` process ended.
-struct Done {
-    shown: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    timed_out: bool,
-}
-
-impl Done {
-    fn succeeded(&self) -> bool {
-        self.code == Some(0) && !self.stderr.contains("panicked at")
-    }
-
-    /// Exit 1 with an `error:` line and no panic: how ukpm reports a failure.
-    fn failed_cleanly(&self) -> bool {
-        self.code == Some(1)
-            && self.stderr.lines().any(|l| l.starts_with("error:"))
-            && !self.stderr.contains("panicked at")
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "`{}` ended with {:?}{}\n--- stdout\n{}--- stderr\n{}",
-            self.shown,
-            self.code,
-            if self.timed_out {
-                " (killed at its deadline: hung)"
-            } else {
-                ""
-            },
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-/// Runs the ukpm binary with `args` in the test folder, with as clean an environment as
-/// [`TestEnv::command`] gives, its output in files (no pipe can fill up) and a deadline (which
-/// `UkpmCommand` has no way to enforce).
-fn ukpm(env: &TestEnv, args: &[&str]) -> Done {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let logs = env.path("logs");
-    fs_err::create_dir_all(&logs).unwrap();
-    let (out, err) = (logs.join(format!("{n}.out")), logs.join(format!("{n}.err")));
-    let shown = format!("ukpm {}", args.join(" "));
-    let mut child = Command::new(UKPM)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.root())
-        .env("XDG_DATA_HOME", env.path("xdg"))
-        .env("UKPM_STORE", env.store())
-        .env("LANG", "C")
-        .current_dir(env.root())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(fs_err::File::create(&out).unwrap().into_file()))
-        .stderr(Stdio::from(fs_err::File::create(&err).unwrap().into_file()))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e}"));
-    let end = Instant::now() + DEADLINE;
-    let mut timed_out = false;
-    while matches!(child.try_wait(), Ok(None)) {
-        if Instant::now() >= end {
-            timed_out = true;
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let status = child.wait().expect("cannot wait for ukpm");
-    let done = Done {
-        shown,
-        code: status.code(),
-        stdout: fs_err::read_to_string(&out).unwrap_or_default(),
-        stderr: fs_err::read_to_string(&err).unwrap_or_default(),
-        timed_out,
-    };
-    let _ = fs_err::remove_file(&out);
-    let _ = fs_err::remove_file(&err);
-    done
+/// Runs the ukpm binary with `args` in the test folder, with the harness's clean environment,
+/// killed past [`DEADLINE`] (its outcome then says it timed out: it hung).
+fn ukpm(env: &TestEnv, args: &[&str]) -> Outcome {
+    common::ukpm(env).args(args).run_within(DEADLINE)
 }
 
 fn path_str(path: &Path) -> &str {
@@ -141,7 +62,7 @@ impl Problems {
     }
 
     /// Records a process that had to succeed and did not.
-    fn must_succeed(&self, done: &Done) -> bool {
+    fn must_succeed(&self, done: &Outcome) -> bool {
         let ok = done.succeeded();
         if !ok {
             self.add(format!("expected success: {}", done.describe()));
@@ -150,7 +71,7 @@ impl Problems {
     }
 
     /// Records a process that may fail, but only cleanly.
-    fn may_fail(&self, done: &Done) {
+    fn may_fail(&self, done: &Outcome) {
         if !done.succeeded() && !done.failed_cleanly() {
             self.add(format!(
                 "neither success nor a clean failure: {}",

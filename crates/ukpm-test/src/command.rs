@@ -1,11 +1,20 @@
 //! Running a program the way a user would, and looking at what it did.
 
 use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::wait::poll_until;
 
 /// A program about to run with a clean environment (see [`crate::TestEnv::command`]). Each
-/// setter returns the builder, so a test reads as one chain ending in [`run`](Self::run).
+/// setter returns the builder, so a test reads as one chain ending in [`run`](Self::run),
+/// [`run_within`](Self::run_within) (with a deadline) or [`spawn`](Self::spawn) (to signal it
+/// while it runs). This is the only place that decides what environment the binary under test
+/// sees; every test runs it through here.
 pub struct UkpmCommand {
     inner: Command,
     shown: String,
@@ -95,24 +104,46 @@ impl UkpmCommand {
         self.spawn().wait()
     }
 
-    /// Starts the program without waiting, so several can run at the same moment.
+    /// Runs to completion or until `timeout` has passed, when it is killed and
+    /// [`Outcome::timed_out`] says so: a hang fails the test instead of stalling the run.
+    pub fn run_within(self, timeout: Duration) -> Outcome {
+        self.spawn().wait_within(timeout)
+    }
+
+    /// Starts the program without waiting, so several can run at the same moment, or so the
+    /// test can signal it while it runs. Its output is collected as it comes (no pipe can fill
+    /// up and stall it).
     pub fn spawn(mut self) -> Running {
+        let started = Instant::now();
         let mut child = self
             .inner
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start `{}`: {err}", self.shown));
         if let (Some(input), Some(mut stdin)) = (self.input.take(), child.stdin.take()) {
-            use std::io::Write;
             stdin
                 .write_all(&input)
                 .unwrap_or_else(|err| panic!("cannot feed `{}`: {err}", self.shown));
         }
+        let stdout = child.stdout.take().map(collect);
+        let stderr = child.stderr.take().map(collect);
         Running {
             child,
             shown: self.shown,
             redact: self.redact,
+            started,
+            stdout,
+            stderr,
         }
     }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// The spellings of the test folder in output: as created and as the kernel resolves it.
@@ -126,26 +157,97 @@ fn redactions(root: &Path) -> Vec<String> {
     forms
 }
 
-/// A program started by [`UkpmCommand::spawn`].
+/// A program started by [`UkpmCommand::spawn`]: the test can wait for it (with or without a
+/// deadline), signal it or kill it.
 pub struct Running {
     child: Child,
     shown: String,
     redact: Vec<String>,
+    started: Instant,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
 impl Running {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line, for messages.
+    pub fn command(&self) -> &str {
+        &self.shown
+    }
+
+    /// Whether it has not ended yet. A stopped process (SIGSTOP) is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends it a signal by name (`INT`, `STOP`, `CONT`...) through kill(1), as a user would.
+    #[track_caller]
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid().to_string()])
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run kill(1): {err}"));
+        assert!(
+            status.success(),
+            "kill -s {name} {} (`{}`) failed: has it ended?",
+            self.pid(),
+            self.shown
+        );
+    }
+
     /// Waits for the program to end and collects its output.
-    pub fn wait(self) -> Outcome {
-        let output = self
-            .child
-            .wait_with_output()
-            .unwrap_or_else(|err| panic!("cannot wait for `{}`: {err}", self.shown));
+    pub fn wait(mut self) -> Outcome {
+        let status = self.child.wait();
+        self.finish(status, false)
+    }
+
+    /// Waits until it ends or `timeout` has passed (from now); then kills it (SIGKILL) and the
+    /// outcome says it [timed out](Outcome::timed_out).
+    pub fn wait_within(mut self, timeout: Duration) -> Outcome {
+        let ended = poll_until(timeout, || self.child.try_wait().ok().flatten()).is_some();
+        if !ended {
+            let _ = self.child.kill();
+        }
+        let status = self.child.wait();
+        self.finish(status, !ended)
+    }
+
+    /// SIGKILL now, and collect what it did.
+    pub fn kill(mut self) -> Outcome {
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        self.finish(status, false)
+    }
+
+    fn finish(mut self, status: std::io::Result<ExitStatus>, timed_out: bool) -> Outcome {
+        let status = status.unwrap_or_else(|err| panic!("cannot wait for `{}`: {err}", self.shown));
+        let output = |pipe: Option<JoinHandle<Vec<u8>>>| {
+            let bytes = pipe.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
         Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            command: self.shown,
-            redact: self.redact,
+            code: status.code().unwrap_or(-1),
+            signal: status.signal(),
+            timed_out,
+            elapsed: self.started.elapsed(),
+            stdout: output(self.stdout.take()),
+            stderr: output(self.stderr.take()),
+            command: std::mem::take(&mut self.shown),
+            redact: std::mem::take(&mut self.redact),
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A test that panics with a program still running kills it, so no process outlives it.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -153,8 +255,14 @@ impl Running {
 /// What a finished program did: its exit code (-1 when a signal ended it) and its output.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The exit code.
+    /// The exit code; -1 when a signal ended it.
     pub code: i32,
+    /// The signal that ended it, if one did (9 when it was killed).
+    pub signal: Option<i32>,
+    /// It was still running at the end of [`Running::wait_within`] and was killed: it hung.
+    pub timed_out: bool,
+    /// From its start to its end.
+    pub elapsed: Duration,
     /// Everything written to stdout.
     pub stdout: String,
     /// Everything written to stderr.
@@ -188,10 +296,10 @@ impl Outcome {
         text
     }
 
-    /// Panics, showing the command and its output, unless it exited 0.
+    /// Panics, showing the command and its output, unless it exited 0 without a panic.
     #[track_caller]
     pub fn assert_success(&self) -> &Self {
-        if self.code != 0 {
+        if !self.succeeded() {
             panic!("expected `{}` to succeed\n{}", self.command, self.snapshot_text());
         }
         self
@@ -232,6 +340,41 @@ impl Outcome {
     /// The command line as run, for messages.
     pub fn command(&self) -> &str {
         &self.command
+    }
+
+    /// Whether it printed a panic: a crash, whatever its exit code.
+    pub fn panicked(&self) -> bool {
+        self.stderr.contains("panicked at") || self.stderr.contains("RUST_BACKTRACE")
+    }
+
+    /// Exit 0 and no panic.
+    pub fn succeeded(&self) -> bool {
+        self.code == 0 && !self.panicked()
+    }
+
+    /// Exit 1 with an `error:` line and no panic: how ukpm reports a failure, as opposed to a
+    /// crash, a hang or a usage error.
+    pub fn failed_cleanly(&self) -> bool {
+        self.code == 1 && self.stderr.lines().any(|l| l.starts_with("error:")) && !self.panicked()
+    }
+
+    /// How it ended (code, signal, time, whether it hung) and its output as printed (not
+    /// redacted), for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}` ended with code {} signal {:?} after {:.1?}{}\n--- stdout\n{}--- stderr\n{}",
+            self.command,
+            self.code,
+            self.signal,
+            self.elapsed,
+            if self.timed_out {
+                " (killed at its deadline: hung)"
+            } else {
+                ""
+            },
+            with_newline(&self.stdout),
+            with_newline(&self.stderr)
+        )
     }
 }
 

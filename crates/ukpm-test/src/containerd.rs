@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
-use crate::{Outcome, UkpmCommand};
+use crate::{Outcome, UkpmCommand, poll_until};
 
 /// How long containerd may take to answer `ctr version` before the test fails with its log.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -217,9 +217,8 @@ impl Containerd {
     }
 
     fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
         let socket = self.socket();
-        loop {
+        let ready = poll_until(READY_TIMEOUT, || {
             if let Some(status) = self.process.exited() {
                 panic!(
                     "containerd exited with {status} before answering on {}:\n{}",
@@ -227,17 +226,15 @@ impl Containerd {
                     self.log()
                 );
             }
-            if UnixStream::connect(&socket).is_ok() && self.ctr("default", &["version"]).code == 0 {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "containerd did not answer `ctr version` on {} within {READY_TIMEOUT:?}; its log:\n{}",
-                    socket.display(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            (UnixStream::connect(&socket).is_ok() && self.ctr("default", &["version"]).code == 0)
+                .then_some(())
+        });
+        if ready.is_none() {
+            panic!(
+                "containerd did not answer `ctr version` on {} within {READY_TIMEOUT:?}; its log:\n{}",
+                socket.display(),
+                self.log()
+            );
         }
     }
 }

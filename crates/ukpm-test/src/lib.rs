@@ -14,6 +14,7 @@ pub mod cpio;
 mod fixtures;
 pub mod proxy;
 pub mod registry;
+mod wait;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use crate::command::{Outcome, Running, UkpmCommand};
 pub use crate::fixtures::{DirState, OciLayoutWriter, RawTar, TYPE_DIR, TYPE_FILE, TYPE_SYMLINK};
+pub use crate::wait::{POLL_INTERVAL, poll_until, wait_for, wait_until};
 
 /// A throwaway folder for one test: the store lives at `store/`, inputs and outputs beside it,
 /// and programs run from it with `HOME` pointing into it. Dropping it deletes everything.

@@ -309,6 +309,9 @@ pub struct Stats {
     pub bytes_down: u64,
     /// Bytes forwarded from clients to the server.
     pub bytes_up: u64,
+    /// Chunks read from either side that then waited for [`Proxy::hold`] to be released (each
+    /// counted once, when it starts waiting): proof that traffic reached a held proxy.
+    pub held: u64,
 }
 
 impl Stats {
@@ -329,7 +332,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "{} connections; faults: {} dropped mid-response, {} dropped mid-request, {} stalled, {} x 500, {} x 503, {} x 429, {} other; \
-             {} bytes down, {} bytes up",
+             {} bytes down, {} bytes up, {} chunks held",
             self.connections,
             self.dropped,
             self.dropped_up,
@@ -339,7 +342,8 @@ impl fmt::Display for Stats {
             self.status_429,
             self.status_other,
             self.bytes_down,
-            self.bytes_up
+            self.bytes_up,
+            self.held
         )
     }
 }
@@ -356,6 +360,7 @@ struct Counters {
     status_other: AtomicU64,
     bytes_down: AtomicU64,
     bytes_up: AtomicU64,
+    held: AtomicU64,
 }
 
 /// What the accepting thread, the connection threads and the [`Proxy`] handle share.
@@ -427,6 +432,25 @@ impl Proxy {
         self.shared.held.store(held, Ordering::SeqCst);
     }
 
+    /// Waits until every client has read everything the proxy sent it, and every byte the
+    /// proxy forwarded has left its sockets, as the kernel reports in `/proc/net/tcp`; used
+    /// with [`Proxy::hold`], after which nothing new arrives. Then what [`Stats`] counts has
+    /// reached the client process, not just its socket. Panics after `timeout`.
+    pub fn wait_drained(&self, timeout: Duration) {
+        let port = self.addr.port();
+        let mut last = None;
+        crate::wait_until(
+            &format!("the clients of proxy {} to read everything it sent", self.addr),
+            timeout,
+            || {
+                let stats = self.stats();
+                let settled = last == Some(stats) && queues_empty(port);
+                last = Some(stats);
+                settled
+            },
+        );
+    }
+
     /// The counters now.
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
@@ -442,6 +466,7 @@ impl Proxy {
             status_other: get(&c.status_other),
             bytes_down: get(&c.bytes_down),
             bytes_up: get(&c.bytes_up),
+            held: get(&c.held),
         }
     }
 }
@@ -464,6 +489,42 @@ impl Drop for Proxy {
             let _ = worker.join();
         }
     }
+}
+
+/// Whether, among the TCP sockets of `/proc/net/tcp`, no client of the proxy on `port` has
+/// unread bytes waiting (its receive queue) and no socket of the proxy has unsent ones (its send
+/// queue). Listening and `TIME_WAIT` sockets hold no data. False when the table cannot be read.
+fn queues_empty(port: u16) -> bool {
+    let Ok(table) = fs_err::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let port_of = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+    };
+    table.lines().skip(1).all(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(state), Some(queues)) =
+            (fields.get(1), fields.get(2), fields.get(3), fields.get(4))
+        else {
+            return true;
+        };
+        if matches!(*state, "0A" | "06") {
+            return true;
+        }
+        let Some((tx, rx)) = queues.split_once(':') else {
+            return true;
+        };
+        let empty = |hex: &str| u64::from_str_radix(hex, 16) == Ok(0);
+        if port_of(remote) == Some(port) {
+            empty(rx)
+        } else if port_of(local) == Some(port) {
+            empty(tx)
+        } else {
+            true
+        }
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -656,9 +717,15 @@ fn pump(shared: &Shared, mut from: TcpStream, mut to: TcpStream, way: Way, cut: 
             Ok(n) => n,
             Err(_) => return close_both(&from, &to),
         };
+        // The sleeps of the delay, the hold, the stall and the rate cap below are the faults
+        // this proxy exists to inject, not waits for something to happen.
         if !faults.delay.is_zero() && !shared.sleep(faults.delay) {
             return close_both(&from, &to);
         }
+        if shared.held.load(Ordering::SeqCst) {
+            shared.counters.held.fetch_add(1, Ordering::SeqCst);
+        }
+        // Polling the flag is how a hold is implemented, not a wait for an event elsewhere.
         while shared.held.load(Ordering::SeqCst) {
             if !shared.sleep(Duration::from_millis(10)) {
                 return close_both(&from, &to);
@@ -832,8 +899,23 @@ mod tests {
         proxy.hold(true);
         let addr = proxy.addr();
         let client = std::thread::spawn(move || fetch(&addr));
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(proxy.stats().bytes_up + proxy.stats().bytes_down, 0);
+        // Zero bytes forwarded proves nothing unless the request reached the proxy: wait until
+        // the client connected and its request is being held.
+        crate::wait_until(
+            "the client's request to reach the held proxy",
+            Duration::from_secs(10),
+            || {
+                let stats = proxy.stats();
+                stats.connections > 0 && stats.held > 0
+            },
+        );
+        // This sleep is the behaviour under test: a hold that lasts forwards nothing.
+        std::thread::sleep(Duration::from_millis(200));
+        let stats = proxy.stats();
+        assert_eq!(stats.connections, 1, "{stats}");
+        assert_eq!(stats.bytes_up + stats.bytes_down, 0, "{stats}");
+        // Nothing was sent, so nothing is unread: a drain returns at once.
+        proxy.wait_drained(Duration::from_secs(10));
         proxy.hold(false);
         assert_eq!(client.join().unwrap(), body);
         server.join().unwrap();

@@ -12,9 +12,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
+
+use crate::poll_until;
 
 /// How long a server may take to answer before the test fails with its log.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -229,27 +231,25 @@ enum Started {
 
 /// Polls `GET /v2/` with a raw request until the registry answers like a registry.
 fn wait_for_registry(process: &mut Process, port: u16) -> Started {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
+    let started = poll_until(READY_TIMEOUT, || {
         if let Some(status) = process.exited() {
             let output = process.output();
             if output.contains("address already in use") {
-                return Started::PortTaken;
+                return Some(Started::PortTaken);
             }
             panic!("docker-registry exited with {status} before answering on port {port}:\n{output}");
         }
-        if probe(port).is_some_and(|answer| is_registry_answer(&answer)) {
-            return Started::Ready;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "docker-registry did not answer GET /v2/ on 127.0.0.1:{port} within {READY_TIMEOUT:?}; \
-                 its output:\n{}",
-                process.output()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        probe(port)
+            .is_some_and(|answer| is_registry_answer(&answer))
+            .then_some(Started::Ready)
+    });
+    started.unwrap_or_else(|| {
+        panic!(
+            "docker-registry did not answer GET /v2/ on 127.0.0.1:{port} within {READY_TIMEOUT:?}; \
+             its output:\n{}",
+            process.output()
+        )
+    })
 }
 
 /// One plain-HTTP `GET /v2/` on a fresh connection; the raw answer, if any.
@@ -365,28 +365,23 @@ impl TokenServer {
             .args([TOKEN_SERVICE, TOKEN_ISSUER, user, password, &refresh_token])
             .current_dir(dir);
         let mut process = Process::spawn("token server", command, dir.join("tokenserver.log"), true);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let port = loop {
-            if let Some(port) = fs_err::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-            {
-                break port;
-            }
+        let port = poll_until(READY_TIMEOUT, || {
             if let Some(status) = process.exited() {
                 panic!(
                     "the token server exited with {status} before listening:\n{}",
                     process.output()
                 );
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "the token server did not start within {READY_TIMEOUT:?}:\n{}",
-                    process.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+            fs_err::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the token server did not start within {READY_TIMEOUT:?}:\n{}",
+                process.output()
+            )
+        });
         TokenServer {
             process,
             port,
