@@ -164,6 +164,50 @@ impl Write for Partial {
     }
 }
 
+/// The ranges record of a download, buffered: a line per landed stretch goes to the file in one
+/// write once the stretches it holds cover [`RECORD_EVERY`] bytes, and when the record is
+/// dropped. A kill loses at most that many bytes' worth of records (they are fetched again);
+/// every line on disk describes bytes already written, so a record never claims too much.
+struct Record {
+    file: fs_err::File,
+    pending: String,
+    covered: u64,
+}
+
+/// How many landed bytes the records held in memory may describe before they are written.
+const RECORD_EVERY: u64 = 256 << 10;
+
+impl Record {
+    fn add(&mut self, start: u64, end: u64) -> io::Result<()> {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.pending, "{start} {end}");
+        self.covered += end + 1 - start;
+        if self.covered >= RECORD_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            // One write of whole lines: a torn write can only shorten the last line's end,
+            // which under-claims.
+            self.file.write_all(self.pending.as_bytes())?;
+            self.pending.clear();
+        }
+        self.covered = 0;
+        Ok(())
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if let Err(err) = self.flush() {
+            tracing::debug!("cannot record landed ranges (they will be fetched again): {err}");
+        }
+    }
+}
+
 /// A blob downloaded in parallel ranges, resumably: ranges are written in place into
 /// `ingest/partial-<hex>` and each stretch that landed is recorded in
 /// `ingest/partial-<hex>.ranges`, so a download killed at any moment fetches only what is
@@ -173,7 +217,7 @@ impl Write for Partial {
 pub struct Ranged {
     store: LocalStore,
     path: PathBuf,
-    record: std::sync::Mutex<Option<fs_err::File>>,
+    record: std::sync::Mutex<Option<Record>>,
     file: fs_err::File,
     done: Vec<(u64, u64)>,
     digest: Digest,
@@ -228,7 +272,11 @@ impl LocalStore {
         Ok(Some(Ranged {
             store: self.clone(),
             path,
-            record: std::sync::Mutex::new(Some(record)),
+            record: std::sync::Mutex::new(Some(Record {
+                file: record,
+                pending: String::new(),
+                covered: 0,
+            })),
             file,
             done,
             digest,
@@ -274,7 +322,7 @@ impl Ranged {
     pub fn landed(&self, start: u64, end: u64) -> io::Result<()> {
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
         match record.as_mut() {
-            Some(file) => writeln!(file, "{start} {end}"),
+            Some(record) => record.add(start, end),
             None => Ok(()),
         }
     }

@@ -433,6 +433,40 @@ fn a_ranged_download_records_what_landed_and_resumes_the_rest() {
 }
 
 #[test]
+fn landed_ranges_are_recorded_in_batches_and_on_drop() {
+    let (_dir, store) = store();
+    let size = 1u64 << 20;
+    let blob = vec![9u8; size as usize];
+    let digest = Digest::of(&blob);
+    let ranges = store
+        .ingest_dir()
+        .join(format!("partial-{}.ranges", digest.hex()));
+    let ranged = store.ranged(digest, size).unwrap().unwrap();
+    // Small stretches stay in memory: no write per network chunk.
+    for start in (0..64 << 10).step_by(16 << 10) {
+        ranged.write_at(start, &blob[..16 << 10]).unwrap();
+        ranged.landed(start, start + (16 << 10) - 1).unwrap();
+    }
+    assert_eq!(fs_err::read_to_string(&ranges).unwrap(), "");
+    // Once they cover enough bytes, one write puts them all on disk.
+    for start in ((64 << 10)..(320 << 10)).step_by(64 << 10) {
+        ranged.write_at(start, &blob[..64 << 10]).unwrap();
+        ranged.landed(start, start + (64 << 10) - 1).unwrap();
+    }
+    // 4 × 16 KiB + 3 × 64 KiB reach 256 KiB; the fourth 64 KiB waits for the next batch.
+    assert_eq!(fs_err::read_to_string(&ranges).unwrap().lines().count(), 7);
+    ranged.write_at(320 << 10, &blob[..1]).unwrap();
+    ranged.landed(320 << 10, 320 << 10).unwrap();
+    drop(ranged);
+    let ranged = store.ranged(digest, size).unwrap().unwrap();
+    assert_eq!(
+        ranged.missing(),
+        [((320 << 10) + 1, size - 1)],
+        "the last stretch was kept on drop"
+    );
+}
+
+#[test]
 fn a_sequential_prefix_becomes_the_first_range_and_back() {
     let (_dir, store) = store();
     let blob = vec![5u8; 50_000];
