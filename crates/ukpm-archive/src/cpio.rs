@@ -323,7 +323,8 @@ impl<W: Write> Writer<W> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use fs_err::os::unix::fs::symlink;
+    use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, SystemTime};
 
     use ukpm_test::cpio::{self as gnu, Listed};

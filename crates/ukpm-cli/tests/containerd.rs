@@ -4,6 +4,11 @@
 //! containerd's garbage collector and its unpacker; and the other way round, that ukpm lists,
 //! unpacks and pushes images `ctr` pulled.
 #![cfg(feature = "containerd")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests print diagnostics to the output libtest captures"
+)]
 
 mod common;
 

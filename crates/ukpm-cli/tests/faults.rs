@@ -4,6 +4,11 @@
 //!
 //! Every process runs under a deadline and is killed past it, so a hang fails the test instead
 //! of stalling the run. Randomised tests print their seed; `UKPM_TEST_SEED=N` replays one.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests print diagnostics to the output libtest captures"
+)]
 
 mod common;
 

@@ -9,6 +9,11 @@
 //! listed unpacks to a kernel some pack or push wrote and reads back through skopeo; names no one
 //! removes are never lost; and gc leaves no temp files. Every process has a deadline. The seed is
 //! printed; `UKPM_TEST_SEED=N` replays a run's choices (not its timing).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests print diagnostics to the output libtest captures"
+)]
 
 mod common;
 

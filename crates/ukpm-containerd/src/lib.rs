@@ -105,6 +105,10 @@ impl Containerd {
 
     async fn connect_now(address: &Path, namespace: &str) -> Result<Containerd> {
         use std::os::unix::fs::FileTypeExt;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the error names the socket itself (NoSocket, PermissionDenied)"
+        )]
         let meta = std::fs::metadata(address).map_err(|source| match source.kind() {
             std::io::ErrorKind::PermissionDenied => ContainerdError::PermissionDenied {
                 address: address.to_path_buf(),

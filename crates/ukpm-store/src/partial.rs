@@ -100,7 +100,7 @@ fn locked_and_current(file: &fs_err::File, path: &std::path::Path) -> Result<boo
         Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
     }
     let opened = file.metadata()?.ino();
-    Ok(std::fs::metadata(path).is_ok_and(|m| m.ino() == opened))
+    Ok(fs_err::metadata(path).is_ok_and(|m| m.ino() == opened))
 }
 
 impl Partial {

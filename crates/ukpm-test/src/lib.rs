@@ -6,6 +6,11 @@
 //! This crate is a dev-dependency only: nothing in a shipped crate may depend on it. It must not
 //! depend on ukpm's own crates either, so that what the tests expect is never computed by the code
 //! under test.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test harness reports servers' logs and seeds to the test output, which libtest captures"
+)]
 
 mod command;
 pub mod conformance;

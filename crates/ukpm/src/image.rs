@@ -83,7 +83,10 @@ impl Blob {
 
 /// Checks an input file exists and is a regular file (following symlinks, as Go's `os.Stat`).
 pub(crate) fn input_metadata(path: &Path, what: &'static str) -> Result<std::fs::Metadata> {
-    // std's error, not fs_err's: the wrapping error names the path already.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "Error::InputFile names the path already"
+    )]
     let meta = std::fs::metadata(path).map_err(|source| Error::InputFile {
         what,
         path: path.to_path_buf(),

@@ -23,6 +23,10 @@ pub(crate) struct PreparedInitrd {
 
 impl InitrdSource {
     pub(crate) fn open(path: &Path) -> Result<InitrdSource> {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "Error::InputFile names the path already"
+        )]
         let meta = std::fs::metadata(path).map_err(|source| Error::InputFile {
             what: "initrd",
             path: path.to_path_buf(),

@@ -340,7 +340,7 @@ fn unpack_never_follows_a_symlink_already_in_the_target() {
     let elsewhere = fx.dir.path().join("elsewhere");
     fs_err::create_dir_all(&out).unwrap();
     fs_err::create_dir_all(&elsewhere).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, out.join("unikraft")).unwrap();
+    fs_err::os::unix::fs::symlink(&elsewhere, out.join("unikraft")).unwrap();
     run(fx.manager.unpack(&options.reference, &Query::default(), &out)).unwrap();
     assert_eq!(fs_err::read_dir(&elsewhere).unwrap().count(), 0);
     assert!(out.join("unikraft/bin/kernel").is_file());
@@ -389,7 +389,7 @@ fn initrd_folder_becomes_a_reproducible_cpio() {
     let root = fx.dir.path().join("rootfs");
     fs_err::create_dir_all(root.join("etc")).unwrap();
     fs_err::write(root.join("etc/hostname"), "unikraft\n").unwrap();
-    std::os::unix::fs::symlink("hostname", root.join("etc/name")).unwrap();
+    fs_err::os::unix::fs::symlink("hostname", root.join("etc/name")).unwrap();
     let mut target = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
     target.initrd = Some(root.clone());
     let options = PackOptions::new("fs".parse().unwrap());

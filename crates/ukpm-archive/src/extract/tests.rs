@@ -223,7 +223,7 @@ fn no_writing_through_a_symlinked_parent() {
     let sb = Sandbox::new();
     let outside = sb.tmp.path().join("outside");
     fs_err::create_dir(&outside).unwrap();
-    std::os::unix::fs::symlink(&outside, sb.dest().join("planted")).unwrap();
+    fs_err::os::unix::fs::symlink(&outside, sb.dest().join("planted")).unwrap();
     let err = sb.extract(&[E::File("planted/f", 0o644, b"x")]).unwrap_err();
     assert!(matches!(err, ExtractError::PathEscape { .. }), "{err:?}");
     assert!(fs_err::read_dir(&outside).unwrap().next().is_none());
@@ -234,8 +234,8 @@ fn a_symlink_at_the_path_is_replaced_not_followed() {
     let sb = Sandbox::new();
     let outside = sb.tmp.path().join("outside");
     fs_err::write(&outside, b"precious").unwrap();
-    std::os::unix::fs::symlink(&outside, sb.dest().join("f")).unwrap();
-    std::os::unix::fs::symlink(&outside, sb.dest().join("g")).unwrap();
+    fs_err::os::unix::fs::symlink(&outside, sb.dest().join("f")).unwrap();
+    fs_err::os::unix::fs::symlink(&outside, sb.dest().join("g")).unwrap();
     sb.extract(&[E::File("f", 0o644, b"new"), E::Sym("g", "f")])
         .unwrap();
     assert_eq!(fs_err::read(&outside).unwrap(), b"precious");
@@ -249,7 +249,7 @@ fn a_symlink_at_the_path_is_replaced_not_followed() {
     let outside = sb.tmp.path().join("outside");
     fs_err::create_dir(&outside).unwrap();
     set_mode(&outside, 0o755).unwrap();
-    std::os::unix::fs::symlink(&outside, sb.dest().join("d")).unwrap();
+    fs_err::os::unix::fs::symlink(&outside, sb.dest().join("d")).unwrap();
     sb.extract(&[E::Dir("d", 0o700), E::File("d/f", 0o644, b"")])
         .unwrap();
     assert!(!is_symlink(&sb.dest().join("d")));
