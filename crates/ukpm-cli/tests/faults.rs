@@ -113,8 +113,8 @@ fn unpack(env: &TestEnv, store: &Path, reference: &str, dir: &Path) -> Result<(V
     Ok((kernel, initrd))
 }
 
-/// The `partial-*` downloads in a store's `ingest/`, with their sizes.
-fn partials(store: &Path) -> Vec<(String, u64)> {
+/// The files in a store's `ingest/` whose names start with `prefix`, with their sizes.
+fn ingest_files(store: &Path, prefix: &str) -> Vec<(String, u64)> {
     let Ok(entries) = fs_err::read_dir(store.join("ingest")) else {
         return Vec::new();
     };
@@ -123,9 +123,14 @@ fn partials(store: &Path) -> Vec<(String, u64)> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let len = e.metadata().ok()?.len();
-            name.starts_with("partial-").then_some((name, len))
+            name.starts_with(prefix).then_some((name, len))
         })
         .collect()
+}
+
+/// The `partial-*` downloads in a store's `ingest/`, with their sizes.
+fn partials(store: &Path) -> Vec<(String, u64)> {
+    ingest_files(store, "partial-")
 }
 
 /// The size of the largest blob of a store: the kernel layer of a one-kernel image.
@@ -776,17 +781,7 @@ fn ctrl_c_exits_130_and_leaves_the_store_whole() {
 
 /// The temp files of blobs being written (`ingest/blob-*`), with their sizes.
 fn blobs_being_written(store: &Path) -> Vec<(String, u64)> {
-    let Ok(entries) = fs_err::read_dir(store.join("ingest")) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let len = e.metadata().ok()?.len();
-            name.starts_with("blob-").then_some((name, len))
-        })
-        .collect()
+    ingest_files(store, "blob-")
 }
 
 /// Issue "nothing lost, ever", item 7, for a pack: Ctrl-C while a pack is writing its kernel

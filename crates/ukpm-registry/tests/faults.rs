@@ -690,6 +690,22 @@ async fn retried_upload_sends_the_whole_body_again() {
 // Retries
 // ---------------------------------------------------------------------------------------------
 
+/// The manifest was fetched on the second request, and not before `Retry-After` said.
+async fn assert_one_retry_after_a_second(fake: &Fake, bytes: &[u8], what: &str) {
+    let client = anonymous(3);
+    let started = Instant::now();
+    let fetched = within(client.get_manifest(&tagged(fake)))
+        .await
+        .expect("success after one retry");
+    assert_eq!(fetched.bytes, bytes);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{what} was not honoured (retried after {:?})",
+        started.elapsed()
+    );
+    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 2);
+}
+
 #[tokio::test]
 async fn too_many_requests_is_retried_after_retry_after() {
     let bytes = manifest("patience");
@@ -703,18 +719,7 @@ async fn too_many_requests_is_retried_after_retry_after() {
         }
     })
     .await;
-    let client = anonymous(3);
-    let started = Instant::now();
-    let fetched = within(client.get_manifest(&tagged(&fake)))
-        .await
-        .expect("success after one retry");
-    assert_eq!(fetched.bytes, bytes);
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "Retry-After: 1 was not honoured (retried after {:?})",
-        started.elapsed()
-    );
-    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 2);
+    assert_one_retry_after_a_second(&fake, &bytes, "Retry-After: 1").await;
 }
 
 #[tokio::test]
@@ -1062,18 +1067,7 @@ async fn retry_after_as_an_http_date_is_honoured() {
         }
     })
     .await;
-    let client = anonymous(3);
-    let started = Instant::now();
-    let fetched = within(client.get_manifest(&tagged(&fake)))
-        .await
-        .expect("success after one retry");
-    assert_eq!(fetched.bytes, bytes);
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "the Retry-After date was not honoured (retried after {:?})",
-        started.elapsed()
-    );
-    assert_eq!(fake.requests_to(&manifest_path("v1")).len(), 2);
+    assert_one_retry_after_a_second(&fake, &bytes, "a Retry-After date").await;
 }
 
 #[tokio::test]
