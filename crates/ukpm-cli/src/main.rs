@@ -65,7 +65,7 @@ fn init_logging(global: &args::Global) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("UKPM_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "ukpm={level},ukpm_store={level},ukpm_types={level},ukpm_cli={level}"
+            "ukpm={level},ukpm_store={level},ukpm_types={level},ukpm_archive={level},ukpm_registry={level},ukpm_containerd={level},ukpm_cli={level}"
         ))
     });
     let _ = tracing_subscriber::fmt()

@@ -306,6 +306,15 @@ impl Error {
         Error::Io(err)
     }
 
+    /// [`Error::from_io`] for an error met while moving bytes into or out of the local store:
+    /// a plain I/O failure there is the store's.
+    pub(crate) fn from_store_io(err: io::Error) -> Error {
+        match Error::from_io(err) {
+            Error::Io(err) => Error::Store(StoreError::Io(err)),
+            other => other,
+        }
+    }
+
     /// Whether a store lacks a blob (either store's word for it).
     pub(crate) fn is_missing_blob(&self) -> bool {
         match self {
@@ -355,5 +364,41 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<tokio::task::JoinError> for Error {
     fn from(err: tokio::task::JoinError) -> Error {
         Error::Task(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_errors_come_back_out_of_io_errors() {
+        let registry = ukpm_registry::RegistryError::Truncated {
+            registry: "unikraft.org".into(),
+            what: "blob".into(),
+            expected: 10,
+            actual: 3,
+        };
+        let err = Error::from_io(io::Error::other(registry));
+        assert!(
+            matches!(
+                err,
+                Error::Registry(ukpm_registry::RegistryError::Truncated { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.origin(), Origin::Registry);
+        let digest = Digest::of(b"x");
+        let corrupt = StoreError::Corrupt {
+            digest,
+            actual: digest,
+        };
+        let err = Error::from_store_io(io::Error::new(io::ErrorKind::InvalidData, corrupt));
+        assert!(matches!(err, Error::Store(StoreError::Corrupt { .. })), "{err:?}");
+        let disk = Error::from_store_io(io::Error::from(io::ErrorKind::StorageFull));
+        assert!(matches!(disk, Error::Store(StoreError::Io(_))), "{disk:?}");
+        assert_eq!(disk.origin(), Origin::Store);
+        let plain = Error::from_io(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(matches!(plain, Error::Io(_)), "{plain:?}");
     }
 }

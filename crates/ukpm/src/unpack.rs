@@ -153,7 +153,7 @@ fn unpack_layers(layers: Vec<(Descriptor, LayerKind, BlobRead)>, dest: &Path) ->
         }
         .map_err(|e| Error::extract(layer.digest, e))?;
         // Read what the parser left (tar padding) so the digest check covers every byte.
-        io::copy(&mut blob, &mut io::sink()).map_err(|e| Error::Store(ukpm_store::unwrap_store_error(e)))?;
+        io::copy(&mut blob, &mut io::sink()).map_err(Error::from_store_io)?;
         files.extend(written);
     }
     move_tree(staging.path(), dest)?;

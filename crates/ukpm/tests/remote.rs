@@ -464,3 +464,78 @@ fn a_repush_and_a_repull_make_the_minimum_of_requests() {
     assert_eq!(repull.len(), 2, "{repull:?}");
     assert!(repull.iter().all(|r| !r.contains("/blobs/")), "{repull:?}");
 }
+
+/// A registry that serves one manifest document, whatever is asked: a liar no real registry
+/// imitates (distribution validates what is pushed), so a small fake stands in.
+fn serve_one_document(media_type: &'static str, body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let digest = ukpm::Digest::of(&body);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut request_line).unwrap_or_default();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let head = request_line.starts_with("HEAD ");
+            let (status, content): (&str, &[u8]) = if request_line.contains("/manifests/") {
+                ("200 OK", &body)
+            } else {
+                ("200 OK", b"{}")
+            };
+            let mut reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {media_type}\r\nDocker-Content-Digest: {digest}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                content.len()
+            )
+            .into_bytes();
+            if !head {
+                reply.extend_from_slice(content);
+            }
+            let _ = stream.write_all(&reply);
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_malformed_index_from_a_registry_is_the_registrys_fault_and_nothing_is_stored() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = serve_one_document(
+        "application/vnd.oci.image.index.v1+json",
+        br#"{"schemaVersion":2,"manifests":"not a list"}"#.to_vec(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let manager = manager(&dir.path().join("store"), &recorder);
+    let reference: ukpm::Reference = format!("{host}/liar/app:v1").parse().unwrap();
+    let err = runtime
+        .block_on(manager.pull(&reference, &PullOptions::default()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ukpm::Error::BadRemoteDocument {
+                what: "image index",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ukpm::ErrorKind::Protocol);
+    assert_eq!(err.origin(), ukpm::Origin::Registry);
+    assert!(
+        err.to_string()
+            .contains("registry served a malformed image index"),
+        "{err}"
+    );
+    let listed = runtime.block_on(manager.list(&ukpm::Query::default())).unwrap();
+    assert!(listed.is_empty(), "nothing of a malformed pull is visible");
+}

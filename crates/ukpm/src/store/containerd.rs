@@ -166,10 +166,16 @@ impl ContentStore for ContainerdImageStore {
                 // and containerd wants it up front, so spool it through a temp file first.
                 None => tokio::task::spawn_blocking(move || spool(content)).await??,
             };
-            self.client
+            match self
+                .client
                 .write_content(digest, size, HashMap::new(), content)
-                .await?;
-            Ok((digest, size))
+                .await
+            {
+                Ok(()) => Ok((digest, size)),
+                // Reading the content failed: a download's registry error comes back typed.
+                Err(ContainerdError::Io(err)) => Err(Error::from_io(err)),
+                Err(err) => Err(err.into()),
+            }
         })
     }
 
@@ -433,9 +439,7 @@ fn spool(mut content: BlobRead) -> Result<(Digest, u64, BlobRead)> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = content
-            .read(&mut buf)
-            .map_err(|e| Error::Store(ukpm_store::unwrap_store_error(e)))?;
+        let n = content.read(&mut buf).map_err(Error::from_io)?;
         if n == 0 {
             break;
         }

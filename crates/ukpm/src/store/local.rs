@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ukpm_store::{FsckReport, GcReport, LocalStore, RefEntry, StoreError, unwrap_store_error};
+use ukpm_store::{FsckReport, GcReport, LocalStore, RefEntry, StoreError};
 use ukpm_types::{Descriptor, Digest};
 
 use super::{
@@ -138,7 +138,7 @@ impl ContentStore for LocalImageStore {
         self.blocking(move |s| {
             let store = s.writable()?;
             let mut ingest = store.ingest()?;
-            std::io::copy(&mut content, &mut ingest).map_err(|e| Error::Store(unwrap_store_error(e)))?;
+            std::io::copy(&mut content, &mut ingest).map_err(Error::from_store_io)?;
             Ok(ingest.commit(expected)?)
         })
     }
@@ -258,8 +258,7 @@ impl ResumableWrites for LocalImageStore {
             let (digest, size) = expected;
             match store.partial(digest, size, offset)? {
                 Some(mut partial) if partial.offset() == offset => {
-                    std::io::copy(&mut content, &mut partial)
-                        .map_err(|e| Error::Store(unwrap_store_error(e)))?;
+                    std::io::copy(&mut content, &mut partial).map_err(Error::from_store_io)?;
                     Ok(partial.commit()?)
                 }
                 // Fewer bytes were left than the caller resumes from: it must start over.
@@ -267,8 +266,7 @@ impl ResumableWrites for LocalImageStore {
                 // Another process is downloading the same blob: download to a temp file.
                 None if offset == 0 => {
                     let mut ingest = store.ingest()?;
-                    std::io::copy(&mut content, &mut ingest)
-                        .map_err(|e| Error::Store(unwrap_store_error(e)))?;
+                    std::io::copy(&mut content, &mut ingest).map_err(Error::from_store_io)?;
                     Ok(ingest.commit(Some(expected))?)
                 }
                 None => Err(StoreError::Busy { digest }.into()),
