@@ -343,7 +343,9 @@ pub fn is_loopback(host: &str) -> bool {
     };
     name == "localhost"
         || name.ends_with(".localhost")
-        || name == "::1"
+        || name
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
         || name
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -361,6 +363,8 @@ mod tests {
             "127.0.0.1:5000",
             "127.1.2.3",
             "[::1]:5000",
+            "[::1]",
+            "[0:0:0:0:0:0:0:1]:5000",
             "a.localhost",
         ] {
             assert!(is_loopback(host), "{host}");
@@ -370,6 +374,8 @@ mod tests {
             "10.0.0.1:5000",
             "192.168.1.1",
             "localhost.example.com",
+            "[fe80::1]:5000",
+            "[::2]",
         ] {
             assert!(!is_loopback(host), "{host}");
         }
