@@ -1,12 +1,16 @@
 //! How a failed command ends: the error printed for people (`error:`, `caused by:`, `hint:`
 //! on stderr) or as one JSON document on stdout, and the exit code.
+//!
+//! An error's messages carry text from outside (a registry's error message, a file name from a
+//! layer, a name from a foreign store): they are escaped here, when printed for people, so no
+//! control character reaches the terminal; the JSON document keeps them exact.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::output::{StdoutClosed, write_json};
+use crate::output::{StdoutClosed, escape, write_json};
 
 /// A command that ran and printed its result, but whose result means failure (fsck found
 /// problems): exit 1 without an error message of its own.
@@ -88,17 +92,27 @@ pub fn report(err: &anyhow::Error, json: bool, command: &str) -> ExitCode {
     if json {
         print_error_document(code, &err.to_string(), &causes);
     } else {
-        let stderr = io::stderr();
-        let mut out = stderr.lock();
-        let _ = writeln!(out, "error: {err}");
-        for cause in &causes {
-            let _ = writeln!(out, "  caused by: {cause}");
-        }
-        if let Some(hint) = library.and_then(|e| hint(e, command)) {
-            let _ = writeln!(out, "hint: {hint}");
-        }
+        let hint = library.and_then(|e| hint(e, command));
+        let _ = write_human(&mut io::stderr().lock(), err, &causes, hint);
     }
     ExitCode::FAILURE
+}
+
+/// The `error:`, `caused by:` and `hint:` lines, every message escaped.
+fn write_human(
+    out: &mut dyn Write,
+    err: &anyhow::Error,
+    causes: &[String],
+    hint: Option<&str>,
+) -> io::Result<()> {
+    writeln!(out, "error: {}", escape(&err.to_string()))?;
+    for cause in causes {
+        writeln!(out, "  caused by: {}", escape(cause))?;
+    }
+    if let Some(hint) = hint {
+        writeln!(out, "hint: {hint}")?;
+    }
+    Ok(())
 }
 
 /// What to do next, from the error's kind and where it came from (the local store, a
@@ -194,6 +208,50 @@ mod tests {
         assert!(!hint(&refused, "login").unwrap().contains("ukpm login"));
         let contended = ukpm::Error::Contended { reference };
         assert!(hint(&contended, "pack").unwrap().contains("again"));
+    }
+
+    #[test]
+    fn messages_from_outside_are_escaped_for_people_and_exact_in_json() {
+        let registry = ukpm::Error::Registry(ukpm::registry::RegistryError::Status {
+            registry: "evil.example".into(),
+            what: "manifest x:1".into(),
+            status: 500,
+            codes: Vec::new(),
+            message: Some("\x1b]0;pwned\x07 line\rover \u{202e}txt".into()),
+        });
+        let err = anyhow::Error::new(registry).context("failed to pull x\x1b[2J");
+        let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+        let mut out = Vec::new();
+        write_human(&mut out, &err, &causes, Some("a hint")).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("error: failed to pull x\\x1b[2J\n"), "{text}");
+        assert!(
+            text.contains("\\x1b]0;pwned\\x07 line\\rover \\u{202e}txt"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+            "{text:?}"
+        );
+        // The JSON document holds the message exactly; JSON escapes it.
+        let document = ErrorDocument {
+            error: ErrorBody {
+                causes: &causes,
+                code: "error",
+                message: "m",
+            },
+        };
+        let json = serde_json::to_string(&document).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(
+            back["error"]["causes"][0]
+                .as_str()
+                .unwrap()
+                .contains("\x1b]0;pwned\x07 line\rover \u{202e}txt")
+        );
+        assert!(!json.contains('\x1b'));
     }
 
     #[test]

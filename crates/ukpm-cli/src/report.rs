@@ -2,6 +2,9 @@
 //! nothing under `--quiet` (no reporter is installed) or `--json`. Under `-v` (or `UKPM_LOG`)
 //! log lines go to stderr too, so there are no bars then: a bar redrawn between log lines
 //! would tear them apart.
+//!
+//! Every line is escaped before it is shown: a step or a blob names platforms, repositories and
+//! media types that a registry or a foreign store chose.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -10,7 +13,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::Global;
-use crate::output::human_size;
+use crate::output::{escape, human_size};
 
 /// Shows steps and blob transfers on stderr.
 pub struct StderrReporter {
@@ -43,7 +46,9 @@ impl StderrReporter {
         }
     }
 
+    /// Shows one line, escaped, above the bars (or alone without them).
     fn line(&self, message: &str) {
+        let message = escape(message);
         match &self.bars {
             Some(bars) => {
                 let _ = bars.println(message);
@@ -63,7 +68,8 @@ fn draws_bars(json: bool, logging: bool, terminal: bool) -> bool {
 }
 
 /// What a transfer is, for people: `kernel`, `initrd`, `config` of the package, plus the
-/// digest's first characters when it is known.
+/// digest's first characters when it is known. Both are ukpm's own words and hex, so the
+/// label needs no escaping as a bar's prefix; lines that show it are escaped whole.
 fn label(subject: &ukpm::Subject) -> String {
     match subject.digest {
         Some(digest) => format!("{} {}", subject.kind, &digest.to_string()[..19]),

@@ -121,11 +121,38 @@ fn unpack_json_into_a_folder_whose_name_is_not_utf8() {
     assert_eq!(doc["initrd"], Value::Null);
     assert_unpacked(&env, dir);
 
-    // People get the path lossily, never a panic.
+    // People get the path without loss (issue 10, point 5): each byte that is not UTF-8 as
+    // `\xNN`, never U+FFFD.
     let human = ukpm(&env)
         .args(["unpack", "odd"])
         .arg(OsStr::from_bytes(dir))
         .run();
     human.assert_success();
-    assert_eq!(human.stdout, "out-\u{fffd}/unikraft/bin/kernel\n");
+    assert_eq!(human.stdout, "out-\\xff/unikraft/bin/kernel\n");
+}
+
+#[test]
+fn different_names_that_are_not_utf8_never_print_the_same() {
+    let env = TestEnv::new();
+    odd_store(&env);
+    // Two invalid bytes, the replacement character itself, and text that spells an escape.
+    let dirs: [&[u8]; 4] = [b"o-\xff", b"o-\xfe", "o-\u{fffd}".as_bytes(), b"o-\\xff"];
+    let mut shown = Vec::new();
+    for dir in dirs {
+        let out = ukpm(&env)
+            .args(["unpack", "odd"])
+            .arg(OsStr::from_bytes(dir))
+            .run();
+        out.assert_success();
+        shown.push(out.stdout);
+    }
+    assert_eq!(
+        shown,
+        [
+            "o-\\xff/unikraft/bin/kernel\n",
+            "o-\\xfe/unikraft/bin/kernel\n",
+            "o-\u{fffd}/unikraft/bin/kernel\n",
+            "o-\\\\xff/unikraft/bin/kernel\n",
+        ]
+    );
 }

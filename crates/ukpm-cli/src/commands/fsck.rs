@@ -8,7 +8,7 @@ use serde::Serialize;
 use ukpm::{FsckOutcome, PackageManager, Problem};
 
 use crate::args::FsckArgs;
-use crate::output::{Output, human_size};
+use crate::output::{Escaped, Output, human_size};
 
 /// What the check found (and repaired). Problems left make the command fail after printing.
 pub struct Checked(FsckOutcome);
@@ -79,16 +79,18 @@ impl Output for Checked {
         }
     }
 
+    /// One line per repair and problem, escaped: problems quote names and messages from
+    /// the store and its registries.
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         let o = &self.0;
         for digest in &o.repaired {
             writeln!(out, "repaired {digest}")?;
         }
         for (digest, why) in &o.unrepaired {
-            writeln!(out, "could not repair {digest}: {why}")?;
+            writeln!(out, "could not repair {digest}: {}", Escaped(why))?;
         }
         for problem in &o.report.problems {
-            writeln!(out, "{problem}")?;
+            writeln!(out, "{}", Escaped(problem))?;
         }
         writeln!(
             out,

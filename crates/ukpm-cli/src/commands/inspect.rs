@@ -8,7 +8,7 @@ use serde_json::Value;
 use ukpm::{Descriptor, Inspection, PackageManager};
 
 use crate::args::InspectArgs;
-use crate::output::{Output, PackageJson, human_size, sorted_keys};
+use crate::output::{Escaped, Output, PackageJson, escape_json, human_size, sorted_keys};
 
 /// What `inspect` found.
 pub struct Inspected(Inspection);
@@ -50,13 +50,17 @@ impl Output for Inspected {
         }
     }
 
-    /// A summary, then each document.
+    /// A summary, then each document, pretty-printed; the documents are whatever their
+    /// writer put in them (annotations, media types), so the summary is escaped and the
+    /// documents show their controls as JSON escapes.
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         let i = &self.0;
         writeln!(
             out,
             "{} -> {} ({})",
-            i.reference, i.descriptor.digest, i.descriptor.media_type
+            Escaped(&i.reference),
+            i.descriptor.digest,
+            Escaped(&i.descriptor.media_type)
         )?;
         if let Some(index) = &i.index {
             writeln!(out, "\nindex:")?;
@@ -67,7 +71,7 @@ impl Output for Inspected {
                 out,
                 "\nmanifest {} ({}, {}):",
                 m.package.manifest.digest,
-                m.package.plat_arch(),
+                Escaped(m.package.plat_arch()),
                 human_size(m.package.size)
             )?;
             writeln!(out, "{}", pretty(&m.manifest))?;
@@ -78,8 +82,11 @@ impl Output for Inspected {
     }
 }
 
+/// A document for people: pretty JSON, with what JSON leaves raw (C1 controls, bidi
+/// overrides) escaped too.
 fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    escape_json(&text).into_owned()
 }
 
 /// Reads what the reference names.

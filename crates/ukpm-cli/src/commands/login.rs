@@ -8,7 +8,7 @@ use serde::Serialize;
 use ukpm::{PackageManager, Secret};
 
 use crate::args::LoginArgs;
-use crate::output::{JsonPath, Output};
+use crate::output::{Escaped, JsonPath, Output, escape_path};
 
 /// Where the credentials for a registry were saved (never the credentials themselves).
 pub struct LoggedIn {
@@ -35,8 +35,8 @@ impl Output for LoggedIn {
         writeln!(
             out,
             "logged in to {} (saved in {})",
-            self.registry,
-            self.config.display()
+            Escaped(&self.registry),
+            escape_path(&self.config)
         )
     }
 }

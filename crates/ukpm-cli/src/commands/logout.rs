@@ -7,7 +7,7 @@ use serde::Serialize;
 use ukpm::PackageManager;
 
 use crate::args::LogoutArgs;
-use crate::output::Output;
+use crate::output::{Escaped, Output};
 
 /// Whether a saved login was removed; it is its own `--json` document.
 #[derive(Serialize)]
@@ -23,9 +23,9 @@ impl Output for LoggedOut {
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         if self.removed {
-            writeln!(out, "logged out of {}", self.registry)
+            writeln!(out, "logged out of {}", Escaped(&self.registry))
         } else {
-            writeln!(out, "no saved login for {}", self.registry)
+            writeln!(out, "no saved login for {}", Escaped(&self.registry))
         }
     }
 }

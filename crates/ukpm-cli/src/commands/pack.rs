@@ -9,7 +9,7 @@ use ukpm::{MergeStrategy, PackOptions, Package, PackageManager, Target};
 
 use super::{architecture, plat};
 use crate::args::{PackArgs, Strategy};
-use crate::output::{Output, PackageJson};
+use crate::output::{Escaped, Output, PackageJson};
 
 /// What a pack made.
 pub struct Packed {
@@ -32,7 +32,7 @@ impl Output for Packed {
     }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "{}", self.pinned)
+        writeln!(out, "{}", Escaped(&self.pinned))
     }
 }
 

@@ -8,7 +8,7 @@ use ukpm::{Architecture, Package, PackageManager, PullOptions, Query};
 
 use super::query;
 use crate::args::PullArgs;
-use crate::output::{Output, PackagesJson};
+use crate::output::{Escaped, Output, PackagesJson};
 
 /// The packages (platforms) fetched, for every reference given, in order.
 pub struct Pulled {
@@ -22,7 +22,13 @@ impl Output for Pulled {
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         for p in &self.packages {
-            writeln!(out, "{} {} {}", p.reference, p.plat_arch(), p.manifest.digest)?;
+            writeln!(
+                out,
+                "{} {} {}",
+                Escaped(&p.reference),
+                Escaped(p.plat_arch()),
+                p.manifest.digest
+            )?;
         }
         Ok(())
     }

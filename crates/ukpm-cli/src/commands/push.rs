@@ -7,7 +7,7 @@ use serde::Serialize;
 use ukpm::{PackageManager, PushReport};
 
 use crate::args::PushArgs;
-use crate::output::Output;
+use crate::output::{Escaped, Output};
 
 /// What a push sent.
 pub struct Pushed(PushReport);
@@ -54,7 +54,7 @@ impl Output for Pushed {
     }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "{}@{}", self.reference(), self.digest())
+        writeln!(out, "{}@{}", Escaped(self.reference()), self.digest())
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use ukpm::PackageManager;
 
 use crate::args::RmArgs;
-use crate::output::Output;
+use crate::output::{Escaped, Output};
 
 /// The references removed; it is its own `--json` document, `{"removed": [...]}`.
 #[derive(Serialize)]
@@ -22,7 +22,7 @@ impl Output for Removed {
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         for name in &self.removed {
-            writeln!(out, "{name}")?;
+            writeln!(out, "{}", Escaped(name))?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use ukpm::{PackageManager, Reference};
 
 use crate::args::TagArgs;
-use crate::output::Output;
+use crate::output::{Escaped, Output};
 
 /// The name tagged and its new name.
 pub struct Tagged {
@@ -31,7 +31,7 @@ impl Output for Tagged {
     }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "{}", self.target)
+        writeln!(out, "{}", Escaped(&self.target))
     }
 }
 

@@ -9,7 +9,7 @@ use ukpm::{PackageManager, Unpacked};
 
 use super::query;
 use crate::args::UnpackArgs;
-use crate::output::{JsonPath, Output, PackageJson};
+use crate::output::{JsonPath, Output, PackageJson, escape_path};
 
 /// What an unpack wrote, and where.
 pub struct UnpackedInto {
@@ -44,10 +44,11 @@ impl Output for UnpackedInto {
         }
     }
 
-    /// The kernel's and the initrd's paths (lossily, if they are not UTF-8).
+    /// The kernel's and the initrd's paths, escaped: a byte that is not UTF-8 shows as `\xNN`
+    /// (never U+FFFD, so two names never print the same), a control character escaped.
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         for path in self.unpacked.kernel.iter().chain(&self.unpacked.initrd) {
-            writeln!(out, "{}", path.display())?;
+            writeln!(out, "{}", escape_path(path))?;
         }
         Ok(())
     }

@@ -6,10 +6,15 @@
 //! built only when printed: the shapes shared by several commands live here ([`PackageJson`],
 //! [`JsonPath`]), each command's own shape beside the command in `commands/`.
 //!
+//! The human forms print text that came from outside ukpm (names, tags, platforms, paths,
+//! annotations, messages) through [`escape`] and its siblings, so that no control character
+//! reaches the terminal raw; the JSON documents are exact, JSON's escaping is enough there.
+//!
 //! Every object's fields are declared in alphabetical order: that is the order ukpm has always
 //! written them in (it used to build `serde_json::Value` maps, which sort their keys), and
 //! keeping it keeps the bytes of every document unchanged.
 
+mod escape;
 mod package;
 mod path;
 
@@ -17,6 +22,7 @@ use std::io::{self, Write};
 
 use serde::{Serialize, Serializer};
 
+pub use escape::{Escaped, escape, escape_json, escape_path};
 pub use package::{PackageJson, PackagesJson, package_table};
 pub use path::JsonPath;
 

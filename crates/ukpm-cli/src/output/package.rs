@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use ukpm::Package;
 
-use super::{human_size, short_time};
+use super::{escape, human_size, short_time};
 
 /// A package (one manifest of an index) as `--json` shows it (docs/json.md, "The package
 /// object").
@@ -58,7 +58,9 @@ impl<'a> PackagesJson<'a> {
     }
 }
 
-/// `ukpm ls` as a table.
+/// `ukpm ls` as a table. Every cell is escaped: names, platforms and times come from whoever
+/// wrote the store, and a control character in one must neither reach the terminal nor skew
+/// the columns (widths are those of the escaped text).
 pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()> {
     let header = ["NAME", "TAG", "ARCH", "PLAT", "DIGEST", "SIZE", "CREATED"];
     let rows: Vec<[String; 7]> = packages
@@ -73,6 +75,7 @@ pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()
                 human_size(p.size),
                 p.created.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
             ]
+            .map(|cell| escape(&cell).into_owned())
         })
         .collect();
     let mut widths = header.map(str::len);
