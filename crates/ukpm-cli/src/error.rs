@@ -72,7 +72,18 @@ pub fn usage(err: &clap::Error, json: bool) -> ExitCode {
         let detail = err.render().to_string();
         print_error_document("usage", message, &[detail.trim().to_string()]);
     } else {
-        let _ = err.print();
+        // clap quotes the argument it refused, which may be anything a script passed on: when
+        // it holds something to escape, the message is printed plain and escaped line by line
+        // (clap's colours would be escaped too), else as clap styles it.
+        let plain = err.render().to_string();
+        if plain.lines().any(|line| escape(line) != line) {
+            let mut out = io::stderr().lock();
+            for line in plain.lines() {
+                let _ = writeln!(out, "{}", escape(line));
+            }
+        } else {
+            let _ = err.print();
+        }
     }
     ExitCode::from(2)
 }

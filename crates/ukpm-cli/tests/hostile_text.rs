@@ -96,8 +96,16 @@ fn hostile_store(env: &TestEnv) {
     });
     let manifest = layout.json_blob(MANIFEST, &manifest);
     layout.tag("unikraft.org/evil:latest", &manifest);
+    // A second package whose platform itself is hostile.
+    let kernel = tar_with_raw_names(&[(b"unikraft/bin/kernel", b"KERNEL\n")]);
+    let kernel = layout.blob(LAYER_TAR, &kernel);
+    let odd = layout.image(ODD_ARCH, ODD_OS, &[kernel]);
+    layout.tag("unikraft.org/odd-platform:1", &odd);
     layout.finish();
 }
+
+const ODD_ARCH: &str = "x86_64\x1b[31m";
+const ODD_OS: &str = "qemu\u{202e}";
 
 #[test]
 fn unpack_shows_file_names_escaped_and_json_keeps_them_exact() {
@@ -154,9 +162,48 @@ fn ls_and_unpack_progress_escape_a_foreign_platform() {
     let listed = ukpm(&env).args(["ls"]).run();
     listed.assert_success();
     assert_clean(&listed);
-    assert!(listed.stdout.contains("unikraft.org/evil"), "{}", listed.stdout);
-    let out = ukpm(&env).args(["unpack", "evil", "out"]).run();
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("unikraft.org/odd-platform"))
+        .unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert!(row.contains("x86_64\\x1b[31m  qemu\\u{202e}  "), "{row}");
+    // The columns are as wide as the escaped text: every row's DIGEST starts in one column.
+    let header = listed.stdout.lines().next().unwrap();
+    let column = header.find("DIGEST").unwrap();
+    for line in listed.stdout.lines().skip(1) {
+        assert!(
+            line.is_char_boundary(column)
+                && line[column..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_hexdigit()),
+            "misaligned:\n{}",
+            listed.stdout
+        );
+    }
+    let json = ukpm(&env).args(["--json", "ls"]).run();
+    let platforms: Vec<(String, String)> = json.json()["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["architecture"].as_str().unwrap().into(),
+                p["platform"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        platforms.contains(&(ODD_ARCH.into(), ODD_OS.into())),
+        "{platforms:?}"
+    );
+
+    // The progress line names the platform: escaped too.
+    let out = ukpm(&env).args(["unpack", "odd-platform:1", "out"]).run();
+    out.assert_success();
     assert_clean(&out);
+    assert!(out.stderr.contains("\\x1b[31m"), "{}", out.stderr);
 }
 
 #[test]
@@ -296,5 +343,26 @@ fn a_registry_error_message_is_escaped_on_stderr_and_exact_in_json() {
     assert!(
         causes.iter().any(|c| c.contains(MESSAGE)),
         "--json keeps the registry's message exact: {causes:?}"
+    );
+}
+
+#[test]
+fn a_refused_argument_is_escaped_in_the_usage_error() {
+    let env = TestEnv::new();
+    let out = ukpm(&env).arg(format!("--bogus{TITLE}")).arg("ls").run();
+    assert_eq!(out.code, 2, "{}", out.snapshot_text());
+    assert_clean(&out);
+    assert!(
+        out.stderr.contains(&format!("--bogus{TITLE_SHOWN}")),
+        "{}",
+        out.stderr
+    );
+    // Without anything to escape, clap prints its message as it always has.
+    let plain = ukpm(&env).args(["--bogus", "ls"]).run();
+    assert_eq!(plain.code, 2);
+    assert!(
+        plain.stderr.contains("unexpected argument '--bogus'"),
+        "{}",
+        plain.stderr
     );
 }
