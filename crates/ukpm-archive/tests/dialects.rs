@@ -493,3 +493,96 @@ fn a_whiteout_cannot_reach_outside() {
         assert!(dest.exists());
     }
 }
+
+#[test]
+fn ustar_prefixes_and_solaris_headers_match_gnu_tar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let deep = src.join("p".repeat(60)).join("q".repeat(60));
+    fs_err::create_dir_all(&deep).unwrap();
+    fs_err::write(deep.join("r".repeat(90)), b"split between prefix and name").unwrap();
+    fs_err::os::unix::fs::symlink("x".repeat(99), src.join("link")).unwrap();
+    let archive = tmp.path().join("ustar.tar");
+    gnutar::create(&archive, &src, &["--format=ustar"], &["."]);
+    compare(&archive, false);
+    fs_err::write(src.join("v7-file"), b"v7").unwrap();
+    let archive = tmp.path().join("v7.tar");
+    gnutar::create(&archive, &src, &["--format=v7"], &["link", "v7-file"]);
+    compare(&archive, false);
+
+    let mut a = Vec::new();
+    member(
+        &mut a,
+        b"SolarisHeaders/x",
+        b'X',
+        &record("path", b"solaris-name"),
+        b"",
+    );
+    member(&mut a, b"ignored", b'0', b"data", b"");
+    end(&mut a);
+    compare_bytes(&a, false);
+}
+
+/// A tiny deterministic generator, so the damaged archives are the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn damaged_dialect_archives_never_panic_or_escape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs_err::create_dir(&src).unwrap();
+    fs_err::write(src.join("f".repeat(120)), b"long").unwrap();
+    let sparse = fs_err::File::create(src.join("sparse")).unwrap();
+    sparse.set_len(1 << 20).unwrap();
+    drop(sparse);
+    fs_err::write(src.join("small"), b"0123456789").unwrap();
+    let mut archives = Vec::new();
+    for (i, options) in [
+        &["--format=gnu", "--sparse"][..],
+        &["--format=posix", "--sparse", "--sparse-version=0.0"],
+        &["--format=posix", "--sparse", "--sparse-version=0.1"],
+        &["--format=posix", "--sparse", "--sparse-version=1.0"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let archive = tmp.path().join(format!("{i}.tar"));
+        gnutar::create(&archive, &src, options, &["."]);
+        archives.push(fs_err::read(&archive).unwrap());
+    }
+    let mut rng = Lcg(0x5eed);
+    let options = Options::default()
+        .max_total_size(64 << 20)
+        .max_sparse_size(16 << 20);
+    for round in 0..400 {
+        let mut bytes = archives[round % archives.len()].clone();
+        let len = bytes.len().min(4096) as u64;
+        for _ in 0..1 + rng.next() % 4 {
+            let at = (rng.next() % len) as usize;
+            bytes[at] = match rng.next() % 3 {
+                0 => rng.next() as u8,
+                1 => b'0' + (rng.next() % 10) as u8,
+                _ => 0,
+            };
+        }
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("dest");
+        fs_err::create_dir(&dest).unwrap();
+        let _ = extract_with(bytes.as_slice(), &dest, &options);
+        let names: Vec<_> = fs_err::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dest"], "round {round}");
+    }
+}

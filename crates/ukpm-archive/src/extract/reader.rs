@@ -10,6 +10,7 @@
 //! - PAX extended headers (`x`): records are parsed strictly, as Go's `archive/tar` does (a length
 //!   that is not decimal, under 5 or past the data, no `=`, an empty key, a NUL in a path, no
 //!   final newline: the layer is refused); `path`, `linkpath` and `size` apply to the next member;
+//! - Solaris extended headers (`X`) are read as PAX ones, as GNU tar reads them;
 //! - PAX global headers (`g`) are checked the same way, then ignored;
 //! - extended headers with no member after them (at the end of the archive) are ignored, as Go
 //!   does;
@@ -203,7 +204,11 @@ impl<R: Read> Reader<R> {
                 }
                 return Ok(None);
             };
-            let kind = header.entry_type();
+            // Solaris' `X` extended header is read as PAX `x`, as GNU tar reads it.
+            let kind = match header.as_bytes()[156] {
+                b'X' => EntryType::XHeader,
+                _ => header.entry_type(),
+            };
             let size = parse_numeric(&header.as_bytes()[124..136])
                 .ok_or_else(|| malformed(at, "a size that is not a number".into()))?;
             match kind {
