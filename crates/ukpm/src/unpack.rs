@@ -297,3 +297,45 @@ fn move_tree(staged: &Path, dest: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_inside;
+
+    #[test]
+    fn annotation_paths_resolve_inside_or_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs_err::create_dir_all(root.join("boot")).unwrap();
+        fs_err::write(root.join("boot/kernel"), b"k").unwrap();
+        fs_err::write(tmp.path().join("outside"), b"o").unwrap();
+        let link = |name: &str, target: &str| fs_err::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("inside", "boot/kernel");
+        link("via-dir", "boot");
+        link("absolute", "/etc/passwd");
+        link("climbs", "../outside");
+        link("loop", "loop");
+        let ok = |name: &str| {
+            resolve_inside(&root, name)
+                .unwrap()
+                .map(|p| p.display().to_string())
+        };
+        assert_eq!(ok("boot/kernel").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("/boot/kernel").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("inside").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("via-dir/kernel").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("boot/missing"), None);
+        assert_eq!(ok("boot"), None);
+        for bad in [
+            "../outside",
+            "boot/../../outside",
+            "absolute",
+            "climbs",
+            "loop",
+            "/",
+            "",
+        ] {
+            assert!(resolve_inside(&root, bad).is_err(), "{bad}");
+        }
+    }
+}
