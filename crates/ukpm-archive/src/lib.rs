@@ -7,14 +7,20 @@
 //!   and Unikraft accept ([`cpio::write_dir`]).
 //! - [`extract`]: a tar layer unpacked into a user's folder without ever writing outside it
 //!   ([`extract::extract`]): `..` names, escaping links, writes through symlinks, device nodes
-//!   and fifos are refused.
+//!   and fifos are refused; every tar dialect GNU tar reads (GNU and PAX long names, PAX
+//!   records checked as Go checks them, sparse files restored with holes), OCI whiteouts
+//!   applied, and sizes bounded ([`extract::Options`]: 16 GiB of files per layer, 4 GiB per
+//!   sparse file by default).
+//! - [`compression`]: gzip and zstd layers decompressed with a bounded expansion ratio
+//!   ([`compression::Expansion`]: 1000:1 past the first 16 MiB by default).
 //!
 //! Each format has its own error type, so a caller can tell a bad initrd folder from a hostile
-//! layer. Compression is the caller's business: readers and writers here see plain archives.
+//! layer.
 //!
 //! This crate is synchronous and must not depend on tokio, reqwest or clap (CI checks this with
 //! `cargo tree`): the async library runs it on blocking threads.
 
+pub mod compression;
 pub mod cpio;
 pub mod extract;
 pub mod tar_layer;

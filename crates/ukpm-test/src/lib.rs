@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod containerd;
 pub mod cpio;
 mod fixtures;
+pub mod gnutar;
 pub mod proxy;
 pub mod registry;
 mod wait;

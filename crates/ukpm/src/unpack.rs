@@ -3,11 +3,21 @@
 //! Layers are extracted into a staging folder inside the target, each blob hashed as it is read;
 //! only when every layer has verified are the staged files moved into place. A corrupt blob or a
 //! hostile tar therefore leaves the target as it was.
+//!
+//! Layers are applied in order into the staging folder, so the OCI whiteouts of a layer
+//! (`.wh.NAME`, `.wh..wh..opq`) remove what the layers before it wrote, as the image spec and
+//! umoci do. Compressed layers (gzip, zstd) expand at most 1000:1 past their first 16 MiB, and
+//! one layer's files may take at most 16 GiB (see `ukpm_archive::extract::Options`).
+//!
+//! The kernel and initrd paths a package names in its annotations are resolved inside the
+//! target: a `..`, or a symlink that is absolute or climbs out, is refused.
 
-use std::io::{self, Read};
+use std::collections::VecDeque;
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use ukpm_archive::extract::{ExtractError, extract};
+use ukpm_archive::compression::{Compression, Expansion, decompress};
+use ukpm_archive::extract::{self, Options};
 use ukpm_types::{Descriptor, Reference, annotation, media_type, well_known};
 
 use crate::error::{Error, Result};
@@ -35,8 +45,7 @@ pub struct Unpacked {
 
 /// How one layer is turned into files.
 enum LayerKind {
-    Tar,
-    TarGzip,
+    Tar(Compression),
     Raw { path: String, mode: u32 },
 }
 
@@ -49,10 +58,13 @@ fn layer_kind(layer: &Descriptor) -> Result<LayerKind> {
             .unwrap_or_else(|| default.to_string())
     };
     Ok(match layer.media_type.as_str() {
-        media_type::LAYER_TAR | media_type::DOCKER_LAYER_TAR | media_type::UNIKRAFT_LAYER => LayerKind::Tar,
-        media_type::LAYER_TAR_GZIP | media_type::DOCKER_LAYER_TAR_GZIP | media_type::UNIKRAFT_LAYER_GZIP => {
-            LayerKind::TarGzip
+        media_type::LAYER_TAR | media_type::DOCKER_LAYER_TAR | media_type::UNIKRAFT_LAYER => {
+            LayerKind::Tar(Compression::None)
         }
+        media_type::LAYER_TAR_GZIP | media_type::DOCKER_LAYER_TAR_GZIP | media_type::UNIKRAFT_LAYER_GZIP => {
+            LayerKind::Tar(Compression::Gzip)
+        }
+        media_type::LAYER_TAR_ZSTD => LayerKind::Tar(Compression::Zstd),
         media_type::UNIKRAFT_KERNEL | media_type::UNIKRAFT_IMAGE_KERNEL => LayerKind::Raw {
             path: annotated(annotation::KERNEL_PATH, well_known::KERNEL),
             mode: 0o755,
@@ -110,21 +122,31 @@ impl PackageManager {
             platform: package.plat_arch(),
             dir: dir.to_path_buf(),
         });
-        let dest = dir.to_path_buf();
-        let files = tokio::task::spawn_blocking(move || unpack_layers(layers, &dest)).await??;
-
-        let find = |key: &str, default: &str| {
-            let path = manifest
+        let named = |key: &str, default: &str| {
+            manifest
                 .layers
                 .iter()
                 .find_map(|l| l.annotations.get(key))
-                .map_or(default, String::as_str);
-            let full = dir.join(path.trim_start_matches('/'));
-            full.is_file().then_some(full)
+                .map_or(default, String::as_str)
+                .to_string()
         };
+        let wanted = [
+            (
+                annotation::KERNEL_PATH,
+                named(annotation::KERNEL_PATH, well_known::KERNEL),
+            ),
+            (
+                annotation::KERNEL_INITRD_PATH,
+                named(annotation::KERNEL_INITRD_PATH, well_known::INITRD),
+            ),
+        ];
+        let dest = dir.to_path_buf();
+        let (files, found) =
+            tokio::task::spawn_blocking(move || unpack_layers(layers, &dest, &wanted)).await??;
+        let [kernel, initrd] = found.map(|rel| rel.map(|rel| dir.join(rel)));
         Ok(Unpacked {
-            kernel: find(annotation::KERNEL_PATH, well_known::KERNEL),
-            initrd: find(annotation::KERNEL_INITRD_PATH, well_known::INITRD),
+            kernel,
+            initrd,
             cmd: config.config.cmd,
             env: config.config.env,
             files,
@@ -133,7 +155,14 @@ impl PackageManager {
     }
 }
 
-fn unpack_layers(layers: Vec<(Descriptor, LayerKind, BlobRead)>, dest: &Path) -> Result<Vec<PathBuf>> {
+/// Applies every layer in order into a staging folder inside `dest`, resolves the kernel and
+/// initrd paths in it (`wanted`: annotation key and path), then moves the tree into place.
+/// Returns the regular files left and the resolved paths, relative to `dest`.
+fn unpack_layers(
+    layers: Vec<(Descriptor, LayerKind, BlobRead)>,
+    dest: &Path,
+    wanted: &[(&str, String); 2],
+) -> Result<(Vec<PathBuf>, [Option<PathBuf>; 2])> {
     fs_err::create_dir_all(dest)?;
     let staging = tempfile::Builder::new()
         .prefix(".ukpm-unpack-")
@@ -144,47 +173,100 @@ fn unpack_layers(layers: Vec<(Descriptor, LayerKind, BlobRead)>, dest: &Path) ->
                 format!("failed to create a staging folder in {}: {e}", dest.display()),
             )
         })?;
+    let options = Options::default();
     let mut files = Vec::new();
     for (layer, kind, mut blob) in layers {
         let written = match kind {
-            LayerKind::Tar => extract(&mut blob, staging.path()),
-            LayerKind::TarGzip => extract(flate2::read::GzDecoder::new(&mut blob), staging.path()),
-            LayerKind::Raw { path, mode } => write_raw(&mut blob, staging.path(), &path, mode),
+            LayerKind::Tar(compression) => extract::extract_with(
+                decompress(&mut blob, compression, Expansion::default()),
+                staging.path(),
+                &options,
+            ),
+            LayerKind::Raw { path, mode } => {
+                extract::write_file(&mut blob, staging.path(), path.as_bytes(), mode, &options)
+                    .map(|f| vec![f])
+            }
         }
         .map_err(|e| Error::extract(layer.digest, e))?;
         // Read what the parser left (tar padding) so the digest check covers every byte.
         io::copy(&mut blob, &mut io::sink()).map_err(Error::from_store_io)?;
         files.extend(written);
     }
+    // A later layer may have removed (whiteouts) or replaced what an earlier one wrote.
+    files.retain(|f| fs_err::symlink_metadata(staging.path().join(f)).is_ok_and(|m| m.is_file()));
+    let mut found = [None, None];
+    for (slot, (key, path)) in found.iter_mut().zip(wanted) {
+        *slot = resolve_inside(staging.path(), path).map_err(|why| {
+            Error::InvalidInput(format!(
+                "the package names `{}` in its annotation `{key}`, which {why}: refused",
+                path.escape_debug()
+            ))
+        })?;
+    }
     move_tree(staging.path(), dest)?;
     files.sort();
     files.dedup();
-    Ok(files)
+    Ok((files, found))
 }
 
-fn write_raw(blob: &mut impl Read, root: &Path, path: &str, mode: u32) -> Result<Vec<PathBuf>, ExtractError> {
-    let relative: PathBuf = Path::new(path)
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
-    if relative.as_os_str().is_empty() || Path::new(path).components().any(|c| c == Component::ParentDir) {
-        return Err(ExtractError::PathEscape {
-            entry: path.to_string(),
-        });
+/// Resolves `name` (a path from an annotation) inside `root` as the kernel would open it there,
+/// following symlinks only while they stay inside. `Ok(None)` when there is no regular file
+/// there; `Err` (why) when the name or a symlink on the way leads out of `root`.
+fn resolve_inside(root: &Path, name: &str) -> std::result::Result<Option<PathBuf>, String> {
+    let mut pending: VecDeque<PathBuf> = VecDeque::new();
+    for component in Path::new(name).components() {
+        match component {
+            Component::Normal(c) => pending.push_back(PathBuf::from(c)),
+            Component::ParentDir => return Err("climbs with `..`".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
     }
-    let target = root.join(&relative);
-    let io_err = |source| ExtractError::Io {
-        path: target.clone(),
-        source,
-    };
-    if let Some(parent) = target.parent() {
-        fs_err::create_dir_all(parent).map_err(io_err)?;
+    if pending.is_empty() {
+        return Err("names no file".into());
     }
-    let mut file = fs_err::File::create(&target).map_err(io_err)?;
-    io::copy(blob, &mut file).map_err(io_err)?;
-    use std::os::unix::fs::PermissionsExt;
-    fs_err::set_permissions(&target, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
-    Ok(vec![relative])
+    let mut resolved = PathBuf::new();
+    let mut hops = 0;
+    while let Some(component) = pending.pop_front() {
+        if component.as_os_str() == ".." {
+            if !resolved.pop() {
+                return Err("goes through a symlink that leads out of the target folder".into());
+            }
+            continue;
+        }
+        let candidate = resolved.join(&component);
+        let meta = match fs_err::symlink_metadata(root.join(&candidate)) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot be inspected ({e})")),
+        };
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return Err("goes through too many symlinks".into());
+            }
+            let target =
+                fs_err::read_link(root.join(&candidate)).map_err(|e| format!("cannot be inspected ({e})"))?;
+            if target.is_absolute() {
+                return Err("goes through a symlink to an absolute path".into());
+            }
+            for c in target.components().rev() {
+                match c {
+                    Component::Normal(c) => pending.push_front(PathBuf::from(c)),
+                    Component::ParentDir => pending.push_front(PathBuf::from("..")),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if pending.is_empty() {
+            return Ok(meta.is_file().then_some(candidate));
+        }
+        if !meta.is_dir() {
+            return Ok(None);
+        }
+        resolved = candidate;
+    }
+    Ok(None)
 }
 
 /// Moves a staged tree into `dest`, merging folders and replacing files, without ever
@@ -214,4 +296,46 @@ fn move_tree(staged: &Path, dest: &Path) -> Result<()> {
         fs_err::rename(&from, &to)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_inside;
+
+    #[test]
+    fn annotation_paths_resolve_inside_or_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs_err::create_dir_all(root.join("boot")).unwrap();
+        fs_err::write(root.join("boot/kernel"), b"k").unwrap();
+        fs_err::write(tmp.path().join("outside"), b"o").unwrap();
+        let link = |name: &str, target: &str| fs_err::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("inside", "boot/kernel");
+        link("via-dir", "boot");
+        link("absolute", "/etc/passwd");
+        link("climbs", "../outside");
+        link("loop", "loop");
+        let ok = |name: &str| {
+            resolve_inside(&root, name)
+                .unwrap()
+                .map(|p| p.display().to_string())
+        };
+        assert_eq!(ok("boot/kernel").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("/boot/kernel").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("inside").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("via-dir/kernel").as_deref(), Some("boot/kernel"));
+        assert_eq!(ok("boot/missing"), None);
+        assert_eq!(ok("boot"), None);
+        for bad in [
+            "../outside",
+            "boot/../../outside",
+            "absolute",
+            "climbs",
+            "loop",
+            "/",
+            "",
+        ] {
+            assert!(resolve_inside(&root, bad).is_err(), "{bad}");
+        }
+    }
 }
