@@ -242,7 +242,9 @@ impl LocalStore {
     /// refused before anything is read.
     pub fn read_capped(&self, descriptor: &Descriptor, what: &'static str, limit: u64) -> Result<Vec<u8>> {
         let digest = descriptor.digest;
-        let actual = self.stat_blob(&digest)?.ok_or(StoreError::BlobNotFound { digest })?;
+        let actual = self
+            .stat_blob(&digest)?
+            .ok_or(StoreError::BlobNotFound { digest })?;
         for size in [descriptor.size, actual] {
             if size > limit {
                 return Err(StoreError::TooLarge {
@@ -259,7 +261,9 @@ impl LocalStore {
     /// Reads a whole (small) blob, checking its size against `descriptor` and its digest.
     pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let digest = descriptor.digest;
-        let actual = self.stat_blob(&digest)?.ok_or(StoreError::BlobNotFound { digest })?;
+        let actual = self
+            .stat_blob(&digest)?
+            .ok_or(StoreError::BlobNotFound { digest })?;
         if actual != descriptor.size {
             return Err(StoreError::StoredSizeMismatch {
                 digest,
@@ -346,13 +350,11 @@ impl LocalStore {
     pub fn lease(&self) -> Result<Lease> {
         let file = match self.lock_file(GC_LOCK) {
             Ok(file) => Some(file),
-            Err(StoreError::Io(e)) if read_only(&e) => {
-                match fs_err::File::open(self.root.join(GC_LOCK)) {
-                    Ok(file) => Some(file),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Err(StoreError::Io(e)) if read_only(&e) => match fs_err::File::open(self.root.join(GC_LOCK)) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
             Err(e) => return Err(e),
         };
         if let Some(file) = &file {

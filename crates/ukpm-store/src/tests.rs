@@ -231,7 +231,7 @@ fn model_name(name: u8, shape: Shape) -> String {
 /// Writes a ref of `shape` and returns its root and every blob it needs.
 fn put_shape(store: &LocalStore, name: u8, layers: &[Vec<u8>], shape: Shape) -> (Descriptor, Vec<Digest>) {
     let mut needed = Vec::new();
-    let mut blob = |bytes: &[u8], media: &str, needed: &mut Vec<Digest>| {
+    let blob = |bytes: &[u8], media: &str, needed: &mut Vec<Digest>| {
         let d = put(store, bytes, media);
         needed.push(d.digest);
         d
@@ -251,7 +251,11 @@ fn put_shape(store: &LocalStore, name: u8, layers: &[Vec<u8>], shape: Shape) -> 
                 schema_version: 2,
                 media_type: manifest_media.into(),
                 artifact_type: String::new(),
-                config: blob(format!("config-{name}").as_bytes(), media_type::IMAGE_CONFIG, &mut needed),
+                config: blob(
+                    format!("config-{name}").as_bytes(),
+                    media_type::IMAGE_CONFIG,
+                    &mut needed,
+                ),
                 layers: layer_ds,
                 subject: None,
                 annotations: BTreeMap::new(),
@@ -271,7 +275,11 @@ fn put_shape(store: &LocalStore, name: u8, layers: &[Vec<u8>], shape: Shape) -> 
                 schema_version: 2,
                 media_type: media_type::IMAGE_MANIFEST.into(),
                 artifact_type: String::new(),
-                config: blob(format!("signed-{name}").as_bytes(), media_type::IMAGE_CONFIG, &mut needed),
+                config: blob(
+                    format!("signed-{name}").as_bytes(),
+                    media_type::IMAGE_CONFIG,
+                    &mut needed,
+                ),
                 layers: Vec::new(),
                 subject: None,
                 annotations: BTreeMap::new(),
@@ -283,14 +291,22 @@ fn put_shape(store: &LocalStore, name: u8, layers: &[Vec<u8>], shape: Shape) -> 
                 "blobs": layer_ds,
                 "subject": subject,
             });
-            blob(doc.to_string().as_bytes(), "application/vnd.oci.artifact.manifest.v1+json", &mut needed)
+            blob(
+                doc.to_string().as_bytes(),
+                "application/vnd.oci.artifact.manifest.v1+json",
+                &mut needed,
+            )
         }
         Shape::Unknown => {
             let doc = serde_json::json!({
                 "payload": {"nested": [{"digest": layer_ds[0].digest.to_string()}]},
                 "rest": layer_ds[1..],
             });
-            blob(doc.to_string().as_bytes(), "application/vnd.example.unknown+json", &mut needed)
+            blob(
+                doc.to_string().as_bytes(),
+                "application/vnd.example.unknown+json",
+                &mut needed,
+            )
         }
         Shape::PlainLayer => {
             // Only the root itself: the other layers were put but nothing names them.
@@ -651,7 +667,10 @@ fn a_blob_that_is_a_fifo_or_a_symlink_is_damage_and_never_opened() {
         );
         assert!(err.is_integrity());
         assert!(err.to_string().contains(kind), "{err}");
-        assert!(matches!(store.open_blob(&digest), Err(StoreError::NotAFile { .. })));
+        assert!(matches!(
+            store.open_blob(&digest),
+            Err(StoreError::NotAFile { .. })
+        ));
         assert!(matches!(
             store.read_capped(&d, "image config", 100),
             Err(StoreError::NotAFile { .. })
@@ -681,13 +700,25 @@ fn a_blob_that_is_a_fifo_or_a_symlink_is_damage_and_never_opened() {
     assert!(!gc.removed.contains(&kernel) && !gc.removed.contains(&initrd));
     assert!(gc.missing.contains(&kernel) && gc.missing.contains(&initrd));
     assert!(fs_err::symlink_metadata(store.blob_path(&kernel)).is_ok());
-    assert_eq!(fs_err::read(&outside).unwrap(), b"initrd", "the link's target is untouched");
+    assert_eq!(
+        fs_err::read(&outside).unwrap(),
+        b"initrd",
+        "the link's target is untouched"
+    );
 
     // Writing the blob again replaces the fifo and the link with the verified file.
     put(&store, b"kernel", media_type::LAYER_TAR);
     put(&store, b"initrd", media_type::LAYER_TAR);
-    assert!(store.read_blob(&Descriptor::new(media_type::LAYER_TAR, kernel, 6)).is_ok());
-    assert!(fs_err::symlink_metadata(store.blob_path(&initrd)).unwrap().is_file());
+    assert!(
+        store
+            .read_blob(&Descriptor::new(media_type::LAYER_TAR, kernel, 6))
+            .is_ok()
+    );
+    assert!(
+        fs_err::symlink_metadata(store.blob_path(&initrd))
+            .unwrap()
+            .is_file()
+    );
 }
 
 #[test]
@@ -724,7 +755,10 @@ fn gc_refuses_a_manifest_it_cannot_parse_and_names_the_ref() {
         })
         .unwrap();
     let err = store.gc().unwrap_err();
-    assert!(matches!(&err, StoreError::GcRefused { root, .. } if root == "v1"), "{err}");
+    assert!(
+        matches!(&err, StoreError::GcRefused { root, .. } if root == "v1"),
+        "{err}"
+    );
     assert!(err.to_string().contains("v1"), "{err}");
     assert!(store.blob_size(&Digest::of(b"kernel")).is_some());
 }
@@ -736,9 +770,17 @@ fn gc_keeps_what_a_foreign_layouts_roots_reference() {
     let image = put_image(&store, b"config", &[b"kernel"]);
     let manifest = store.read_index(&image).unwrap().manifests[0].clone();
     // A cosign-style signature: an unknown-type root whose JSON names a payload.
-    let payload = put(&store, b"signature payload", "application/vnd.dev.cosign.simplesigning.v1+json");
+    let payload = put(
+        &store,
+        b"signature payload",
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+    );
     let signature = serde_json::json!({"critical": {"image": {"docker-manifest-digest": manifest.digest.to_string()}}, "payload": payload});
-    let signature = put(&store, signature.to_string().as_bytes(), "application/vnd.example.signature+json");
+    let signature = put(
+        &store,
+        signature.to_string().as_bytes(),
+        "application/vnd.example.signature+json",
+    );
     // A root that is not JSON at all.
     let opaque = put(&store, b"\x00\x01binary", "application/octet-stream");
     let stray = put(&store, b"stray", media_type::LAYER_TAR);
@@ -778,7 +820,11 @@ fn documents_over_the_cap_are_refused_before_they_are_read() {
         "{err}"
     );
     assert!(err.to_string().contains(&d.digest.to_string()), "{err}");
-    assert!(err.to_string().contains(&ukpm_types::limits::MANIFEST_LIMIT.to_string()), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&ukpm_types::limits::MANIFEST_LIMIT.to_string()),
+        "{err}"
+    );
     // A descriptor that lies small about a big blob is refused by the size on disk.
     let mut lying = d.clone();
     lying.size = 10;

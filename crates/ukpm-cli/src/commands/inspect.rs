@@ -46,7 +46,7 @@ impl Output for Inspected {
                     package: PackageJson::from(&m.package),
                 })
                 .collect(),
-            reference: i.reference.to_string(),
+            reference: i.name.clone(),
         }
     }
 
@@ -56,7 +56,7 @@ impl Output for Inspected {
         writeln!(
             out,
             "{} -> {} ({})",
-            i.reference, i.descriptor.digest, i.descriptor.media_type
+            i.name, i.descriptor.digest, i.descriptor.media_type
         )?;
         if let Some(index) = &i.index {
             writeln!(out, "\nindex:")?;
@@ -84,7 +84,7 @@ fn pretty(v: &Value) -> String {
 
 /// Reads what the reference names.
 pub async fn run(manager: &PackageManager, args: &InspectArgs) -> Result<Inspected> {
-    let reference = manager.parse_name(&args.reference)?;
+    let reference = manager.local_name(&args.reference)?;
     let inspection = manager
         .inspect(&reference)
         .await
