@@ -148,6 +148,11 @@ fn a_bare_tag_that_is_not_a_repository_name_matches_literally() {
     let inspect = ukpm_in(&env, "other", &["--json", "inspect", "V1.0-RC"]);
     inspect.assert_success();
     assert_eq!(inspect.json()["reference"], "V1.0-RC");
+    ukpm_in(&env, "other", &["unpack", "V1.0-RC", "out"]).assert_success();
+    assert_eq!(env.read("out/unikraft/bin/kernel"), env.read("kernel"));
+    let registry = Registry::plain();
+    let to = format!("{}/foreign/rc:V1.0-RC", registry.host());
+    ukpm_in(&env, "other", &["push", "V1.0-RC", "--to", &to]).assert_success();
     ukpm_in(&env, "other", &["tag", "V1.0-RC", "rc:1"]).assert_success();
     let missing = ukpm_in(&env, "other", &["inspect", "V2"]);
     missing.assert_code(1);
@@ -180,6 +185,11 @@ fn an_exact_ref_name_wins_over_the_reference_it_parses_to() {
     let by_full = ukpm_in(&env, "other", &["--json", "inspect", "unikraft.org/v1:latest"]);
     assert_eq!(by_full.json()["reference"], "unikraft.org/v1:latest");
     assert_ne!(by_bare.json()["descriptor"], by_full.json()["descriptor"]);
+    // unpack resolves the same way.
+    ukpm_in(&env, "other", &["unpack", "v1", "bare"]).assert_success();
+    assert_eq!(env.read("bare/unikraft/bin/kernel"), env.read("kernel"));
+    ukpm_in(&env, "other", &["unpack", "unikraft.org/v1:latest", "full"]).assert_success();
+    assert_eq!(env.read("full/unikraft/bin/kernel"), b"OTHER KERNEL\n");
 }
 
 #[test]
@@ -511,4 +521,46 @@ fn a_store_the_user_cannot_write_can_be_listed_inspected_and_unpacked() {
     tag.assert_code(1);
     assert!(tag.stderr.contains("ermission denied"), "{}", tag.stderr);
     assert_eq!(env.dir_state(env.store()), before);
+}
+
+#[test]
+fn login_and_logout_write_through_a_docker_config_that_is_a_symlink() {
+    let env = TestEnv::new();
+    let registry = Registry::basic("tester", "s3cret-pw");
+    // A dotfiles manager's link, relative, to a config that holds another registry's login.
+    env.write(
+        "dotfiles/docker-config.json",
+        br#"{"auths":{"other.example":{"auth":"b3RoZXI6cHc="}}}"#,
+        0o600,
+    );
+    fs_err::create_dir_all(env.path("docker")).unwrap();
+    let link = env.path("docker/config.json");
+    fs_err::os::unix::fs::symlink("../dotfiles/docker-config.json", &link).unwrap();
+    let login = ukpm(&env)
+        .env("DOCKER_CONFIG", env.path("docker"))
+        .args([
+            "login",
+            &registry.host(),
+            "--username",
+            "tester",
+            "--password-stdin",
+        ])
+        .stdin("s3cret-pw\n")
+        .run_within(DEADLINE);
+    login.assert_success();
+    assert!(
+        fs_err::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        "login replaced the link with a file"
+    );
+    let config: Value = serde_json::from_slice(&env.read("dotfiles/docker-config.json")).unwrap();
+    assert!(config["auths"][registry.host()]["auth"].is_string(), "{config}");
+    assert!(config["auths"]["other.example"]["auth"].is_string(), "{config}");
+    ukpm(&env)
+        .env("DOCKER_CONFIG", env.path("docker"))
+        .args(["logout", &registry.host()])
+        .run_within(DEADLINE)
+        .assert_success();
+    assert!(fs_err::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let config: Value = serde_json::from_slice(&env.read("dotfiles/docker-config.json")).unwrap();
+    assert!(config["auths"].get(registry.host()).is_none(), "{config}");
 }
