@@ -288,6 +288,10 @@ fn roots_of_unknown_media_types_are_skipped_by_ls_and_kept_by_gc() {
     let gc = ukpm_in(&env, "foreign", &["--json", "gc"]);
     gc.assert_success();
     assert_eq!(env.blob_names("foreign"), blobs);
+    // fsck agrees: nothing there is collectable.
+    let fsck = ukpm_in(&env, "foreign", &["--json", "fsck"]);
+    fsck.assert_success();
+    assert_eq!(fsck.json()["unreachable"], 0, "{}", fsck.stdout);
 }
 
 /// The store path of the conformance package's kernel layer.

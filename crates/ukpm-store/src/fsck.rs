@@ -257,11 +257,16 @@ impl LocalStore {
                 Some(_) => {}
             }
         }
+        // What gc keeps beyond the images walked above (what roots of types fsck does not check
+        // may reference) is not collectable either; a store gc refuses to walk counts none.
+        let kept_by_gc = self.reachable().map(|(kept, _)| kept).ok();
         for (digest, (hash, size)) in &actual {
             if reached.contains_key(digest) {
                 continue;
             }
-            report.unreachable += 1;
+            if kept_by_gc.as_ref().is_some_and(|kept| !kept.contains(digest)) {
+                report.unreachable += 1;
+            }
             if hash != digest {
                 report.problems.push(Problem::Corrupt {
                     descriptor: Descriptor::new("", *digest, *size),
