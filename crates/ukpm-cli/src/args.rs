@@ -15,6 +15,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The most blobs a pull or push moves at once: each is a connection and a file, and more than
+/// this only contends for the same link; `--concurrency` (flag, env or config file) outside
+/// 1..=64 is refused as a usage error.
+pub const MAX_CONCURRENCY: usize = 64;
+
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
@@ -51,8 +56,14 @@ pub struct Global {
     /// The containerd namespace [default: default]
     #[arg(long, global = true, value_name = "NS", env = "CONTAINERD_NAMESPACE")]
     pub namespace: Option<String>,
-    /// How many blobs move at once in a pull or push [default: 4]
-    #[arg(long, global = true, value_name = "N", env = "UKPM_CONCURRENCY")]
+    /// How many blobs move at once in a pull or push, 1 to 64 [default: 4]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "UKPM_CONCURRENCY",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY as u64)
+    )]
     pub concurrency: Option<usize>,
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]

@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
-use crate::args::Global;
+use crate::args::{Global, MAX_CONCURRENCY};
 
 /// What the config file may set.
 #[derive(Debug, Default, Deserialize)]
@@ -56,9 +56,22 @@ fn load() -> Result<FileSettings> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileSettings::default()),
         Err(e) => return Err(e.into()),
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ukpm::Error::InvalidInput(format!("{} is not a valid ukpm config: {e}", path.display())))
+    let invalid = |why: String| {
+        anyhow::Error::new(ukpm::Error::InvalidInput(format!(
+            "{} is not a valid ukpm config: {why}",
+            path.display()
+        )))
         .context("cannot read the config file")
+    };
+    let settings: FileSettings = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    if let Some(n) = settings.concurrency
+        && !(1..=MAX_CONCURRENCY).contains(&n)
+    {
+        return Err(invalid(format!(
+            "`concurrency` is {n}, outside 1..={MAX_CONCURRENCY}"
+        )));
+    }
+    Ok(settings)
 }
 
 impl Settings {

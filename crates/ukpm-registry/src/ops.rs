@@ -11,7 +11,7 @@ use crate::client::{Client, read_capped};
 use crate::error::{RegistryError, Result};
 
 /// Manifests and indexes larger than this are refused before they are buffered.
-pub const MANIFEST_LIMIT: u64 = 4 << 20;
+pub const MANIFEST_LIMIT: u64 = ukpm_types::limits::MANIFEST_LIMIT;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 

@@ -79,6 +79,39 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// What sits under a blob's name is not a regular file (a symlink, a fifo, a folder): the
+    /// store is damaged, and ukpm never opens it, since a read of a fifo would block forever and
+    /// a symlink could point anywhere.
+    #[error("blob {digest} is a {kind}, not a regular file")]
+    NotAFile {
+        /// The blob.
+        digest: Digest,
+        /// What it is instead (`symlink`, `fifo`, `folder`, `socket`, `device`).
+        kind: &'static str,
+    },
+    /// A document (manifest, index, config) is over the size ukpm reads whole into memory.
+    #[error("blob {digest} is a {what} of {size} bytes, over the {limit}-byte cap on a {what}")]
+    TooLarge {
+        /// The blob.
+        digest: Digest,
+        /// What it was expected to be.
+        what: &'static str,
+        /// Its size (as stored, or as its descriptor says).
+        size: u64,
+        /// The cap ([`ukpm_types::limits`]).
+        limit: u64,
+    },
+    /// Garbage collection stopped because a ref reaches content it cannot follow (an index or
+    /// manifest that does not parse or is over the cap, a document that is a symlink or fifo):
+    /// it never deletes what it cannot prove unreachable.
+    #[error("refusing to collect garbage: ref {root} reaches content gc cannot follow")]
+    GcRefused {
+        /// The ref (its name, or `index.json entry N`).
+        root: String,
+        /// What could not be followed.
+        #[source]
+        source: Box<StoreError>,
+    },
     /// A ref would point at a blob the store does not have.
     #[error("cannot point {name} at {digest}: the blob is not in the store")]
     DanglingRef {
@@ -101,6 +134,9 @@ pub enum StoreError {
 impl StoreError {
     /// Whether this error means the stored data is damaged (as opposed to absent or unreadable).
     pub fn is_integrity(&self) -> bool {
+        if let StoreError::GcRefused { source, .. } = self {
+            return source.is_integrity();
+        }
         matches!(
             self,
             StoreError::Corrupt { .. }
@@ -108,6 +144,8 @@ impl StoreError {
                 | StoreError::DigestMismatch { .. }
                 | StoreError::SizeMismatch { .. }
                 | StoreError::BadDocument { .. }
+                | StoreError::NotAFile { .. }
+                | StoreError::TooLarge { .. }
         )
     }
 }

@@ -42,6 +42,14 @@ pub enum Problem {
         /// The refs that reach it.
         refs: Vec<String>,
     },
+    /// A blob's name holds a symlink, a fifo or anything else but a regular file; it is not
+    /// opened. Refs that need it are also reported as missing it.
+    NotAFile {
+        /// The blob.
+        digest: Digest,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// A file in `blobs/sha256/` whose name is not a digest.
     StrayFile {
         /// Its name.
@@ -56,7 +64,7 @@ impl Problem {
             Problem::Corrupt { refs, .. }
             | Problem::Missing { refs, .. }
             | Problem::BadDocument { refs, .. } => refs,
-            Problem::BadIndex { .. } | Problem::StrayFile { .. } => &[],
+            Problem::BadIndex { .. } | Problem::StrayFile { .. } | Problem::NotAFile { .. } => &[],
         }
     }
 }
@@ -95,6 +103,9 @@ impl std::fmt::Display for Problem {
                 descriptor.digest,
                 refs(r)
             ),
+            Problem::NotAFile { digest, kind } => {
+                write!(f, "blob {digest} is a {kind}, not a regular file")
+            }
             Problem::StrayFile { name } => write!(f, "blobs/sha256/{name} is not named by a digest"),
         }
     }
@@ -141,6 +152,16 @@ impl LocalStore {
                     report.problems.push(Problem::StrayFile { name });
                     continue;
                 };
+                // Looked at without following links, and never opened unless a regular file:
+                // a fifo would block the read forever, a symlink could point anywhere.
+                let file_type = entry.file_type()?;
+                if !file_type.is_file() {
+                    report.problems.push(Problem::NotAFile {
+                        digest,
+                        kind: crate::file_kind(&file_type),
+                    });
+                    continue;
+                }
                 let (hash, size) = hash_file(&entry.path())?;
                 report.blobs_checked += 1;
                 report.bytes_checked += size;
@@ -174,6 +195,18 @@ impl LocalStore {
                 }
                 let Some((hash, _)) = present else { continue };
                 if hash != descriptor.digest || !(descriptor.is_index() || descriptor.is_manifest()) {
+                    continue;
+                }
+                let size = present.map_or(0, |(_, size)| size);
+                if size > ukpm_types::limits::MANIFEST_LIMIT {
+                    report.problems.push(Problem::BadDocument {
+                        descriptor: descriptor.clone(),
+                        message: format!(
+                            "{size} bytes, over the {}-byte cap on manifests and indexes",
+                            ukpm_types::limits::MANIFEST_LIMIT
+                        ),
+                        refs: vec![name.clone()],
+                    });
                     continue;
                 }
                 let bytes = fs_err::read(self.blob_path(&descriptor.digest))?;
@@ -224,11 +257,16 @@ impl LocalStore {
                 Some(_) => {}
             }
         }
+        // What gc keeps beyond the images walked above (what roots of types fsck does not check
+        // may reference) is not collectable either; a store gc refuses to walk counts none.
+        let kept_by_gc = self.reachable().map(|(kept, _)| kept).ok();
         for (digest, (hash, size)) in &actual {
             if reached.contains_key(digest) {
                 continue;
             }
-            report.unreachable += 1;
+            if kept_by_gc.as_ref().is_some_and(|kept| !kept.contains(digest)) {
+                report.unreachable += 1;
+            }
             if hash != digest {
                 report.problems.push(Problem::Corrupt {
                     descriptor: Descriptor::new("", *digest, *size),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::time::Duration;
 
-use ukpm_types::{Descriptor, Digest, Index, Manifest};
+use ukpm_types::{Descriptor, Digest, Index, Manifest, annotation, limits};
 
 use crate::error::Result;
 use crate::{GC_LOCK, LocalStore, StoreError};
@@ -25,52 +25,127 @@ pub struct GcReport {
     pub missing: Vec<Digest>,
 }
 
+/// Where a descriptor was found, which decides how the collector treats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    /// A root in `index.json`, an index's entry, a subject, or a descriptor found in a document
+    /// gc does not know: it may be a document, so it is read and followed.
+    Document {
+        /// Whether its absence is normal (an index entry a pull skipped) rather than damage.
+        optional: bool,
+    },
+    /// A manifest's config or layer: content, required, not followed.
+    Content,
+}
+
 impl LocalStore {
     /// The blobs reachable from every ref: indexes, manifests, configs, layers and subjects.
     ///
     /// A reachable blob that is absent goes into the second set, except an index's manifest: a
-    /// pull keeps the registry's whole index but fetches only the platforms asked for. A stored
-    /// document that cannot be parsed is an error, since collecting on a guess could delete what
-    /// it references.
+    /// pull keeps the registry's whole index but fetches only the platforms asked for.
+    ///
+    /// What gc cannot prove unreachable it keeps: a root (or index entry, or subject) of a media
+    /// type it does not know (an artifact manifest, a signature, a plain descriptor) is read as
+    /// JSON, and every descriptor-shaped object anywhere in it (`{"digest": ...}`) is kept and
+    /// followed in turn; a blob that is not JSON, or is over [`limits::MANIFEST_LIMIT`], is taken
+    /// as content. A stored index or manifest that cannot be parsed or is over the cap, or a
+    /// document whose name holds a symlink or a fifo, is an error naming the ref, since
+    /// collecting on a guess could delete what it references.
     pub fn reachable(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
         let refs = self.refs()?;
         let mut seen = BTreeSet::new();
         let mut missing = BTreeSet::new();
-        let mut stack: Vec<(Descriptor, bool)> = refs.roots().iter().map(|d| (d.clone(), false)).collect();
-        while let Some((descriptor, optional)) = stack.pop() {
-            if self.blob_size(&descriptor.digest).is_none() {
-                if !optional {
-                    missing.insert(descriptor.digest);
-                }
-                continue;
-            }
-            if !seen.insert(descriptor.digest) {
-                continue;
-            }
-            if descriptor.is_index() {
-                let bytes = self.read_raw(&descriptor.digest)?;
-                let index: Index =
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
-                        digest: descriptor.digest,
-                        what: "image index",
-                        source,
-                    })?;
-                stack.extend(index.manifests.into_iter().map(|d| (d, true)));
-                stack.extend(index.subject.map(|d| (d, true)));
-            } else if descriptor.is_manifest() {
-                let bytes = self.read_raw(&descriptor.digest)?;
-                let manifest: Manifest =
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
-                        digest: descriptor.digest,
-                        what: "image manifest",
-                        source,
-                    })?;
-                stack.push((manifest.config, false));
-                stack.extend(manifest.layers.into_iter().map(|d| (d, false)));
-                stack.extend(manifest.subject.map(|d| (d, true)));
-            }
+        let mut followed = BTreeSet::new();
+        for (i, root) in refs.roots().iter().enumerate() {
+            let name = root
+                .annotations
+                .get(annotation::OCI_REF_NAME)
+                .cloned()
+                .unwrap_or_else(|| format!("index.json entry {i}"));
+            self.walk(root, &mut seen, &mut missing, &mut followed)
+                .map_err(|source| StoreError::GcRefused {
+                    root: name,
+                    source: Box::new(source),
+                })?;
         }
         Ok((seen, missing))
+    }
+
+    /// Adds everything `root` reaches to `seen` (and what is absent to `missing`).
+    fn walk(
+        &self,
+        root: &Descriptor,
+        seen: &mut BTreeSet<Digest>,
+        missing: &mut BTreeSet<Digest>,
+        followed: &mut BTreeSet<Digest>,
+    ) -> Result<()> {
+        let mut stack = vec![(root.clone(), Edge::Document { optional: false })];
+        while let Some((descriptor, edge)) = stack.pop() {
+            let size = match self.stat_blob(&descriptor.digest) {
+                Ok(Some(size)) => size,
+                Ok(None) => {
+                    if edge != (Edge::Document { optional: true }) {
+                        missing.insert(descriptor.digest);
+                    }
+                    continue;
+                }
+                // Damaged content is kept (fsck reports it); a damaged document cannot be
+                // followed, so nothing under it can be proven unreachable.
+                Err(err @ StoreError::NotAFile { .. }) => {
+                    if edge == Edge::Content {
+                        missing.insert(descriptor.digest);
+                        continue;
+                    }
+                    return Err(err);
+                }
+                Err(err) => return Err(err),
+            };
+            seen.insert(descriptor.digest);
+            // A blob listed as content somewhere and as a document elsewhere is still followed.
+            if edge == Edge::Content || !followed.insert(descriptor.digest) {
+                continue;
+            }
+            let known = descriptor.is_index() || descriptor.is_manifest();
+            if !known && size > limits::MANIFEST_LIMIT {
+                continue;
+            }
+            let what = if descriptor.is_index() {
+                "image index"
+            } else {
+                "image manifest"
+            };
+            if known && size > limits::MANIFEST_LIMIT {
+                return Err(StoreError::TooLarge {
+                    digest: descriptor.digest,
+                    what,
+                    size,
+                    limit: limits::MANIFEST_LIMIT,
+                });
+            }
+            let bytes = self.read_raw(&descriptor.digest)?;
+            let bad = |source| StoreError::BadDocument {
+                digest: descriptor.digest,
+                what,
+                source,
+            };
+            if descriptor.is_index() {
+                let index: Index = serde_json::from_slice(&bytes).map_err(bad)?;
+                let child = Edge::Document { optional: true };
+                stack.extend(index.manifests.into_iter().map(|d| (d, child)));
+                stack.extend(index.subject.map(|d| (d, child)));
+            } else if descriptor.is_manifest() {
+                let manifest: Manifest = serde_json::from_slice(&bytes).map_err(bad)?;
+                stack.push((manifest.config, Edge::Content));
+                stack.extend(manifest.layers.into_iter().map(|d| (d, Edge::Content)));
+                stack.extend(manifest.subject.map(|d| (d, Edge::Document { optional: true })));
+            } else if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                // A document gc does not know: keep whatever it may reference.
+                let mut found = Vec::new();
+                descriptors_in(&value, &mut found);
+                stack.extend(found.into_iter().map(|d| (d, Edge::Document { optional: true })));
+            }
+        }
+        Ok(())
     }
 
     /// Deletes every blob no ref reaches, leftover temp files of interrupted writes, and
@@ -97,7 +172,8 @@ impl LocalStore {
             let Some(digest) = name.to_str().and_then(|n| Digest::from_hex(n).ok()) else {
                 continue;
             };
-            if reachable.contains(&digest) {
+            // A reachable name holding a symlink or a fifo is damage to report, not garbage.
+            if reachable.contains(&digest) || report.missing.contains(&digest) {
                 report.kept += 1;
                 continue;
             }
@@ -139,5 +215,36 @@ fn read_dir_or_empty(dir: &std::path::Path) -> Result<Vec<io::Result<fs_err::Dir
         Ok(entries) => Ok(entries.collect()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Every object in `value` that has a `digest` string naming a sha256 digest, as a descriptor:
+/// how gc keeps what a document of an unknown type (an artifact manifest's `blobs`, a
+/// signature's payload) may reference.
+fn descriptors_in(value: &serde_json::Value, out: &mut Vec<Descriptor>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(digest) = map
+                .get("digest")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|d| d.parse::<Digest>().ok())
+            {
+                let media = map
+                    .get("mediaType")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                let size = map.get("size").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                out.push(Descriptor::new(media, digest, size));
+            }
+            for v in map.values() {
+                descriptors_in(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                descriptors_in(v, out);
+            }
+        }
+        _ => {}
     }
 }

@@ -29,7 +29,7 @@ mod sources;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ukpm_types::{Descriptor, Digest, Index, Manifest, media_type, to_go_json};
+use ukpm_types::{Descriptor, Digest, Index, Manifest, limits, media_type, to_go_json};
 
 pub use blob::{BlobReader, Ingest, VerifyingReader, unwrap_store_error};
 pub use error::{Result, StoreError};
@@ -65,7 +65,7 @@ pub struct LocalStore {
 /// Take one before writing blobs that no ref points at yet, and keep it until the ref is set.
 #[derive(Debug)]
 pub struct Lease {
-    _file: fs_err::File,
+    _file: Option<fs_err::File>,
 }
 
 impl LocalStore {
@@ -172,12 +172,26 @@ impl LocalStore {
         self.blobs_dir().join(digest.hex())
     }
 
-    /// The size of a stored blob, or `None` when absent.
+    /// The size of a stored blob, or `None` when absent, or when its name holds anything but a
+    /// regular file (which a write then replaces).
     pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        fs_err::metadata(self.blob_path(digest))
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        self.stat_blob(digest).ok().flatten()
+    }
+
+    /// The size of a stored blob, `Ok(None)` when absent, and [`StoreError::NotAFile`] when its
+    /// name holds a symlink, a fifo or anything else but a regular file: looked at without
+    /// following links, so such a blob is reported as damage and never opened (a read of a fifo
+    /// would block forever).
+    pub fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>> {
+        match fs_err::symlink_metadata(self.blob_path(digest)) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(meta) => Err(StoreError::NotAFile {
+                digest: *digest,
+                kind: file_kind(&meta.file_type()),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Starts writing a blob.
@@ -197,9 +211,25 @@ impl LocalStore {
     }
 
     /// Opens a blob for a verifying read.
+    ///
+    /// Only a regular file is opened: a symlink or a fifo under a blob's name is
+    /// [`StoreError::NotAFile`].
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
+        if self.stat_blob(digest)?.is_none() {
+            return Err(StoreError::BlobNotFound { digest: *digest });
+        }
         match fs_err::File::open(self.blob_path(digest)) {
-            Ok(file) => Ok(VerifyingReader::new(file, *digest)),
+            Ok(file) => {
+                // Swapped between the look and the open: still refuse what is not a file.
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    return Err(StoreError::NotAFile {
+                        digest: *digest,
+                        kind: file_kind(&meta.file_type()),
+                    });
+                }
+                Ok(VerifyingReader::new(file, *digest))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::BlobNotFound { digest: *digest })
             }
@@ -207,11 +237,32 @@ impl LocalStore {
         }
     }
 
+    /// Reads a whole document (manifest, index, config) of at most `limit` bytes, checking its
+    /// size against `descriptor` and its digest; a larger one is [`StoreError::TooLarge`],
+    /// refused before anything is read.
+    pub fn read_capped(&self, descriptor: &Descriptor, what: &'static str, limit: u64) -> Result<Vec<u8>> {
+        let digest = descriptor.digest;
+        let actual = self
+            .stat_blob(&digest)?
+            .ok_or(StoreError::BlobNotFound { digest })?;
+        for size in [descriptor.size, actual] {
+            if size > limit {
+                return Err(StoreError::TooLarge {
+                    digest,
+                    what,
+                    size,
+                    limit,
+                });
+            }
+        }
+        self.read_blob(descriptor)
+    }
+
     /// Reads a whole (small) blob, checking its size against `descriptor` and its digest.
     pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let digest = descriptor.digest;
         let actual = self
-            .blob_size(&digest)
+            .stat_blob(&digest)?
             .ok_or(StoreError::BlobNotFound { digest })?;
         if actual != descriptor.size {
             return Err(StoreError::StoredSizeMismatch {
@@ -229,7 +280,7 @@ impl LocalStore {
 
     /// Reads and parses a stored manifest.
     pub fn read_manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
-        let bytes = self.read_blob(descriptor)?;
+        let bytes = self.read_capped(descriptor, "image manifest", limits::MANIFEST_LIMIT)?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
             digest: descriptor.digest,
             what: "image manifest",
@@ -239,7 +290,7 @@ impl LocalStore {
 
     /// Reads and parses a stored index.
     pub fn read_index(&self, descriptor: &Descriptor) -> Result<Index> {
-        let bytes = self.read_blob(descriptor)?;
+        let bytes = self.read_capped(descriptor, "image index", limits::MANIFEST_LIMIT)?;
         serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
             digest: descriptor.digest,
             what: "image index",
@@ -292,9 +343,23 @@ impl LocalStore {
     }
 
     /// Takes a shared lease that keeps [`LocalStore::gc`] out until dropped.
+    ///
+    /// In a store this user cannot write (a shared read-only store), the lease is taken on the
+    /// lock file opened for reading, or is empty when there is none: reading (`ls`, `inspect`,
+    /// `unpack`) must work there, and whoever can run gc can write the lock file first.
     pub fn lease(&self) -> Result<Lease> {
-        let file = self.lock_file(GC_LOCK)?;
-        file.file().lock_shared()?;
+        let file = match self.lock_file(GC_LOCK) {
+            Ok(file) => Some(file),
+            Err(StoreError::Io(e)) if read_only(&e) => match fs_err::File::open(self.root.join(GC_LOCK)) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e),
+        };
+        if let Some(file) = &file {
+            file.file().lock_shared()?;
+        }
         Ok(Lease { _file: file })
     }
 
@@ -310,6 +375,32 @@ impl LocalStore {
             .truncate(false)
             .write(true)
             .open(self.root.join(name))?)
+    }
+}
+
+/// Whether an error opening a file for writing means the store is not this user's to write.
+fn read_only(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// What a file that should be a regular one is instead, for [`StoreError::NotAFile`].
+pub(crate) fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() {
+        "file"
+    } else if file_type.is_symlink() {
+        "symlink"
+    } else if file_type.is_dir() {
+        "folder"
+    } else if file_type.is_fifo() {
+        "fifo"
+    } else if file_type.is_socket() {
+        "socket"
+    } else {
+        "device"
     }
 }
 

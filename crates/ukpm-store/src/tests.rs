@@ -174,53 +174,193 @@ fn gc_removes_leftover_temp_files() {
     assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
 }
 
+/// How a ref in the model was written: by ukpm, or in the shape another tool leaves.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// ukpm's own: index -> OCI manifest, full reference as the name.
+    Ukpm,
+    /// Docker media types (a manifest list and a schema 2 manifest).
+    Docker,
+    /// A bare-tag ref name (`v1`, as skopeo and umoci write it) on a single OCI manifest.
+    BareTag,
+    /// An artifact manifest (`blobs`, `subject`) gc does not model.
+    Artifact,
+    /// A root of a media type nothing knows, holding JSON with descriptors in odd places.
+    Unknown,
+    /// A plain layer descriptor put in `index.json`.
+    PlainLayer,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    Pack { name: u8, layers: Vec<u8> },
+    Pack { name: u8, layers: Vec<u8>, shape: Shape },
     Remove { name: u8 },
     Stray { blob: u8 },
     Gc,
 }
 
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        Just(Shape::Ukpm),
+        Just(Shape::Docker),
+        Just(Shape::BareTag),
+        Just(Shape::Artifact),
+        Just(Shape::Unknown),
+        Just(Shape::PlainLayer),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u8..4, proptest::collection::vec(0u8..6, 1..4))
-            .prop_map(|(name, layers)| Op::Pack { name, layers }),
+        (0u8..4, proptest::collection::vec(0u8..6, 1..4), shape())
+            .prop_map(|(name, layers, shape)| Op::Pack { name, layers, shape }),
         (0u8..4).prop_map(|name| Op::Remove { name }),
         (0u8..6).prop_map(|blob| Op::Stray { blob }),
         Just(Op::Gc),
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+/// The ref name of model slot `name` in `shape` (bare tags are names too).
+fn model_name(name: u8, shape: Shape) -> String {
+    match shape {
+        Shape::BareTag => format!("v{name}"),
+        _ => format!("n{name}:latest"),
+    }
+}
 
-    /// Random pack/rm/gc sequences never leave a ref dangling and never delete a reachable blob.
+/// Writes a ref of `shape` and returns its root and every blob it needs.
+fn put_shape(store: &LocalStore, name: u8, layers: &[Vec<u8>], shape: Shape) -> (Descriptor, Vec<Digest>) {
+    let mut needed = Vec::new();
+    let blob = |bytes: &[u8], media: &str, needed: &mut Vec<Digest>| {
+        let d = put(store, bytes, media);
+        needed.push(d.digest);
+        d
+    };
+    let layer_media = match shape {
+        Shape::Docker => media_type::DOCKER_LAYER_TAR_GZIP,
+        _ => media_type::LAYER_TAR,
+    };
+    let layer_ds: Vec<Descriptor> = layers.iter().map(|l| blob(l, layer_media, &mut needed)).collect();
+    let root = match shape {
+        Shape::Ukpm | Shape::Docker | Shape::BareTag => {
+            let (manifest_media, index_media) = match shape {
+                Shape::Docker => (media_type::DOCKER_MANIFEST, media_type::DOCKER_MANIFEST_LIST),
+                _ => (media_type::IMAGE_MANIFEST, media_type::IMAGE_INDEX),
+            };
+            let manifest = Manifest {
+                schema_version: 2,
+                media_type: manifest_media.into(),
+                artifact_type: String::new(),
+                config: blob(
+                    format!("config-{name}").as_bytes(),
+                    media_type::IMAGE_CONFIG,
+                    &mut needed,
+                ),
+                layers: layer_ds,
+                subject: None,
+                annotations: BTreeMap::new(),
+            };
+            let manifest = blob(&to_go_json(&manifest), manifest_media, &mut needed);
+            if matches!(shape, Shape::BareTag) {
+                manifest
+            } else {
+                let mut index = Index::new();
+                index.media_type = index_media.into();
+                index.manifests.push(manifest);
+                blob(&to_go_json(&index), index_media, &mut needed)
+            }
+        }
+        Shape::Artifact => {
+            let signed = Manifest {
+                schema_version: 2,
+                media_type: media_type::IMAGE_MANIFEST.into(),
+                artifact_type: String::new(),
+                config: blob(
+                    format!("signed-{name}").as_bytes(),
+                    media_type::IMAGE_CONFIG,
+                    &mut needed,
+                ),
+                layers: Vec::new(),
+                subject: None,
+                annotations: BTreeMap::new(),
+            };
+            let subject = blob(&to_go_json(&signed), media_type::IMAGE_MANIFEST, &mut needed);
+            let doc = serde_json::json!({
+                "mediaType": "application/vnd.oci.artifact.manifest.v1+json",
+                "artifactType": "application/vnd.example.signature",
+                "blobs": layer_ds,
+                "subject": subject,
+            });
+            blob(
+                doc.to_string().as_bytes(),
+                "application/vnd.oci.artifact.manifest.v1+json",
+                &mut needed,
+            )
+        }
+        Shape::Unknown => {
+            let doc = serde_json::json!({
+                "payload": {"nested": [{"digest": layer_ds[0].digest.to_string()}]},
+                "rest": layer_ds[1..],
+            });
+            blob(
+                doc.to_string().as_bytes(),
+                "application/vnd.example.unknown+json",
+                &mut needed,
+            )
+        }
+        Shape::PlainLayer => {
+            // Only the root itself: the other layers were put but nothing names them.
+            needed = vec![layer_ds[0].digest];
+            layer_ds[0].clone()
+        }
+    };
+    (root, needed)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random pack/rm/gc sequences, with refs in the shapes ukpm and other tools write (bare
+    /// tags, Docker media types, artifact manifests, unknown and plain-layer roots), never leave
+    /// a ref dangling and never delete a blob any live ref needs (by the model, not by gc's own
+    /// idea of reachability); what nothing needs is collected.
     #[test]
     fn store_model(ops in proptest::collection::vec(op(), 1..24)) {
         let (_dir, store) = store();
+        // slot -> (ref name, blobs it needs)
+        let mut live: BTreeMap<u8, (String, Vec<Digest>)> = BTreeMap::new();
         for op in ops {
             match op {
-                Op::Pack { name, layers } => {
+                Op::Pack { name, layers, shape } => {
                     let layer_bytes: Vec<Vec<u8>> = layers.iter().map(|l| format!("layer-{l}").into_bytes()).collect();
-                    let refs: Vec<&[u8]> = layer_bytes.iter().map(Vec::as_slice).collect();
-                    let index = put_image(&store, format!("config-{name}").as_bytes(), &refs);
-                    store.update_refs(|t| { t.set(&format!("n{name}:latest"), index); Ok::<_, StoreError>(()) }).unwrap();
+                    let (root, needed) = put_shape(&store, name, &layer_bytes, shape);
+                    let ref_name = model_name(name, shape);
+                    let old = live.insert(name, (ref_name.clone(), needed));
+                    store.update_refs(|t| {
+                        if let Some((old_name, _)) = &old {
+                            t.remove(old_name);
+                        }
+                        t.set(&ref_name, root);
+                        Ok::<_, StoreError>(())
+                    }).unwrap();
                 }
                 Op::Remove { name } => {
-                    store.update_refs(|t| Ok::<_, StoreError>(t.remove(&format!("n{name}:latest")))).unwrap();
+                    if let Some((ref_name, _)) = live.remove(&name) {
+                        store.update_refs(|t| Ok::<_, StoreError>(t.remove(&ref_name))).unwrap();
+                    }
                 }
                 Op::Stray { blob } => {
                     put(&store, format!("layer-{blob}").as_bytes(), media_type::LAYER_TAR);
                 }
                 Op::Gc => {
-                    let (before, _) = store.reachable().unwrap();
                     store.gc().unwrap();
-                    for d in &before {
-                        prop_assert!(store.blob_size(d).is_some(), "gc deleted reachable {d}");
+                    let needed: std::collections::BTreeSet<Digest> =
+                        live.values().flat_map(|(_, n)| n.iter().copied()).collect();
+                    for d in &needed {
+                        prop_assert!(store.blob_size(d).is_some(), "gc deleted {d}, which a live ref needs");
                     }
                     let on_disk = fs_err::read_dir(store.blobs_dir()).unwrap().count();
-                    prop_assert_eq!(on_disk, before.len(), "gc left unreachable blobs");
+                    prop_assert_eq!(on_disk, needed.len(), "gc left blobs nothing needs");
                 }
             }
             let (_, missing) = store.reachable().unwrap();
@@ -489,4 +629,216 @@ fn a_ranged_download_that_does_not_verify_is_forgotten() {
     ranged.write_at(0, b"some other one").unwrap();
     assert!(matches!(ranged.commit(), Err(StoreError::DigestMismatch { .. })));
     assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
+}
+
+/// Makes a fifo at `path` with mkfifo(1) (no libc in this crate).
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_blob_that_is_a_fifo_or_a_symlink_is_damage_and_never_opened() {
+    let (dir, store) = store();
+    let image = put_image(&store, b"config", &[b"kernel", b"initrd"]);
+    store
+        .update_refs(|refs| {
+            refs.set("unikraft.org/app:latest", image.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let kernel = Digest::of(b"kernel");
+    let initrd = Digest::of(b"initrd");
+    // The kernel becomes a fifo nobody writes to: a blocking open would hang this test.
+    fs_err::remove_file(store.blob_path(&kernel)).unwrap();
+    mkfifo(&store.blob_path(&kernel));
+    // The initrd becomes a symlink to a file with the right bytes, outside the store.
+    let outside = dir.path().join("outside");
+    fs_err::write(&outside, b"initrd").unwrap();
+    fs_err::remove_file(store.blob_path(&initrd)).unwrap();
+    fs_err::os::unix::fs::symlink(&outside, store.blob_path(&initrd)).unwrap();
+
+    for (digest, kind) in [(kernel, "fifo"), (initrd, "symlink")] {
+        let d = Descriptor::new(media_type::LAYER_TAR, digest, 6);
+        let err = store.read_blob(&d).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotAFile { kind: k, .. } if *k == kind),
+            "{err}"
+        );
+        assert!(err.is_integrity());
+        assert!(err.to_string().contains(kind), "{err}");
+        assert!(matches!(
+            store.open_blob(&digest),
+            Err(StoreError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            store.read_capped(&d, "image config", 100),
+            Err(StoreError::NotAFile { .. })
+        ));
+        assert_eq!(store.blob_size(&digest), None);
+    }
+
+    let report = store.fsck().unwrap();
+    let text: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::NotAFile { digest, kind: "fifo" } if *digest == kernel)),
+        "{text:?}"
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::NotAFile { digest, kind: "symlink" } if *digest == initrd)),
+        "{text:?}"
+    );
+
+    // gc neither opens nor deletes them (fsck --repair replaces them), and reports them.
+    let gc = store.gc().unwrap();
+    assert!(!gc.removed.contains(&kernel) && !gc.removed.contains(&initrd));
+    assert!(gc.missing.contains(&kernel) && gc.missing.contains(&initrd));
+    assert!(fs_err::symlink_metadata(store.blob_path(&kernel)).is_ok());
+    assert_eq!(
+        fs_err::read(&outside).unwrap(),
+        b"initrd",
+        "the link's target is untouched"
+    );
+
+    // Writing the blob again replaces the fifo and the link with the verified file.
+    put(&store, b"kernel", media_type::LAYER_TAR);
+    put(&store, b"initrd", media_type::LAYER_TAR);
+    assert!(
+        store
+            .read_blob(&Descriptor::new(media_type::LAYER_TAR, kernel, 6))
+            .is_ok()
+    );
+    assert!(
+        fs_err::symlink_metadata(store.blob_path(&initrd))
+            .unwrap()
+            .is_file()
+    );
+}
+
+#[test]
+fn a_manifest_that_is_a_fifo_makes_gc_refuse_naming_the_ref() {
+    let (_dir, store) = store();
+    let image = put_image(&store, b"config", &[b"kernel"]);
+    let index = store.read_index(&image).unwrap();
+    let manifest = index.manifests[0].clone();
+    store
+        .update_refs(|refs| {
+            refs.set("unikraft.org/app:latest", image.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    fs_err::remove_file(store.blob_path(&manifest.digest)).unwrap();
+    mkfifo(&store.blob_path(&manifest.digest));
+    let err = store.gc().unwrap_err();
+    assert!(err.to_string().contains("unikraft.org/app:latest"), "{err}");
+    assert!(err.is_integrity());
+    // The manifest's config and layer are still there: nothing was deleted.
+    assert!(store.blob_size(&Digest::of(b"kernel")).is_some());
+    assert!(store.blob_size(&Digest::of(b"config")).is_some());
+}
+
+#[test]
+fn gc_refuses_a_manifest_it_cannot_parse_and_names_the_ref() {
+    let (_dir, store) = store();
+    put(&store, b"kernel", media_type::LAYER_TAR);
+    let bogus = put(&store, b"{\"not\": \"a manifest\"", media_type::IMAGE_MANIFEST);
+    store
+        .update_refs(|refs| {
+            refs.set("v1", bogus.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let err = store.gc().unwrap_err();
+    assert!(
+        matches!(&err, StoreError::GcRefused { root, .. } if root == "v1"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("v1"), "{err}");
+    assert!(store.blob_size(&Digest::of(b"kernel")).is_some());
+}
+
+#[test]
+fn gc_keeps_what_a_foreign_layouts_roots_reference() {
+    let (_dir, store) = store();
+    // go-containerregistry and umoci: a bare tag on a single manifest.
+    let image = put_image(&store, b"config", &[b"kernel"]);
+    let manifest = store.read_index(&image).unwrap().manifests[0].clone();
+    // A cosign-style signature: an unknown-type root whose JSON names a payload.
+    let payload = put(
+        &store,
+        b"signature payload",
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+    );
+    let signature = serde_json::json!({"critical": {"image": {"docker-manifest-digest": manifest.digest.to_string()}}, "payload": payload});
+    let signature = put(
+        &store,
+        signature.to_string().as_bytes(),
+        "application/vnd.example.signature+json",
+    );
+    // A root that is not JSON at all.
+    let opaque = put(&store, b"\x00\x01binary", "application/octet-stream");
+    let stray = put(&store, b"stray", media_type::LAYER_TAR);
+    store
+        .update_refs(|refs| {
+            refs.set("v1", manifest.clone());
+            refs.set("sig", signature.clone());
+            refs.set("blob", opaque.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let report = store.gc().unwrap();
+    // The index put_image wrote is named by no ref (`v1` names its manifest).
+    let mut expected = vec![stray.digest, image.digest];
+    expected.sort();
+    assert_eq!(report.removed, expected);
+    for d in [
+        manifest.digest,
+        Digest::of(b"config"),
+        Digest::of(b"kernel"),
+        payload.digest,
+        signature.digest,
+        opaque.digest,
+    ] {
+        assert!(store.blob_size(&d).is_some(), "gc deleted {d}");
+    }
+}
+
+#[test]
+fn documents_over_the_cap_are_refused_before_they_are_read() {
+    let (_dir, store) = store();
+    let big = vec![b' '; (ukpm_types::limits::MANIFEST_LIMIT + 1) as usize];
+    let d = put(&store, &big, media_type::IMAGE_MANIFEST);
+    let err = store.read_manifest(&d).unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooLarge { limit, .. } if limit == ukpm_types::limits::MANIFEST_LIMIT),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&d.digest.to_string()), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&ukpm_types::limits::MANIFEST_LIMIT.to_string()),
+        "{err}"
+    );
+    // A descriptor that lies small about a big blob is refused by the size on disk.
+    let mut lying = d.clone();
+    lying.size = 10;
+    assert!(matches!(
+        store.read_capped(&lying, "image manifest", 100),
+        Err(StoreError::TooLarge { size, .. }) if size == big.len() as u64
+    ));
+    // gc refuses to follow it rather than guess, naming the ref.
+    store
+        .update_refs(|refs| {
+            refs.set("huge:latest", d.clone());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let err = store.gc().unwrap_err();
+    assert!(err.to_string().contains("huge:latest"), "{err}");
 }

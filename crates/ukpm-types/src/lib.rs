@@ -7,6 +7,7 @@
 //! - [`media_type`], [`annotation`], [`well_known`]: every string of the KraftKit format, once.
 //! - [`Architecture`], [`Plat`], [`Platform`], [`KConfig`]: what a unikernel runs on, and the
 //!   kconfig options that become OS features.
+//! - [`limits`]: the size caps of documents read whole.
 //! - [`Descriptor`], [`Manifest`], [`Index`], [`ImageConfig`] and [`to_go_json`]: OCI documents
 //!   written byte-for-byte as Go writes them, so ukpm and KraftKit agree on digests.
 //!
@@ -14,6 +15,7 @@
 //! everything above it can share it (CI checks this with `cargo tree`).
 
 mod digest;
+pub mod limits;
 mod media;
 mod oci;
 mod platform;

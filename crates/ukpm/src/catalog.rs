@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use ukpm_store::RefEntry;
-use ukpm_types::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, Reference, annotation};
+use ukpm_store::{RefEntry, StoreError};
+use ukpm_types::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, Reference, annotation, limits};
 
 use crate::error::{Error, Result};
+use crate::manager::PackageManager;
 use crate::package::{Package, Query};
 use crate::store::ImageStore;
 
@@ -39,8 +40,132 @@ pub struct Resolved {
 impl Resolved {
     /// The stored name as a reference (the ref's own name; `fallback` if it does not parse).
     pub fn reference_or(&self, fallback: &Reference) -> Reference {
-        self.entry.name.parse().unwrap_or_else(|_| fallback.clone())
+        self.reference().unwrap_or_else(|| fallback.clone())
     }
+}
+
+impl Resolved {
+    /// The stored name as a reference, when it is one or is a bare tag that parses as one.
+    pub fn reference(&self) -> Option<Reference> {
+        name_reference(&self.entry.name)
+    }
+}
+
+/// How a local command names a stored package: the text as given, matched against ref names
+/// literally first (a bare tag `v1` that umoci, go-containerregistry or `skopeo copy
+/// oci:DIR:v1` wrote), then as the reference it parses to.
+///
+/// Every `&Reference` converts into one (its full form as the text), so library callers that
+/// hold references keep working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalName {
+    text: String,
+    reference: Option<Reference>,
+}
+
+impl LocalName {
+    /// The text, matched literally against ref names.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The reference the text parses to, if it does.
+    pub fn reference(&self) -> Option<&Reference> {
+        self.reference.as_ref()
+    }
+
+    fn not_found(&self) -> Error {
+        match &self.reference {
+            Some(reference) => Error::NotFound {
+                reference: reference.clone(),
+            },
+            None => Error::NameNotFound {
+                name: self.text.clone(),
+            },
+        }
+    }
+}
+
+/// The full reference when the text parses as one (`unikraft.org/nginx:latest` for `nginx`),
+/// else the text as given.
+impl std::fmt::Display for LocalName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reference {
+            Some(reference) => reference.fmt(f),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+impl From<Reference> for LocalName {
+    fn from(reference: Reference) -> LocalName {
+        LocalName {
+            text: reference.to_string(),
+            reference: Some(reference),
+        }
+    }
+}
+
+impl From<&Reference> for LocalName {
+    fn from(reference: &Reference) -> LocalName {
+        LocalName::from(reference.clone())
+    }
+}
+
+impl From<&LocalName> for LocalName {
+    fn from(name: &LocalName) -> LocalName {
+        name.clone()
+    }
+}
+
+impl PackageManager {
+    /// Parses a name a local command was given (`inspect`, `rm`, `tag`): a reference, resolved
+    /// against the first registry, or any other text an OCI layout may use as a ref name (a bare
+    /// tag such as `V1` that is not a valid repository), which then matches only literally.
+    pub fn local_name(&self, text: &str) -> Result<LocalName> {
+        match self.parse_name(text) {
+            Ok(reference) => Ok(LocalName {
+                text: text.to_string(),
+                reference: Some(reference),
+            }),
+            Err(_) if is_ref_name(text) => Ok(LocalName {
+                text: text.to_string(),
+                reference: None,
+            }),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// The image-spec's grammar for `org.opencontainers.image.ref.name`: components of letters and
+/// digits joined by `-._:@+` or `/`.
+fn is_ref_name(text: &str) -> bool {
+    text.split('/').all(|component| {
+        component.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && component.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && component
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._:@+".contains(c))
+    })
+}
+
+/// The reference a stored ref name stands for: itself when it parses, else (a bare tag with
+/// capitals, `V1`) its lowercase form; `None` for a name no reference can stand for.
+fn name_reference(name: &str) -> Option<Reference> {
+    name.parse().or_else(|_| name.to_ascii_lowercase().parse()).ok()
+}
+
+/// Refuses a document whose descriptor says it is over `limit` before any of it is read.
+pub(crate) fn check_cap(descriptor: &Descriptor, what: &'static str, limit: u64) -> Result<()> {
+    if descriptor.size > limit {
+        return Err(Error::Store(StoreError::TooLarge {
+            digest: descriptor.digest,
+            what,
+            size: descriptor.size,
+            limit,
+        }));
+    }
+    Ok(())
 }
 
 impl Catalog {
@@ -56,47 +181,52 @@ impl Catalog {
 
     /// Reads a stored image index.
     pub async fn read_index(&self, descriptor: &Descriptor) -> Result<Index> {
+        check_cap(descriptor, "image index", limits::MANIFEST_LIMIT)?;
         let bytes = self.store.read_bytes(descriptor.clone()).await?;
         parse(descriptor, &bytes, "image index")
     }
 
     /// Lists the stored packages matching `query`, one per manifest, in store order.
+    ///
+    /// Refs are listed under their names as written (`v1` for another tool's bare tag). A root
+    /// that is neither an index nor a manifest (an artifact, a signature, a plain layer another
+    /// tool put in `index.json`) is skipped with a warning, never an error for the whole store;
+    /// [`Catalog::foreign_roots`] lists them.
     pub async fn list(&self, query: &Query) -> Result<Vec<Package>> {
         let store = self.store.as_ref();
         let mut refs = Vec::new();
         for entry in store.refs().await? {
-            let Ok(reference) = entry.name.parse::<Reference>() else {
-                tracing::debug!(name = %entry.name, "skipping a ref whose name is not a reference");
+            let Some(reference) = name_reference(&entry.name) else {
+                tracing::warn!(name = %entry.name, "skipping a ref whose name no reference can stand for");
                 continue;
             };
-            if query.matches_name(&reference) {
-                refs.push((reference, entry.descriptor));
+            if !query.matches_name(&reference, &entry.name) {
+                continue;
             }
+            let top = &entry.descriptor;
+            if !top.is_index() && !top.is_manifest() {
+                tracing::warn!(name = %entry.name, media_type = %top.media_type, "skipping a ref that is not an image");
+                continue;
+            }
+            check_cap(top, document_kind(top), limits::MANIFEST_LIMIT)?;
+            refs.push((reference, entry.name, entry.descriptor));
         }
         // Read every index at once, then every manifest at once: a store of a thousand
         // packages lists in two batches, not two thousand round trips.
         let tops = store
-            .read_many(refs.iter().map(|(_, d)| d.clone()).collect())
+            .read_many(refs.iter().map(|(_, _, d)| d.clone()).collect())
             .await?;
         let mut wanted: Vec<(usize, Descriptor)> = Vec::new();
-        for (i, ((reference, top), bytes)) in refs.iter().zip(tops).enumerate() {
+        for (i, ((_, _, top), bytes)) in refs.iter().zip(tops).enumerate() {
             if top.is_index() {
                 let index: Index = parse(top, &bytes?, "image index")?;
-                wanted.extend(
-                    index
-                        .manifests
-                        .into_iter()
-                        .filter(Descriptor::is_manifest)
-                        .map(|m| (i, m)),
-                );
-            } else if top.is_manifest() {
+                for m in index.manifests.into_iter().filter(Descriptor::is_manifest) {
+                    check_cap(&m, "image manifest", limits::MANIFEST_LIMIT)?;
+                    wanted.push((i, m));
+                }
+            } else {
                 bytes?;
                 wanted.push((i, top.clone()));
-            } else {
-                return Err(Error::NotAnImage {
-                    reference: reference.clone(),
-                    media_type: top.media_type.clone(),
-                });
             }
         }
         let manifests = store
@@ -104,7 +234,7 @@ impl Catalog {
             .await?;
         let mut out = Vec::new();
         for ((i, entry), bytes) in wanted.into_iter().zip(manifests) {
-            let (reference, top) = &refs[i];
+            let (reference, name, top) = &refs[i];
             let bytes = match bytes {
                 Ok(bytes) => bytes,
                 // A pull keeps the registry's whole index but only the platforms asked for.
@@ -117,7 +247,7 @@ impl Catalog {
             let entry = self.with_platform(entry, &manifest).await?;
             let index = top.is_index().then(|| top.clone());
             let created = top.annotations.get(annotation::OCI_CREATED).cloned();
-            let package = Package::new(reference.clone(), index, entry, &manifest, created);
+            let package = Package::new(reference.clone(), index, entry, &manifest, created).named(name);
             if query.matches_platform(&package.platform) {
                 out.push(package);
             }
@@ -125,8 +255,32 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The refs `list` skips because they are neither an index nor a manifest (an artifact, a
+    /// signature, a plain descriptor another tool put in `index.json`): each ref's name (or
+    /// `index.json entry N` for an unnamed root) with what it points at.
+    pub async fn foreign_roots(&self) -> Result<Vec<RefEntry>> {
+        Ok(self
+            .store
+            .refs()
+            .await?
+            .into_iter()
+            .filter(|e| !e.descriptor.is_index() && !e.descriptor.is_manifest())
+            .collect())
+    }
+
     /// The packages (manifests) a stored ref target holds.
     pub async fn packages_of(&self, reference: &Reference, target: &Descriptor) -> Result<Vec<Package>> {
+        self.packages_named(reference, &reference.to_string(), target)
+            .await
+    }
+
+    /// [`Catalog::packages_of`] for a ref stored under `name` (which may be a bare tag).
+    async fn packages_named(
+        &self,
+        reference: &Reference,
+        name: &str,
+        target: &Descriptor,
+    ) -> Result<Vec<Package>> {
         let store = self.store.as_ref();
         let created = target.annotations.get(annotation::OCI_CREATED).cloned();
         if target.is_index() {
@@ -139,25 +293,24 @@ impl Catalog {
                 }
                 let manifest = self.read_manifest(&entry).await?;
                 let entry = self.with_platform(entry, &manifest).await?;
-                out.push(Package::new(
-                    reference.clone(),
-                    Some(target.clone()),
-                    entry,
-                    &manifest,
-                    created.clone(),
-                ));
+                out.push(
+                    Package::new(
+                        reference.clone(),
+                        Some(target.clone()),
+                        entry,
+                        &manifest,
+                        created.clone(),
+                    )
+                    .named(name),
+                );
             }
             Ok(out)
         } else if target.is_manifest() {
             let manifest = self.read_manifest(target).await?;
             let entry = self.with_platform(target.clone(), &manifest).await?;
-            Ok(vec![Package::new(
-                reference.clone(),
-                None,
-                entry,
-                &manifest,
-                created,
-            )])
+            Ok(vec![
+                Package::new(reference.clone(), None, entry, &manifest, created).named(name),
+            ])
         } else {
             Err(Error::NotAnImage {
                 reference: reference.clone(),
@@ -176,21 +329,30 @@ impl Catalog {
     }
 
     /// Reads the config a manifest names.
+    ///
+    /// A config over [`limits::CONFIG_LIMIT`] is refused before it is read.
     pub async fn read_config(&self, manifest: &Manifest) -> Result<ImageConfig> {
+        check_cap(&manifest.config, "image config", limits::CONFIG_LIMIT)?;
         let bytes = self.store.read_bytes(manifest.config.clone()).await?;
         parse(&manifest.config, &bytes, "image config")
     }
 
     /// Reads a stored blob by digest when its descriptor's size may be wrong (KraftKit's
     /// merged index entries say `size: 32`); the digest decides.
+    ///
+    /// It reads manifests and indexes: one over [`limits::MANIFEST_LIMIT`] (as its descriptor
+    /// says, or as stored) is refused before it is read.
     pub async fn read_by_digest(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let store = self.store.as_ref();
+        let what = document_kind(descriptor);
+        check_cap(descriptor, what, limits::MANIFEST_LIMIT)?;
         match store.read_bytes(descriptor.clone()).await {
             Err(err) if err.stored_size().is_some() => {
                 let actual = err.stored_size().unwrap_or(descriptor.size);
-                tracing::warn!(digest = %descriptor.digest, declared = descriptor.size, actual, "descriptor size is wrong");
                 let mut fixed = descriptor.clone();
                 fixed.size = actual;
+                check_cap(&fixed, what, limits::MANIFEST_LIMIT)?;
+                tracing::warn!(digest = %descriptor.digest, declared = descriptor.size, actual, "descriptor size is wrong");
                 store.read_bytes(fixed).await
             }
             other => other,
@@ -218,36 +380,43 @@ impl Catalog {
         Ok(entry)
     }
 
-    /// The stored ref for `reference`: by tag, or by digest (of the index or of one of its
+    /// The stored ref `name` names: a ref named exactly as given first (a bare tag `v1` another
+    /// tool wrote), then the parsed reference by tag, then a ref whose name parses to the same
+    /// reference (`v1` for `unikraft.org/v1:latest`), or by digest (of the index or of one of its
     /// manifests) among the refs of the same repository.
-    pub async fn resolve(&self, reference: &Reference) -> Result<Resolved> {
+    pub async fn resolve(&self, name: impl Into<LocalName>) -> Result<Resolved> {
+        let name = name.into();
         let refs = self.store.refs().await?;
-        let not_found = || Error::NotFound {
-            reference: reference.clone(),
+        let found = |entry: RefEntry| Resolved {
+            entry,
+            manifest: None,
+        };
+        if let Some(entry) = refs.iter().find(|e| e.name == name.text) {
+            return Ok(found(entry.clone()));
+        }
+        let Some(reference) = name.reference.as_ref() else {
+            return Err(name.not_found());
         };
         let Some(digest) = reference.digest() else {
             let key = reference.to_string();
+            if let Some(entry) = refs.iter().find(|e| e.name == key) {
+                return Ok(found(entry.clone()));
+            }
             return refs
                 .into_iter()
-                .find(|e| e.name == key)
-                .map(|entry| Resolved {
-                    entry,
-                    manifest: None,
-                })
-                .ok_or_else(not_found);
+                .find(|e| name_reference(&e.name).as_ref() == Some(reference))
+                .map(found)
+                .ok_or_else(|| name.not_found());
         };
         for entry in refs {
-            let Ok(r) = entry.name.parse::<Reference>() else {
+            let Some(r) = name_reference(&entry.name) else {
                 continue;
             };
             if r.name() != reference.name() || reference.tag().is_some_and(|t| r.tag() != Some(t)) {
                 continue;
             }
             if entry.descriptor.digest == digest {
-                return Ok(Resolved {
-                    entry,
-                    manifest: None,
-                });
+                return Ok(found(entry));
             }
             if entry.descriptor.is_index()
                 && self
@@ -263,19 +432,55 @@ impl Catalog {
                 });
             }
         }
-        Err(not_found())
+        Err(name.not_found())
     }
 
-    /// The stored packages `reference` names that match `query`.
-    pub async fn find(&self, reference: &Reference, query: &Query) -> Result<Vec<Package>> {
-        let resolved = self.resolve(reference).await?;
-        let stored = resolved.reference_or(reference);
-        let packages = self.packages_of(&stored, &resolved.entry.descriptor).await?;
+    /// The stored packages `name` names that match `query`.
+    pub async fn find(&self, name: impl Into<LocalName>, query: &Query) -> Result<Vec<Package>> {
+        let name = name.into();
+        let resolved = self.resolve(&name).await?;
+        let stored = self.stored_reference(&resolved, &name)?;
+        let packages = self
+            .packages_named(&stored, &resolved.entry.name, &resolved.entry.descriptor)
+            .await?;
         Ok(packages
             .into_iter()
             .filter(|p| resolved.manifest.is_none_or(|d| p.manifest.digest == d))
             .filter(|p| query.matches_platform(&p.platform))
             .collect())
+    }
+
+    /// The reference a resolved ref stands for: its name parsed, else what was asked for.
+    pub(crate) fn stored_reference(&self, resolved: &Resolved, name: &LocalName) -> Result<Reference> {
+        resolved
+            .reference()
+            .or_else(|| name.reference.clone())
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "the ref `{}` has a name no reference can stand for",
+                    resolved.entry.name
+                ))
+            })
+    }
+
+    /// The packages a resolved ref holds, under its stored name.
+    pub(crate) async fn packages_of_resolved(
+        &self,
+        resolved: &Resolved,
+        name: &LocalName,
+    ) -> Result<Vec<Package>> {
+        let stored = self.stored_reference(resolved, name)?;
+        self.packages_named(&stored, &resolved.entry.name, &resolved.entry.descriptor)
+            .await
+    }
+}
+
+/// What a document descriptor points at, for messages.
+fn document_kind(descriptor: &Descriptor) -> &'static str {
+    if descriptor.is_index() {
+        "image index"
+    } else {
+        "image manifest"
     }
 }
 

@@ -147,8 +147,27 @@ impl DockerConfig {
         Ok(removed)
     }
 
+    /// The file a save replaces: `config.json` itself, or, when it is a symlink (a dotfiles
+    /// manager's), the file it points at (through any chain of links), as Docker writes it, so
+    /// the link survives a login.
+    fn write_target(&self) -> PathBuf {
+        let mut path = self.path.clone();
+        // Linux's own limit on links followed; a loop ends here and fails on write.
+        for _ in 0..40 {
+            let Ok(target) = fs_err::read_link(&path) else {
+                break;
+            };
+            path = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+        }
+        path
+    }
+
     fn save(&self) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let target = self.write_target();
+        let dir = target.parent().unwrap_or(Path::new("."));
         fs_err::create_dir_all(dir)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".config.json.")
@@ -163,10 +182,10 @@ impl DockerConfig {
         tmp.write_all(text.as_bytes())?;
         tmp.write_all(b"\n")?;
         tmp.as_file().sync_all()?;
-        tmp.persist(&self.path).map_err(|e| {
+        tmp.persist(&target).map_err(|e| {
             std::io::Error::new(
                 e.error.kind(),
-                format!("failed to replace {}: {}", self.path.display(), e.error),
+                format!("failed to replace {}: {}", target.display(), e.error),
             )
         })?;
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -340,6 +359,42 @@ fn helper_erase(path: SearchPath<'_>, helper: &str, server: &str) -> std::result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_that_is_a_symlink_is_written_through_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let dotfiles = dir.path().join("dotfiles");
+        fs_err::create_dir_all(&dotfiles).unwrap();
+        fs_err::write(
+            dotfiles.join("docker.json"),
+            r#"{"auths":{"keep.example":{"auth":"a2VlcDpr"}}}"#,
+        )
+        .unwrap();
+        let docker = dir.path().join("docker");
+        fs_err::create_dir_all(&docker).unwrap();
+        let link = docker.join("config.json");
+        fs_err::os::unix::fs::symlink("../dotfiles/docker.json", &link).unwrap();
+        let mut config = DockerConfig::load(&link).unwrap();
+        config
+            .store("reg.example:5000", "me", &Secret::new("pw".to_string()))
+            .unwrap();
+        assert!(
+            fs_err::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+            "the link was replaced by a file"
+        );
+        let written = fs_err::read_to_string(dotfiles.join("docker.json")).unwrap();
+        assert!(
+            written.contains("reg.example:5000") && written.contains("keep.example"),
+            "{written}"
+        );
+        assert_eq!(
+            DockerConfig::load(&link).unwrap().credential("reg.example:5000"),
+            Some(Credential::Basic {
+                username: "me".into(),
+                password: Secret::new("pw".to_string()),
+            })
+        );
+    }
 
     fn config(json: &str) -> (tempfile::TempDir, DockerConfig) {
         let dir = tempfile::tempdir().unwrap();

@@ -47,6 +47,13 @@ pub enum Error {
         /// The reference asked for.
         reference: Reference,
     },
+    /// No ref is named by this text, which is not a reference either (a bare tag such as `V1`,
+    /// which only matches a ref name literally).
+    #[error("no ref named `{name}` is in the store")]
+    NameNotFound {
+        /// The name asked for.
+        name: String,
+    },
     /// The ref exists but none of its manifests matches the query.
     #[error("{reference} has no manifest for {query}")]
     NoMatch {
@@ -257,7 +264,10 @@ impl Error {
             | Error::Cpio(_) => ErrorKind::InvalidInput,
             Error::RegistryProtocol { .. } | Error::BadRemoteDocument { .. } => ErrorKind::Protocol,
             Error::Contended { .. } => ErrorKind::Conflict,
-            Error::NotFound { .. } | Error::NoMatch { .. } | Error::NoPlatform { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. }
+            | Error::NameNotFound { .. }
+            | Error::NoMatch { .. }
+            | Error::NoPlatform { .. } => ErrorKind::NotFound,
             Error::Registry(e) if e.is_not_found() => ErrorKind::NotFound,
             Error::Registry(e) if e.is_unauthorized() => ErrorKind::Unauthorized,
             Error::Registry(e) if e.is_integrity() => ErrorKind::Integrity,

@@ -1,8 +1,8 @@
 //! `inspect`: the documents behind a stored reference, as they are stored.
 
-use ukpm_types::{Descriptor, Manifest, Reference};
+use ukpm_types::{Descriptor, Manifest, Reference, limits};
 
-use crate::catalog::parse;
+use crate::catalog::{LocalName, check_cap, parse};
 use crate::error::Result;
 use crate::manager::PackageManager;
 use crate::package::Package;
@@ -12,6 +12,8 @@ use crate::package::Package;
 pub struct Inspection {
     /// The reference inspected, as stored.
     pub reference: Reference,
+    /// The ref name exactly as the store has it (`v1` for another tool's bare tag).
+    pub name: String,
     /// What the reference points at.
     pub descriptor: Descriptor,
     /// The index, when the reference points at one.
@@ -32,23 +34,25 @@ pub struct InspectedManifest {
 }
 
 impl PackageManager {
-    /// The index, manifests and configs `reference` names.
-    pub async fn inspect(&self, reference: &Reference) -> Result<Inspection> {
+    /// The index, manifests and configs `name` names (a reference, or a ref name as written).
+    pub async fn inspect(&self, name: impl Into<LocalName>) -> Result<Inspection> {
+        let name = name.into();
         let catalog = self.catalog();
-        let resolved = catalog.resolve(reference).await?;
-        let stored = resolved.reference_or(reference);
-        let top = resolved.entry.descriptor;
+        let resolved = catalog.resolve(&name).await?;
+        let stored = catalog.stored_reference(&resolved, &name)?;
+        let top = resolved.entry.descriptor.clone();
         let store = self.store();
         let index = if top.is_index() {
-            let bytes = store.read_bytes(top.clone()).await?;
-            Some(parse::<serde_json::Value>(&top, &bytes, "image index")?)
+            let index = catalog.read_by_digest(&top).await?;
+            Some(parse::<serde_json::Value>(&top, &index, "image index")?)
         } else {
             None
         };
         let mut manifests = Vec::new();
-        for package in catalog.packages_of(&stored, &top).await? {
+        for package in catalog.packages_of_resolved(&resolved, &name).await? {
             let manifest_bytes = catalog.read_by_digest(&package.manifest).await?;
             let manifest: Manifest = parse(&package.manifest, &manifest_bytes, "image manifest")?;
+            check_cap(&manifest.config, "image config", limits::CONFIG_LIMIT)?;
             let config_bytes = store.read_bytes(manifest.config.clone()).await?;
             manifests.push(InspectedManifest {
                 manifest: parse(&package.manifest, &manifest_bytes, "image manifest")?,
@@ -58,6 +62,7 @@ impl PackageManager {
         }
         Ok(Inspection {
             reference: stored,
+            name: resolved.entry.name,
             descriptor: top,
             index,
             manifests,

@@ -56,7 +56,7 @@ mod time;
 mod transfer;
 mod unpack;
 
-pub use catalog::{Catalog, Resolved};
+pub use catalog::{Catalog, LocalName, Resolved};
 pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;

@@ -8,8 +8,13 @@ use ukpm_types::{
 /// One manifest of a stored index: a unikernel for one platform (KraftKit's `pack.Package`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Package {
-    /// The reference the package is stored under.
+    /// The reference the package is stored under. For a ref another tool named with a bare tag
+    /// (`v1`, as skopeo's `oci:DIR:v1` and umoci write it), the reference that name parses to
+    /// (`unikraft.org/v1:latest`, lowercased if need be): where a push without `--to` sends it.
     pub reference: Reference,
+    /// The ref name exactly as the store has it: the full reference for what ukpm wrote, `v1` for
+    /// a bare tag another tool wrote. Every local command accepts it.
+    pub name: String,
     /// The index the reference points at (absent for a single-manifest image).
     pub index: Option<Descriptor>,
     /// The manifest's descriptor, with its platform.
@@ -38,12 +43,45 @@ impl Package {
         platform.architecture = normalize_architecture(&platform.architecture);
         platform.os = normalize_plat(&platform.os);
         Package {
+            name: reference.to_string(),
             reference,
             index,
             size: manifest.layers.iter().map(|l| l.size).sum(),
             manifest: manifest_descriptor,
             platform,
             created,
+        }
+    }
+
+    /// The package under the ref name `name` as the store writes it.
+    pub(crate) fn named(mut self, name: &str) -> Package {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Whether the ref name is the full reference ukpm writes (rather than another tool's bare
+    /// tag or short name).
+    pub fn is_full_name(&self) -> bool {
+        self.name == self.reference.to_string()
+    }
+
+    /// The name column of `ls`: the repository's name, or the ref name as written when it is
+    /// not a full reference (`v1`).
+    pub fn display_name(&self) -> String {
+        if self.is_full_name() {
+            self.reference.name()
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// The tag column of `ls`: the reference's tag, none when the ref name is not a full
+    /// reference (it is shown whole as the name).
+    pub fn display_tag(&self) -> Option<&str> {
+        if self.is_full_name() {
+            self.reference.tag()
+        } else {
+            None
         }
     }
 
@@ -73,12 +111,14 @@ impl Query {
         platform.matches(self.architecture, self.platform, &self.kconfig)
     }
 
-    pub(crate) fn matches_name(&self, reference: &Reference) -> bool {
+    /// `name` is the ref name as stored (a bare tag `v1` another tool wrote is matched as such).
+    pub(crate) fn matches_name(&self, reference: &Reference, name: &str) -> bool {
         let Some(pattern) = &self.name else {
             return true;
         };
         let tag = reference.tag().unwrap_or_default();
         [
+            name.to_string(),
             reference.to_string(),
             reference.name(),
             reference.repository().to_string(),
@@ -153,12 +193,12 @@ mod tests {
                 name: Some(pattern.into()),
                 ..Query::default()
             };
-            assert!(q.matches_name(&r), "{pattern}");
+            assert!(q.matches_name(&r, &r.to_string()), "{pattern}");
         }
         let q = Query {
             name: Some("redis".into()),
             ..Query::default()
         };
-        assert!(!q.matches_name(&r));
+        assert!(!q.matches_name(&r, &r.to_string()));
     }
 }

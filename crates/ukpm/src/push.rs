@@ -36,13 +36,18 @@ pub struct PushReport {
 
 impl PackageManager {
     /// Pushes the package `source` to `target` (default: where its name says).
-    pub async fn push(&self, source: &Reference, target: Option<&Reference>) -> Result<PushReport> {
+    pub async fn push(
+        &self,
+        source: impl Into<crate::LocalName>,
+        target: Option<&Reference>,
+    ) -> Result<PushReport> {
+        let source = source.into();
         let transfer = self.transfer()?;
         let client = &transfer.client;
         let store = self.store();
         let _lease = store.lease().await?;
-        let resolved = self.catalog().resolve(source).await?;
-        let stored = resolved.reference_or(source);
+        let resolved = self.catalog().resolve(&source).await?;
+        let stored = self.catalog().stored_reference(&resolved, &source)?;
         let target = target.cloned().unwrap_or_else(|| stored.clone());
         if target.tag().is_none() && target.digest().is_none() {
             return Err(Error::InvalidInput(format!("{target} needs a tag to push to")));

@@ -4,29 +4,30 @@
 use ukpm_store::GcReport;
 use ukpm_types::{Descriptor, Reference, annotation};
 
+use crate::catalog::LocalName;
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
-use crate::package::Query;
 use crate::store::Expect;
 
 impl PackageManager {
     /// Gives `source`'s content another local name (a whole index, or the one manifest a
-    /// digest names).
-    pub async fn tag(&self, source: &Reference, target: &Reference) -> Result<()> {
+    /// digest names); `source` may be a ref name as another tool wrote it (`v1`).
+    pub async fn tag(&self, source: impl Into<LocalName>, target: &Reference) -> Result<()> {
+        let source = source.into();
         if target.tag().is_none() || target.digest().is_some() {
             return Err(Error::InvalidInput(format!("{target} must be a name with a tag")));
         }
         let catalog = self.catalog();
-        let resolved = catalog.resolve(source).await?;
-        let mut descriptor = resolved.entry.descriptor;
+        let resolved = catalog.resolve(&source).await?;
+        let mut descriptor = resolved.entry.descriptor.clone();
         if let Some(digest) = resolved.manifest {
             let package = catalog
-                .find(source, &Query::default())
+                .packages_of_resolved(&resolved, &source)
                 .await?
                 .into_iter()
                 .find(|p| p.manifest.digest == digest)
-                .ok_or_else(|| Error::NotFound {
-                    reference: source.clone(),
+                .ok_or_else(|| Error::NameNotFound {
+                    name: source.to_string(),
                 })?;
             descriptor = Descriptor::new(&package.manifest.media_type, digest, package.manifest.size);
         }
@@ -37,14 +38,19 @@ impl PackageManager {
         Ok(())
     }
 
-    /// Removes the refs `references` name; blobs stay until [`PackageManager::gc`].
+    /// Removes the refs `references` name (references, or ref names as written, `v1`); blobs
+    /// stay until [`PackageManager::gc`]. Returns the names removed, as the store had them.
     ///
     /// If any reference is not in the store nothing is removed, so a typo never half-applies.
-    pub async fn remove(&self, references: &[Reference]) -> Result<Vec<Reference>> {
+    pub async fn remove<N>(&self, references: &[N]) -> Result<Vec<String>>
+    where
+        for<'a> &'a N: Into<LocalName>,
+    {
         let catalog = self.catalog();
         let mut names = Vec::with_capacity(references.len());
         for reference in references {
-            let resolved = catalog.resolve(reference).await?;
+            let reference: LocalName = reference.into();
+            let resolved = catalog.resolve(&reference).await?;
             if resolved.manifest.is_some() {
                 return Err(Error::InvalidInput(format!(
                     "{reference} names one manifest of an index; remove the tag instead"
@@ -53,7 +59,7 @@ impl PackageManager {
             names.push(resolved.entry.name);
         }
         let removed = self.store().remove_refs(names).await?;
-        Ok(removed.into_iter().filter_map(|e| e.name.parse().ok()).collect())
+        Ok(removed.into_iter().map(|e| e.name).collect())
     }
 
     /// Removes every ref in the store; returns their names.

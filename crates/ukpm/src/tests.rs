@@ -449,11 +449,14 @@ fn remove_and_gc_keep_shared_kernels() {
         .join("blobs/sha256")
         .join(manifest.layers[0].digest.hex());
 
-    let err = run(fx.manager.remove(&["a".parse().unwrap(), "zzz".parse().unwrap()])).unwrap_err();
+    let err = run(fx
+        .manager
+        .remove::<Reference>(&["a".parse().unwrap(), "zzz".parse().unwrap()]))
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(run(fx.manager.list(&Query::default())).unwrap().len(), 2);
 
-    run(fx.manager.remove(&["a".parse().unwrap()])).unwrap();
+    run(fx.manager.remove::<Reference>(&["a".parse().unwrap()])).unwrap();
     let report = run(fx.manager.gc()).unwrap();
     assert!(!report.removed.is_empty());
     assert!(kernel_blob.exists());

@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use ukpm_archive::compression::{Compression, Expansion, decompress};
 use ukpm_archive::extract::{self, Options};
-use ukpm_types::{Descriptor, Reference, annotation, media_type, well_known};
+use ukpm_types::{Descriptor, annotation, media_type, well_known};
 
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
@@ -90,11 +90,18 @@ impl PackageManager {
     /// Writes the kernel and initrd (every layer) of the package `reference` names into `dir`.
     ///
     /// When the reference holds several manifests, `query` must narrow them to one.
-    pub async fn unpack(&self, reference: &Reference, query: &Query, dir: &Path) -> Result<Unpacked> {
+    pub async fn unpack(
+        &self,
+        name: impl Into<crate::LocalName>,
+        query: &Query,
+        dir: &Path,
+    ) -> Result<Unpacked> {
+        let name = name.into();
         let store = self.store();
         let _lease = store.lease().await?;
         let catalog = self.catalog();
-        let mut packages = catalog.find(reference, query).await?;
+        let reference = &catalog.stored_reference(&catalog.resolve(&name).await?, &name)?;
+        let mut packages = catalog.find(&name, query).await?;
         let package = match packages.len() {
             0 => {
                 return Err(Error::NoMatch {

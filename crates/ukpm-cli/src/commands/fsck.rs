@@ -48,6 +48,7 @@ impl<'a> From<&'a Problem> for ProblemJson<'a> {
             Problem::Missing { descriptor, .. } => ("missing", Some(descriptor.digest.to_string())),
             Problem::BadDocument { descriptor, .. } => ("bad_document", Some(descriptor.digest.to_string())),
             Problem::StrayFile { .. } => ("stray_file", None),
+            Problem::NotAFile { digest, .. } => ("not_a_file", Some(digest.to_string())),
             _ => ("other", None),
         };
         ProblemJson {

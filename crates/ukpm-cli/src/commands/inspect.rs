@@ -46,7 +46,7 @@ impl Output for Inspected {
                     package: PackageJson::from(&m.package),
                 })
                 .collect(),
-            reference: i.reference.to_string(),
+            reference: i.name.clone(),
         }
     }
 
@@ -58,7 +58,7 @@ impl Output for Inspected {
         writeln!(
             out,
             "{} -> {} ({})",
-            Escaped(&i.reference),
+            Escaped(&i.name),
             i.descriptor.digest,
             Escaped(&i.descriptor.media_type)
         )?;
@@ -91,7 +91,7 @@ fn pretty(v: &Value) -> String {
 
 /// Reads what the reference names.
 pub async fn run(manager: &PackageManager, args: &InspectArgs) -> Result<Inspected> {
-    let reference = manager.parse_name(&args.reference)?;
+    let reference = manager.local_name(&args.reference)?;
     let inspection = manager
         .inspect(&reference)
         .await

@@ -60,7 +60,7 @@ impl Output for Pushed {
 
 /// Pushes the package, under `--to` if given.
 pub async fn run(manager: &PackageManager, args: &PushArgs) -> Result<Pushed> {
-    let source = manager.parse_name(&args.reference)?;
+    let source = manager.local_name(&args.reference)?;
     let target = args.to.as_deref().map(|t| manager.parse_name(t)).transpose()?;
     let report = manager
         .push(&source, target.as_ref())

@@ -39,7 +39,7 @@ pub async fn run(manager: &PackageManager, args: &RmArgs) -> Result<Removed> {
         let references = args
             .references
             .iter()
-            .map(|r| Ok(manager.parse_name(r)?))
+            .map(|r| Ok(manager.local_name(r)?))
             .collect::<Result<Vec<_>>>()?;
         manager
             .remove(&references)

@@ -4,14 +4,14 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use ukpm::{PackageManager, Reference};
+use ukpm::{LocalName, PackageManager, Reference};
 
 use crate::args::TagArgs;
 use crate::output::{Escaped, Output};
 
 /// The name tagged and its new name.
 pub struct Tagged {
-    source: Reference,
+    source: LocalName,
     target: Reference,
 }
 
@@ -37,7 +37,7 @@ impl Output for Tagged {
 
 /// Points the target name at what the source name points at.
 pub async fn run(manager: &PackageManager, args: &TagArgs) -> Result<Tagged> {
-    let source = manager.parse_name(&args.source)?;
+    let source = manager.local_name(&args.source)?;
     let target = manager.parse_name(&args.target)?;
     manager
         .tag(&source, &target)

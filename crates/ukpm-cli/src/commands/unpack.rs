@@ -56,7 +56,7 @@ impl Output for UnpackedInto {
 
 /// Unpacks the one package the reference and filters select.
 pub async fn run(manager: &PackageManager, args: &UnpackArgs) -> Result<UnpackedInto> {
-    let reference = manager.parse_name(&args.reference)?;
+    let reference = manager.local_name(&args.reference)?;
     let query = query(&args.filters)?;
     let unpacked = manager
         .unpack(&reference, &query, &args.dir)

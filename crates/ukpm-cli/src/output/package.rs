@@ -34,11 +34,11 @@ impl<'a> From<&'a Package> for PackageJson<'a> {
             index: p.index.as_ref().map(|d| d.digest.to_string()),
             kernel_version: Some(p.platform.os_version.as_str()).filter(|v| !v.is_empty()),
             manifest: p.manifest.digest.to_string(),
-            name: p.reference.name(),
+            name: p.display_name(),
             platform: &p.platform.os,
-            reference: p.reference.to_string(),
+            reference: p.name.clone(),
             size: p.size,
-            tag: p.reference.tag(),
+            tag: p.display_tag(),
         }
     }
 }
@@ -67,8 +67,8 @@ pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()
         .iter()
         .map(|p| {
             [
-                p.reference.name(),
-                p.reference.tag().unwrap_or("<none>").to_string(),
+                p.display_name(),
+                p.display_tag().unwrap_or("<none>").to_string(),
                 p.platform.architecture.clone(),
                 p.platform.os.clone(),
                 p.manifest.digest.short(),

@@ -186,6 +186,10 @@ impl ContentStore for LocalImageStore {
             let Some(store) = s.readable()? else {
                 return Err(StoreError::BlobNotFound { digest }.into());
             };
+            // A symlink or a fifo under the name is damage, never opened (a fifo would block).
+            if store.stat_blob(&digest)?.is_none() {
+                return Err(StoreError::BlobNotFound { digest }.into());
+            }
             let path = store.blob_path(&digest);
             let mut file = match fs_err::File::open(&path) {
                 Ok(file) => file,
