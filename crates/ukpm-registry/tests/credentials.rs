@@ -5,12 +5,14 @@
 //! must never see a credential. Relative locations, which stay on the registry, are the control:
 //! they must carry the credentials, or the fakes would prove nothing.
 //!
-//! Another scheme on the same host and port is covered by the client's origin check's unit test
-//! (`same_origin`): the fakes here speak plain HTTP only.
+//! Another scheme on the same host and port (an HTTPS registry handing out a plain `http://`
+//! Location) goes through a TLS front that serves both schemes on one port: the downgraded
+//! request reaches the fake in the clear, where a leaked credential would show.
 
 mod fake;
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use fake::*;
@@ -110,7 +112,9 @@ fn assert_no_credentials_left(fake: &Fake, registry: &str, what: &str) {
         assert_eq!(
             request.header("authorization"),
             None,
-            "{what}: credentials left the registry: {request:#?}"
+            "{what}: credentials left the registry: {} {}",
+            request.method,
+            request.target
         );
     }
 }
@@ -293,4 +297,105 @@ async fn a_challenge_from_elsewhere_is_not_answered() {
         "asked once, never again with credentials"
     );
     assert_no_credentials_left(&other, &registry.host(), "a 401 from elsewhere");
+}
+
+/// A TLS front on one port for a fake registry: TLS connections are decrypted and passed on;
+/// plain ones are passed on only for `/elsewhere/` (so the client's scheme probe, which tries
+/// plain HTTP first, finds TLS there). Its certificate is the harness's throwaway one for
+/// `127.0.0.1`, borrowed from a TLS docker-registry.
+async fn tls_front(backend: SocketAddr, tls: &ukpm_test::registry::Registry) -> SocketAddr {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(tls.dir().join("leaf.crt"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(tls.dir().join("leaf.key")).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let mut first = [0u8; 32];
+                let Ok(n) = stream.peek(&mut first).await else {
+                    return;
+                };
+                let mut upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
+                if first[..n].first() == Some(&0x16) {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                } else if String::from_utf8_lossy(&first[..n]).contains(" /elsewhere/") {
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+                } else {
+                    let mut sink = [0u8; 1024];
+                    let _ = stream.read(&mut sink).await;
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn an_http_location_from_an_https_registry_gets_no_credentials() {
+    let certificates = ukpm_test::registry::Registry::tls();
+    let front: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let registry = Fake::start(basic_registry({
+        let front = front.clone();
+        move |_| format!("http://{}/elsewhere/upload-7", front.get().unwrap())
+    }))
+    .await;
+    let address = tls_front(registry.address, &certificates).await;
+    front.set(address.to_string()).unwrap();
+    let host = address.to_string();
+    let credentials = Fixed {
+        registry: host.clone(),
+        credential: Credential::Basic {
+            username: USER.into(),
+            password: ukpm_registry::Secret::new(PASSWORD),
+        },
+    };
+    let mut config = config(0);
+    config.extra_roots_pem = vec![certificates.ca_pem()];
+    let client = Client::new(config, Arc::new(credentials)).unwrap();
+    assert_eq!(client.base_url(&host).await, format!("https://{host}/v2/"));
+    let content = blob(1_200);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let reference = ukpm_types::Reference::new(&host, REPO, "v1").unwrap();
+    let body = Bytes::from(content);
+    within(
+        client.push_blob(&reference, &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
+    .await
+    .expect("the upload goes on over plain HTTP");
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "POST" && r.header("authorization") == Some(expected_basic().as_str())),
+        "the registry got the credentials over TLS: {requests:#?}"
+    );
+    let downgraded: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.path().starts_with("/elsewhere/"))
+        .collect();
+    assert_eq!(downgraded.len(), 1, "{requests:#?}");
+    assert_eq!(
+        downgraded[0].header("authorization"),
+        None,
+        "credentials went out in the clear to {} {}",
+        downgraded[0].method,
+        downgraded[0].target
+    );
 }
