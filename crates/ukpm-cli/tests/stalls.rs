@@ -62,6 +62,14 @@ fn a_silent_registry_ends_a_pull_with_a_clear_error_however_the_timeout_is_set()
             started.elapsed()
         );
     }
+    // People see the stall and what to change.
+    let out = ukpm(&env)
+        .args(["--timeout", "1", "pull", &through])
+        .run_within(DEADLINE);
+    out.assert_code(1);
+    for expected in ["stopped sending", "--timeout"] {
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+    }
 }
 
 #[test]
