@@ -65,6 +65,18 @@ pub struct Global {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY as u64)
     )]
     pub concurrency: Option<usize>,
+    /// Give up on a registry silent this long: no byte sent, or none of an upload taken [default: 30]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "UKPM_TIMEOUT",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub timeout: Option<u64>,
+    /// Give up on a registry moving fewer bytes per second than this over a minute; 0: no minimum [default: 1024]
+    #[arg(long, global = true, value_name = "BYTES/S", env = "UKPM_MIN_RATE")]
+    pub min_rate: Option<u64>,
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,

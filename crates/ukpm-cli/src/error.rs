@@ -155,6 +155,9 @@ fn hint(err: &ukpm::Error, command: &str) -> Option<&'static str> {
         (_, K::Unauthorized) => Some(
             "credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`",
         ),
+        (O::Registry, K::Network) if matches!(err, ukpm::Error::Registry(e) if e.is_stall()) => Some(
+            "the registry stalled; --timeout and --min-rate (or UKPM_TIMEOUT, UKPM_MIN_RATE) set how long ukpm waits",
+        ),
         (O::Registry, K::Network) => {
             Some("check the registry's address; loopback hosts and --plain-http hosts use plain HTTP")
         }

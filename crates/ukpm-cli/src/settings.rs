@@ -26,6 +26,8 @@ pub struct FileSettings {
     #[serde(default)]
     ca_files: Vec<PathBuf>,
     concurrency: Option<usize>,
+    timeout: Option<u64>,
+    min_rate: Option<u64>,
 }
 
 /// The settings every command runs with, resolved.
@@ -38,6 +40,10 @@ pub struct Settings {
     pub plain_http: Vec<String>,
     pub ca_files: Vec<PathBuf>,
     pub concurrency: usize,
+    /// Seconds a registry may stay silent.
+    pub timeout: u64,
+    /// The slowest transfer in bytes per second (0: none).
+    pub min_rate: u64,
 }
 
 fn config_path() -> Option<PathBuf> {
@@ -71,6 +77,9 @@ fn load() -> Result<FileSettings> {
             "`concurrency` is {n}, outside 1..={MAX_CONCURRENCY}"
         )));
     }
+    if settings.timeout == Some(0) {
+        return Err(invalid("`timeout` must be at least 1 second".into()));
+    }
     Ok(settings)
 }
 
@@ -102,6 +111,14 @@ impl Settings {
                 .concurrency
                 .or(file.concurrency)
                 .unwrap_or(ukpm::DEFAULT_CONCURRENCY),
+            timeout: global
+                .timeout
+                .or(file.timeout)
+                .unwrap_or(ukpm::registry::DEFAULT_READ_TIMEOUT.as_secs()),
+            min_rate: global
+                .min_rate
+                .or(file.min_rate)
+                .unwrap_or(ukpm::registry::DEFAULT_MIN_RATE),
         })
     }
 }

@@ -24,6 +24,7 @@ pub use challenge::Challenge;
 
 use crate::client::{is_loopback, read_capped};
 use crate::error::{RegistryError, Result};
+use crate::pace::{Pace, execute};
 use crate::retry::RetryPolicy;
 
 /// A secret string whose `Debug` and `Display` never show it, so it cannot leak into logs,
@@ -157,28 +158,38 @@ pub(crate) fn scope_key(scopes: &[Scope]) -> String {
     parts.join(" ")
 }
 
+/// The cache key of a token: the realm and service that issued it, then its scopes. A token is
+/// only ever reused for the issuer that gave it, so a registry that moves its token endpoint
+/// (or a challenge that names another) never gets a token meant for another realm.
+fn token_key(realm: &str, service: Option<&str>, scopes: &[Scope]) -> String {
+    format!("{realm} {} {}", service.unwrap_or(""), scope_key(scopes))
+}
+
 /// The authentication flow of a [`crate::Client`]: credentials, the challenge each registry
 /// sent, and the tokens it handed out.
 pub(crate) struct Authenticator {
     http: reqwest::Client,
     policy: RetryPolicy,
+    pace: Pace,
     plain_http: Vec<String>,
     credentials: Arc<dyn CredentialSource>,
     state: Mutex<HashMap<String, AuthState>>,
 }
 
 impl Authenticator {
-    /// An authenticator fetching tokens with `http`, retried by `policy`; realms on
-    /// `plain_http` hosts are trusted with credentials like HTTPS ones.
+    /// An authenticator fetching tokens with `http`, retried by `policy` and held to `pace`;
+    /// realms on `plain_http` hosts are trusted with credentials like HTTPS ones.
     pub(crate) fn new(
         http: reqwest::Client,
         policy: RetryPolicy,
+        pace: Pace,
         plain_http: Vec<String>,
         credentials: Arc<dyn CredentialSource>,
     ) -> Authenticator {
         Authenticator {
             http,
             policy,
+            pace,
             plain_http,
             credentials,
             state: Mutex::new(HashMap::new()),
@@ -220,7 +231,7 @@ impl Authenticator {
             (Challenge::Basic, _) => return Ok(None),
             (Challenge::Bearer { .. }, Some(Credential::Bearer(token))) => bearer(&token),
             (Challenge::Bearer { realm, service, .. }, credential) => {
-                let key = scope_key(scopes);
+                let key = token_key(&realm, service.as_deref(), scopes);
                 let cached = self.with_state(registry, |state| state.token(&key).map(|t| t.value.clone()));
                 let token = match cached {
                     Some(token) => token,
@@ -260,8 +271,10 @@ impl Authenticator {
             Challenge::Bearer { .. } => true,
         };
         self.with_state(registry, |state| {
+            if let Challenge::Bearer { realm, service, .. } = &challenge {
+                state.tokens.remove(&token_key(realm, service.as_deref(), scopes));
+            }
             state.challenge = Some(challenge.clone());
-            state.tokens.remove(&scope_key(scopes));
         });
         if let Challenge::Bearer { realm, service, .. } = challenge
             && !matches!(credential, Some(Credential::Bearer(_)))
@@ -300,7 +313,7 @@ impl Authenticator {
         service: Option<&str>,
         credential: Option<Credential>,
     ) -> Result<Secret> {
-        let key = scope_key(scopes);
+        let key = token_key(realm, service, scopes);
         let realm_url = url::Url::parse(realm).map_err(|_| RegistryError::Protocol {
             registry: registry.to_string(),
             problem: format!("the token realm `{realm}` is not a URL"),
@@ -348,14 +361,14 @@ impl Authenticator {
                 }
             }
         };
-        let what = format!("a token for {key}");
+        let what = format!("a token for {}", scope_key(scopes));
         let response = self
             .policy
             .run(registry, &what, || async {
-                build().send().await.map_err(|source| RegistryError::Network {
-                    registry: registry.to_string(),
-                    source,
-                })
+                let request = build()
+                    .build()
+                    .map_err(|source| RegistryError::network(registry, source))?;
+                execute(&self.http, request, self.pace, registry, &what).await
             })
             .await?;
         if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
@@ -373,7 +386,7 @@ impl Authenticator {
             access_token: Option<String>,
             expires_in: Option<u64>,
         }
-        let bytes = read_capped(response, 1 << 20, registry, "a token").await?;
+        let bytes = read_capped(response, 1 << 20, self.pace, registry, "a token").await?;
         let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
             registry: registry.to_string(),
             problem: "the token endpoint sent no JSON token".into(),

@@ -10,6 +10,7 @@ use reqwest::{Response, StatusCode};
 
 use crate::auth::{Authenticator, CredentialSource, Scope};
 use crate::error::{ErrorCode, RegistryError, Result};
+use crate::pace::{BodyWatch, Pace, execute};
 use crate::retry::RetryPolicy;
 
 /// How the client talks to registries.
@@ -30,12 +31,27 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
+    /// How long a registry may stay silent: no byte of a response head or body, or no piece of
+    /// an upload body taken, for this long is a stall (a transient failure, retried like a
+    /// dropped connection).
+    pub read_timeout: Duration,
+    /// The slowest a body may move, in bytes per second, measured over
+    /// [`ClientConfig::min_rate_window`] of the registry's time; 0 for no minimum.
+    pub min_rate: u64,
+    /// The span [`ClientConfig::min_rate`] is measured over.
+    pub min_rate_window: Duration,
     /// Blobs of at least this many bytes are uploaded in chunks, so a failure resends only the
     /// rest.
     pub chunk_threshold: u64,
     /// The chunk size of chunked uploads (raised to the registry's `OCI-Chunk-Min-Length`).
     pub chunk_size: u64,
 }
+
+/// The default [`ClientConfig::read_timeout`]: a registry silent for this long has stalled.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`ClientConfig::min_rate`], 1 KiB/s: slower than this over a minute is a stall.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
 
 impl Default for ClientConfig {
     fn default() -> ClientConfig {
@@ -47,6 +63,9 @@ impl Default for ClientConfig {
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(15),
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
+            min_rate_window: Duration::from_secs(60),
             chunk_threshold: 128 << 20,
             chunk_size: 64 << 20,
         }
@@ -62,6 +81,7 @@ pub struct Client {
     pub(crate) http: reqwest::Client,
     config: Arc<ClientConfig>,
     policy: RetryPolicy,
+    pace: Pace,
     auth: Arc<Authenticator>,
     schemes: Arc<Mutex<HashMap<String, &'static str>>>,
     probing: Arc<tokio::sync::Mutex<()>>,
@@ -97,11 +117,13 @@ impl Client {
             .build()
             .map_err(|e| RegistryError::Config(e.to_string()))?;
         let policy = RetryPolicy::from_config(&config);
-        let auth = Authenticator::new(http.clone(), policy, config.plain_http.clone(), credentials);
+        let pace = Pace::from_config(&config);
+        let auth = Authenticator::new(http.clone(), policy, pace, config.plain_http.clone(), credentials);
         Ok(Client {
             http,
             config: Arc::new(config),
             policy,
+            pace,
             auth: Arc::new(auth),
             schemes: Arc::new(Mutex::new(HashMap::new())),
             probing: Arc::new(tokio::sync::Mutex::new(())),
@@ -129,8 +151,10 @@ impl Client {
         if let Some(scheme) = known() {
             return format!("{scheme}://{host}/v2/");
         }
-        // One probe per host, however many blobs ask at once.
+        // One probe per host, however many blobs ask at once; a silent host is given no longer
+        // than any other request.
         let _probing = self.probing.lock().await;
+        let probe = self.pace.idle.min(Duration::from_secs(5));
         let scheme = match known() {
             Some(scheme) => scheme,
             None => {
@@ -140,7 +164,7 @@ impl Client {
                 let plain = self
                     .http
                     .get(format!("http://{host}/v2/"))
-                    .timeout(Duration::from_secs(5))
+                    .timeout(probe)
                     .send()
                     .await;
                 let scheme = match plain {
@@ -158,7 +182,7 @@ impl Client {
                         let tls = self
                             .http
                             .get(format!("https://{host}/v2/"))
-                            .timeout(Duration::from_secs(5))
+                            .timeout(probe)
                             .send()
                             .await;
                         tls.is_ok().then_some("https")
@@ -229,6 +253,9 @@ impl Client {
         what: &str,
         build: Build<'_>,
     ) -> Result<Response> {
+        // Credentials go only where the registry itself is: a URL it hands back (an upload
+        // `Location`, a redirect) on another scheme, host or port gets none.
+        let origin = self.origin(registry)?;
         let mut challenged = false;
         loop {
             // Asked once per round, outside the retries: a token request retries on its own,
@@ -236,20 +263,27 @@ impl Client {
             let authorization = self.auth.authorization(registry, scopes).await?;
             let response = policy
                 .run(registry, what, || {
-                    let mut request = build(&self.http);
-                    if let Some(value) = &authorization {
-                        request = request.header(AUTHORIZATION, value.clone());
-                    }
+                    let request = build(&self.http).build();
+                    let authorization = authorization.clone();
+                    let origin = &origin;
                     async move {
-                        request.send().await.map_err(|source| RegistryError::Network {
-                            registry: registry.to_string(),
-                            source,
-                        })
+                        let mut request =
+                            request.map_err(|source| RegistryError::network(registry, source))?;
+                        if let Some(value) = authorization
+                            && origin.holds(request.url())
+                        {
+                            request.headers_mut().insert(AUTHORIZATION, value);
+                        }
+                        execute(&self.http, request, self.pace, registry, what).await
                     }
                 })
                 .await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
+            }
+            // Another host's challenge is not the registry's: never learnt, never answered.
+            if !origin.holds(response.url()) {
+                return Err(self.status_error(registry, what, response).await);
             }
             // One answer to a challenge; a second 401 means the credentials were refused.
             if !challenged
@@ -265,10 +299,52 @@ impl Client {
         }
     }
 
+    /// Where `registry` is, for deciding what may carry its credentials: its scheme (when known
+    /// without asking it: a loopback registry not yet probed is known by host and port only),
+    /// host and port.
+    fn origin(&self, registry: &str) -> Result<Origin> {
+        let host = transport_host(registry);
+        let scheme = if self.config.plain_http.iter().any(|h| h == registry || h == host) {
+            Some("http")
+        } else if !is_loopback(host) {
+            Some("https")
+        } else {
+            self.schemes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(host)
+                .copied()
+        };
+        let url = url::Url::parse(&format!("{}://{host}/", scheme.unwrap_or("http")))
+            .map_err(|_| RegistryError::Config(format!("registry {registry} makes no valid URL")))?;
+        Ok(Origin {
+            url,
+            scheme_known: scheme.is_some(),
+        })
+    }
+
+    /// Reads a whole body like [`read_capped`], held to this client's read timeout and minimum
+    /// rate.
+    pub(crate) async fn read_capped(
+        &self,
+        response: Response,
+        limit: u64,
+        registry: &str,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        read_capped(response, limit, self.pace, registry, what).await
+    }
+
+    /// The read timeout and minimum rate every body is held to.
+    pub(crate) fn pace(&self) -> Pace {
+        self.pace
+    }
+
     /// Turns an error response into a typed error, reading at most 64 KiB of its body.
     pub(crate) async fn status_error(&self, registry: &str, what: &str, response: Response) -> RegistryError {
         let status = response.status().as_u16();
-        let body = read_capped(response, 64 << 10, registry, what)
+        let body = self
+            .read_capped(response, 64 << 10, registry, what)
             .await
             .unwrap_or_default();
         #[derive(serde::Deserialize)]
@@ -296,10 +372,12 @@ impl Client {
     }
 }
 
-/// Reads a whole body, refusing more than `limit` bytes before buffering them.
+/// Reads a whole body, refusing more than `limit` bytes before buffering them, and a registry
+/// that stalls or trickles it (`pace`).
 pub(crate) async fn read_capped(
     mut response: Response,
     limit: u64,
+    pace: Pace,
     registry: &str,
     what: &str,
 ) -> Result<Vec<u8>> {
@@ -311,17 +389,41 @@ pub(crate) async fn read_capped(
     if response.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    let mut watch = BodyWatch::new(pace);
     let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|source| RegistryError::Network {
-        registry: registry.to_string(),
-        source,
-    })? {
+    while let Some(chunk) = watch.chunk(&mut response, registry, what).await? {
         if out.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_large());
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Where a registry is: the URLs that may carry its credentials.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    url: url::Url,
+    /// False for a loopback registry whose scheme was not probed yet: then host and port decide.
+    scheme_known: bool,
+}
+
+impl Origin {
+    /// Whether `url` is the registry's scheme, host and port.
+    fn holds(&self, url: &url::Url) -> bool {
+        if self.scheme_known {
+            return same_origin(url, &self.url);
+        }
+        url.host_str() == self.url.host_str() && url.port() == self.url.port()
+    }
+}
+
+/// Whether `url` is on the same scheme, host and port as `origin`: where a registry's
+/// credentials may go.
+pub(crate) fn same_origin(url: &url::Url, origin: &url::Url) -> bool {
+    url.scheme() == origin.scheme()
+        && url.host_str() == origin.host_str()
+        && url.port_or_known_default() == origin.port_or_known_default()
 }
 
 /// Docker Hub's names all mean one host for transport.
@@ -354,6 +456,24 @@ pub fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_differ_by_scheme_host_or_port() {
+        let origin = url::Url::parse("https://reg.example:5000/v2/").unwrap();
+        let same = |u: &str| same_origin(&url::Url::parse(u).unwrap(), &origin);
+        assert!(same("https://reg.example:5000/v2/x/blobs/uploads/1?_state=a"));
+        assert!(same("https://REG.example:5000/other"));
+        assert!(!same("http://reg.example:5000/v2/"));
+        assert!(!same("https://reg.example:5001/v2/"));
+        assert!(!same("https://reg.example/v2/"));
+        assert!(!same("https://storage.example:5000/v2/"));
+        assert!(!same("https://reg.example.evil:5000/v2/"));
+        let default = url::Url::parse("https://reg.example/v2/").unwrap();
+        assert!(same_origin(
+            &url::Url::parse("https://reg.example:443/a").unwrap(),
+            &default
+        ));
+    }
 
     #[test]
     fn loopback_hosts_are_recognised() {

@@ -1,6 +1,18 @@
 //! Registry errors: the distribution spec's error envelope as typed codes.
 
+use std::time::Duration;
+
 use ukpm_types::Digest;
+
+/// Which way bytes were going when a registry stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Flow {
+    /// The registry was sending (a response head or body).
+    Download,
+    /// The registry was taking an upload body.
+    Upload,
+}
 
 /// The error codes of the OCI distribution spec (and Docker's additions), so callers can
 /// branch on them and the CLI can hint.
@@ -121,6 +133,39 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry went silent: no byte of a response (or no piece of an upload taken) for
+    /// [`crate::ClientConfig::read_timeout`].
+    #[error("registry {registry} stopped {} {what}: nothing for {}", flow_verb(*.flow), seconds(*.idle))]
+    Stalled {
+        /// The registry host.
+        registry: String,
+        /// What was being moved.
+        what: String,
+        /// Which way.
+        flow: Flow,
+        /// How long it was silent.
+        idle: Duration,
+    },
+    /// The registry moved bytes slower than [`crate::ClientConfig::min_rate`].
+    #[error(
+        "registry {registry} {} {what} at {rate} bytes/s over {}, below the minimum of {minimum} bytes/s",
+        flow_rate_verb(*.flow),
+        seconds(*.window)
+    )]
+    TooSlow {
+        /// The registry host.
+        registry: String,
+        /// What was being moved.
+        what: String,
+        /// Which way.
+        flow: Flow,
+        /// The rate it managed.
+        rate: u64,
+        /// Over how long.
+        window: Duration,
+        /// The minimum rate.
+        minimum: u64,
+    },
     /// Content did not match its digest.
     #[error("registry {registry} sent content for {expected} that hashes to {actual}")]
     DigestMismatch {
@@ -174,6 +219,29 @@ pub enum RegistryError {
     /// The client could not be set up (a bad CA file).
     #[error("cannot set up the registry client: {0}")]
     Config(String),
+}
+
+fn flow_verb(flow: Flow) -> &'static str {
+    match flow {
+        Flow::Download => "sending",
+        Flow::Upload => "taking",
+    }
+}
+
+fn flow_rate_verb(flow: Flow) -> &'static str {
+    match flow {
+        Flow::Download => "sent",
+        Flow::Upload => "took",
+    }
+}
+
+/// `30 s`, `1.5 s`: a timeout as people read it.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 fn describe_codes(codes: &[ErrorCode], message: &Option<String>) -> String {
@@ -230,9 +298,29 @@ impl RegistryError {
         )
     }
 
-    /// Whether the network failed.
+    /// Whether the network failed (the registry unreachable, or stalled).
     pub fn is_network(&self) -> bool {
-        matches!(self, RegistryError::Network { .. })
+        matches!(
+            self,
+            RegistryError::Network { .. } | RegistryError::Stalled { .. } | RegistryError::TooSlow { .. }
+        )
+    }
+
+    /// Whether the registry stalled or went below the minimum rate: worth another attempt, but
+    /// never an unbounded number.
+    pub fn is_stall(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Stalled { .. } | RegistryError::TooSlow { .. }
+        )
+    }
+
+    /// A transport error of `registry`.
+    pub(crate) fn network(registry: &str, source: reqwest::Error) -> RegistryError {
+        RegistryError::Network {
+            registry: registry.to_string(),
+            source,
+        }
     }
 }
 

@@ -7,8 +7,9 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE
 use ukpm_types::{Descriptor, Digest, Reference, media_type};
 
 use crate::auth::Scope;
-use crate::client::{Client, read_capped};
+use crate::client::Client;
 use crate::error::{RegistryError, Result};
+use crate::pace::BodyWatch;
 
 /// Manifests and indexes larger than this are refused before they are buffered.
 pub const MANIFEST_LIMIT: u64 = ukpm_types::limits::MANIFEST_LIMIT;
@@ -34,9 +35,12 @@ impl FetchedManifest {
 }
 
 /// A blob download in progress; yields chunks and refuses a body longer or shorter than the
-/// descriptor says.
+/// descriptor says, or one the registry stalls or trickles (the client's read timeout and
+/// minimum rate).
 pub struct BlobDownload {
     response: reqwest::Response,
+    watch: BodyWatch,
+    what: String,
     registry: String,
     digest: Digest,
     expected: u64,
@@ -49,13 +53,9 @@ impl BlobDownload {
     /// The next chunk, `None` at the end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
         let chunk = self
-            .response
-            .chunk()
-            .await
-            .map_err(|source| RegistryError::Network {
-                registry: self.registry.clone(),
-                source,
-            })?;
+            .watch
+            .chunk(&mut self.response, &self.registry, &self.what)
+            .await?;
         match chunk {
             Some(chunk) => {
                 self.received += chunk.len() as u64;
@@ -136,7 +136,10 @@ impl Client {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let bytes = Bytes::from(read_capped(response, MANIFEST_LIMIT, reference.registry(), &what).await?);
+        let bytes = Bytes::from(
+            self.read_capped(response, MANIFEST_LIMIT, reference.registry(), &what)
+                .await?,
+        );
         let digest = Digest::of(&bytes);
         if let Some(expected) = reference.digest()
             && expected != digest
@@ -314,6 +317,8 @@ impl Client {
         }
         Ok(BlobDownload {
             response,
+            watch: BodyWatch::new(self.pace()),
+            what,
             registry: reference.registry().to_string(),
             digest: descriptor.digest,
             expected,
@@ -339,7 +344,9 @@ impl Client {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let bytes = read_capped(response, MANIFEST_LIMIT, reference.registry(), &what).await?;
+        let bytes = self
+            .read_capped(response, MANIFEST_LIMIT, reference.registry(), &what)
+            .await?;
         let tags: Tags = serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
             registry: reference.registry().to_string(),
             problem: format!("{what} is not a tag list"),

@@ -84,13 +84,13 @@ pub(crate) fn is_transient_status(status: StatusCode) -> bool {
 }
 
 /// Transport failures that another attempt may not meet: connecting, timing out, a request or
-/// response body broken off.
+/// response body broken off, a registry that stalled before answering.
 pub(crate) fn is_transient_error(error: &RegistryError) -> bool {
     match error {
         RegistryError::Network { source, .. } => {
             source.is_connect() || source.is_timeout() || source.is_request() || source.is_body()
         }
-        _ => false,
+        other => other.is_stall(),
     }
 }
 

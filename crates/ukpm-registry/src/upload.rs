@@ -111,7 +111,7 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
-                let location = location(&response, registry, &self.base_url(registry).await)?;
+                let location = location(&response, registry)?;
                 Ok(Some((location, chunk_min)))
             }
             _ => Err(self.status_error(registry, &what, response).await),
@@ -150,8 +150,7 @@ impl Client {
                 .await;
             let retry_after = match sent {
                 Ok(response) if response.status() == StatusCode::ACCEPTED => {
-                    let base = self.base_url(registry).await;
-                    location = self::location(&response, registry, &base).unwrap_or(location);
+                    location = self::location(&response, registry).unwrap_or(location);
                     offset += len;
                     continue;
                 }
@@ -159,7 +158,7 @@ impl Client {
                     return Err(self.status_error(registry, &what, response).await);
                 }
                 Ok(response) => retry::retry_after(response.headers(), SystemTime::now()),
-                Err(RegistryError::Network { .. }) => None,
+                Err(error) if error.is_network() => None,
                 Err(other) => return Err(other),
             };
             // The client's one retry policy decides how often and how long; only the recovery
@@ -211,8 +210,7 @@ impl Client {
             .and_then(|v| v.trim_start_matches("bytes=").split('-').nth(1))
             .and_then(|end| end.parse::<u64>().ok())
             .map_or(0, |end| end + 1);
-        let base = self.base_url(registry).await;
-        let location = self::location(&response, registry, &base).unwrap_or_else(|_| location.to_string());
+        let location = self::location(&response, registry).unwrap_or_else(|_| location.to_string());
         Ok((next, location))
     }
 }
@@ -222,8 +220,10 @@ fn with_digest(location: &str, digest: Digest) -> String {
     let separator = if location.contains('?') { '&' } else { '?' };
     format!("{location}{separator}digest={digest}")
 }
-/// The upload location, made absolute against the registry's base URL.
-fn location(response: &reqwest::Response, registry: &str, base: &str) -> Result<String> {
+/// The upload location, made absolute against the URL that answered (RFC 9110 §10.2.2): a
+/// relative `Location` from storage the session moved to stays on that storage, and never turns
+/// into a URL on the registry, which would get the registry's credentials.
+fn location(response: &reqwest::Response, registry: &str) -> Result<String> {
     let value = response
         .headers()
         .get(LOCATION)
@@ -232,8 +232,9 @@ fn location(response: &reqwest::Response, registry: &str, base: &str) -> Result<
             registry: registry.to_string(),
             problem: "an upload was started without a Location header".into(),
         })?;
-    let base = url::Url::parse(base).map_err(|_| RegistryError::Config(format!("bad base URL {base}")))?;
-    base.join(value)
+    response
+        .url()
+        .join(value)
         .map(|u| u.to_string())
         .map_err(|_| RegistryError::Protocol {
             registry: registry.to_string(),

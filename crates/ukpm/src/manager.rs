@@ -29,6 +29,7 @@ pub struct PackageManager {
     client_config: ClientConfig,
     client: Arc<OnceLock<Client>>,
     transfers: Arc<tokio::sync::Semaphore>,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for PackageManager {
@@ -115,6 +116,7 @@ impl PackageManagerBuilder {
         } else {
             self.registries
         };
+        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         Ok(PackageManager {
             store,
             reporter: self.reporter.unwrap_or_else(|| Arc::new(NoReporter)),
@@ -123,9 +125,8 @@ impl PackageManagerBuilder {
             docker_config: self.docker_config,
             client_config: self.client_config.unwrap_or_default(),
             client: Arc::new(OnceLock::new()),
-            transfers: Arc::new(tokio::sync::Semaphore::new(
-                self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-            )),
+            transfers: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            concurrency,
         })
     }
 }
@@ -185,6 +186,11 @@ impl PackageManager {
             reporter: self.reporter.clone(),
             permits: self.transfers.clone(),
         })
+    }
+
+    /// How many requests move at once (blobs, and the manifests of an index).
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// The registries short names are tried against, in order.

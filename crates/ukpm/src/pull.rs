@@ -3,9 +3,19 @@
 //! Pulls keep the registry's bytes exactly (the store then holds the registry's digests), write
 //! blobs before the manifests that name them and manifests before the index, and set the ref
 //! last, so an interrupted pull leaves nothing half-visible. Documents are parsed before they
-//! are stored: a malformed one is the registry's fault and never reaches the store.
+//! are stored: a malformed one is the registry's fault and never reaches the store, and none
+//! (index, manifest, config) may be larger than [`MANIFEST_LIMIT`].
+//!
+//! An index of thousands of manifests is pulled in time and memory linear in its size: its
+//! manifests go through the manager's transfer slots like blobs (never more requests in flight
+//! than [`PackageManager`]'s concurrency), selection and de-duplication use sets, and where
+//! blobs were seen is recorded once for the whole pull.
 
-use ukpm_registry::Client;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+use ukpm_registry::{Client, MANIFEST_LIMIT};
 use ukpm_types::{
     Descriptor, Digest, Index, Manifest, Reference, annotation, normalize_architecture, normalize_plat,
 };
@@ -66,9 +76,12 @@ impl PackageManager {
         });
         let fetched = transfer.client.get_manifest(reference).await?;
         let top = fetched.descriptor();
-        let mut pulled = Vec::new();
+        let mut pulled = HashSet::new();
+        let mut seen = Vec::new();
         if top.is_index() {
             let index: Index = parse_remote(reference, &top, &fetched.bytes, "image index")?;
+            // Each manifest once, however often the index names it.
+            let mut unique = HashSet::new();
             let selected: Vec<&Descriptor> = index
                 .manifests
                 .iter()
@@ -80,6 +93,7 @@ impl PackageManager {
                             None => options.query == Query::default(),
                         }
                 })
+                .filter(|d| unique.insert(d.digest))
                 .collect();
             if selected.is_empty() {
                 return Err(Error::NoPlatform {
@@ -88,17 +102,21 @@ impl PackageManager {
                     available: index.manifests.iter().map(describe_entry).collect(),
                 });
             }
-            // Manifests in parallel; their blobs share the manager's transfer limit.
-            futures_util::future::try_join_all(
-                selected
-                    .iter()
-                    .map(|entry| self.pull_manifest(&transfer, reference, entry)),
-            )
-            .await?;
+            // Manifests in parallel, but never more at once than the transfer slots: an index
+            // of ten thousand entries must not open ten thousand connections.
+            let blobs = Blobs::default();
+            let per_manifest: Vec<Vec<(Digest, String)>> = futures_util::stream::iter(&selected)
+                .map(|entry| self.pull_manifest(&transfer, reference, entry, &blobs))
+                .buffer_unordered(self.concurrency())
+                .try_collect()
+                .await?;
+            seen.extend(per_manifest.into_iter().flatten());
             pulled.extend(selected.iter().map(|entry| entry.digest));
         } else if top.is_manifest() {
-            self.pull_manifest(&transfer, reference, &top).await?;
-            pulled.push(top.digest);
+            seen = self
+                .pull_manifest(&transfer, reference, &top, &Blobs::default())
+                .await?;
+            pulled.insert(top.digest);
         } else {
             return Err(Error::NotAnImage {
                 reference: reference.clone(),
@@ -106,7 +124,8 @@ impl PackageManager {
             });
         }
         store.put_bytes(fetched.bytes.to_vec()).await?;
-        self.remember(vec![(top.digest, reference.name())]).await?;
+        seen.push((top.digest, reference.name()));
+        self.remember(seen).await?;
         let name = stored_name(reference);
         let mut entry = top.clone();
         entry.annotations.insert(
@@ -123,30 +142,42 @@ impl PackageManager {
             .collect())
     }
 
-    /// Fetches one manifest's config and layers, then the manifest itself.
+    /// Fetches one manifest's config and layers, then the manifest itself; returns where its
+    /// blobs were seen, for the caller to record once.
     async fn pull_manifest(
         &self,
         transfer: &Transfer,
         reference: &Reference,
         entry: &Descriptor,
-    ) -> Result<()> {
+        fetched: &Blobs,
+    ) -> Result<Vec<(Digest, String)>> {
         let store = self.store();
+        if entry.size > MANIFEST_LIMIT {
+            return Err(over_limit(reference, entry, "manifest"));
+        }
         let bytes = if store.has_blob(entry.digest, None).await? {
             self.catalog().read_by_digest(entry).await?
         } else {
+            // A transfer slot like a blob's: the slots bound every request of the pull.
+            let _permit = transfer.permit().await;
             fetch_manifest(&transfer.client, reference, entry).await?
         };
         let manifest: Manifest = parse_remote(reference, entry, &bytes, "image manifest")?;
+        if manifest.config.size > MANIFEST_LIMIT {
+            return Err(over_limit(reference, &manifest.config, "config"));
+        }
         let blobs = unique_blobs(&manifest);
-        futures_util::future::try_join_all(blobs.iter().map(|blob| async move {
-            let _permit = transfer.permit().await;
-            transfer.download(reference, blob).await
+        futures_util::future::try_join_all(blobs.iter().map(|blob| {
+            fetched.once(blob.digest, move || async move {
+                let _permit = transfer.permit().await;
+                transfer.download(reference, blob).await
+            })
         }))
         .await?;
         store.put_bytes(bytes).await?;
         let mut seen: Vec<(Digest, String)> = blobs.iter().map(|b| (b.digest, reference.name())).collect();
         seen.push((entry.digest, reference.name()));
-        self.remember(seen).await
+        Ok(seen)
     }
 
     /// Records where blobs were seen, in a store that keeps mount hints.
@@ -183,6 +214,42 @@ pub(crate) async fn fetch_manifest(
         tracing::warn!(digest = %entry.digest, declared = entry.size, "KraftKit index entry has a wrong size");
     }
     Ok(fetched.bytes.to_vec())
+}
+
+/// The blobs of one pull, each fetched once however many manifests share it: the first
+/// manifest to need a blob downloads it, the others wait for that download (a manifest is
+/// stored only after all its blobs).
+#[derive(Default)]
+struct Blobs(std::sync::Mutex<std::collections::HashMap<Digest, Arc<tokio::sync::OnceCell<()>>>>);
+
+impl Blobs {
+    /// Runs `download` for `digest` unless this pull already did (or is doing) it.
+    async fn once<F, Fut>(&self, digest: Digest, download: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let cell = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(digest)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(download).await.map(|_| ())
+    }
+}
+
+/// A document the registry declares larger than any document may be: refused before a byte of
+/// it is fetched.
+fn over_limit(reference: &Reference, descriptor: &Descriptor, what: &str) -> Error {
+    Error::RegistryProtocol {
+        reference: reference.clone(),
+        message: format!(
+            "{what} {} is {} bytes, over the {MANIFEST_LIMIT}-byte limit for documents",
+            descriptor.digest, descriptor.size
+        ),
+    }
 }
 
 /// Parses a document a registry served; a failure is the registry's malformed document.

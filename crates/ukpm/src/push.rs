@@ -68,19 +68,34 @@ impl PackageManager {
             && stored.repository() != target.repository())
         .then(|| stored.repository().to_string());
         let mut report = PushReport::default();
+        let mut seen = Vec::new();
         // What the tag points at now is asked while the rest goes up.
         let children = async {
             if top.is_manifest() {
                 return self
-                    .push_manifest(&transfer, &target, &top, mount_from.as_deref(), &mut report)
+                    .push_manifest(
+                        &transfer,
+                        &target,
+                        &top,
+                        mount_from.as_deref(),
+                        &mut report,
+                        &mut seen,
+                    )
                     .await;
             }
             let bytes = store.read_bytes(top.clone()).await?;
             let index: ukpm_types::Index = parse(&top, &bytes, "image index")?;
             for child in index.manifests.iter().filter(|d| d.is_manifest()) {
                 if store.has_blob(child.digest, None).await? {
-                    self.push_manifest(&transfer, &target, child, mount_from.as_deref(), &mut report)
-                        .await?;
+                    self.push_manifest(
+                        &transfer,
+                        &target,
+                        child,
+                        mount_from.as_deref(),
+                        &mut report,
+                        &mut seen,
+                    )
+                    .await?;
                 } else if client
                     .head_manifest(&digest_reference(&target, child.digest)?)
                     .await?
@@ -98,6 +113,7 @@ impl PackageManager {
         };
         let (bytes, present) = tokio::join!(children, client.head_manifest(&target));
         let (bytes, present) = (bytes?, present?);
+        self.remember(seen).await?;
         if present.is_none_or(|d| d.digest != top.digest) {
             client
                 .put_manifest(&target, &top.media_type, Bytes::from(bytes))
@@ -109,7 +125,9 @@ impl PackageManager {
         Ok(report)
     }
 
-    /// Pushes a manifest's blobs, then the manifest by digest; returns its bytes.
+    /// Pushes a manifest's blobs, then the manifest by digest; returns its bytes and adds where
+    /// its blobs now are to `seen`, which the caller records once for the whole push (once per
+    /// manifest would rewrite the record once per manifest: quadratic in a big index).
     async fn push_manifest(
         &self,
         transfer: &Transfer,
@@ -117,6 +135,7 @@ impl PackageManager {
         entry: &Descriptor,
         mount_from: Option<&str>,
         report: &mut PushReport,
+        seen: &mut Vec<(Digest, String)>,
     ) -> Result<Vec<u8>> {
         let client = &transfer.client;
         let bytes = self.catalog().read_by_digest(entry).await?;
@@ -132,9 +151,8 @@ impl PackageManager {
         }));
         let (outcomes, present) = tokio::join!(pushes, client.head_manifest(&by_digest));
         let (outcomes, present) = (outcomes?, present?);
-        let mut seen: Vec<(Digest, String)> = blobs.iter().map(|b| (b.digest, target.name())).collect();
+        seen.extend(blobs.iter().map(|b| (b.digest, target.name())));
         seen.push((entry.digest, target.name()));
-        self.remember(seen).await?;
         for (outcome, size) in outcomes {
             match outcome {
                 PushOutcome::Exists => report.existed += 1,

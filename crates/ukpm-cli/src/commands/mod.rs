@@ -87,6 +87,8 @@ async fn manager(global: &Global, settings: &Settings) -> Result<PackageManager>
     }
     let mut client_config = ClientConfig {
         plain_http: settings.plain_http.clone(),
+        read_timeout: std::time::Duration::from_secs(settings.timeout),
+        min_rate: settings.min_rate,
         ..ClientConfig::default()
     };
     for file in &settings.ca_files {
