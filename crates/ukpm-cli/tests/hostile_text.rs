@@ -47,30 +47,13 @@ fn assert_clean(out: &Outcome) {
     assert!(found.is_empty(), "raw {found:?} on stderr:\n{:?}", out.stderr);
 }
 
-/// A tar whose names are written into the headers as raw bytes (a tar writer's path API would
-/// refuse some of them).
-fn tar_with_raw_names(files: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_ustar();
-        let ustar = header.as_ustar_mut().expect("a ustar header");
-        ustar.name[..name.len()].copy_from_slice(name);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).expect("append to a tar in memory");
-    }
-    builder.into_inner().expect("finish a tar in memory")
-}
-
 /// A store another tool wrote, holding `unikraft.org/evil:latest`: its kernel's file name has a
 /// carriage return and an escape sequence (and the layer's annotation names it), the manifest
 /// has annotations with a bidi override and a title sequence, and its platform's OS version
 /// carries a C1 control.
 fn hostile_store(env: &TestEnv) {
     let mut layout = OciLayoutWriter::create(env.store());
-    let tar = tar_with_raw_names(&[
+    let tar = ukpm_test::tar_with_raw_names(&[
         (KERNEL_NAME.as_bytes(), b"KERNEL\n"),
         (b"unikraft/\xe9\rx", b"odd\n"),
     ]);
@@ -97,7 +80,7 @@ fn hostile_store(env: &TestEnv) {
     let manifest = layout.json_blob(MANIFEST, &manifest);
     layout.tag("unikraft.org/evil:latest", &manifest);
     // A second package whose platform itself is hostile.
-    let kernel = tar_with_raw_names(&[(b"unikraft/bin/kernel", b"KERNEL\n")]);
+    let kernel = ukpm_test::tar_with_raw_names(&[(b"unikraft/bin/kernel", b"KERNEL\n")]);
     let kernel = layout.blob(LAYER_TAR, &kernel);
     let odd = layout.image(ODD_ARCH, ODD_OS, &[kernel]);
     layout.tag("unikraft.org/odd-platform:1", &odd);

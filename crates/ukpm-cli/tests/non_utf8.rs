@@ -21,28 +21,11 @@ const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const ODD_NAME: &[u8] = b"unikraft/caf\xe9.txt";
 const ODD_DIR_FILE: &[u8] = b"unikraft/d\xff\xfe/inner";
 
-/// A tar of regular files, whose names are written into the header as raw bytes (a tar
-/// writer's path API would check them).
-fn tar_with_raw_names(files: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_ustar();
-        let ustar = header.as_ustar_mut().expect("a ustar header");
-        ustar.name[..name.len()].copy_from_slice(name);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).expect("append to a tar in memory");
-    }
-    builder.into_inner().expect("finish a tar in memory")
-}
-
 /// A store holding `unikraft.org/odd:latest`, whose one layer has a kernel and two files with
 /// names that are not UTF-8.
 fn odd_store(env: &TestEnv) {
     let mut layout = OciLayoutWriter::create(env.store());
-    let layer = tar_with_raw_names(&[
+    let layer = ukpm_test::tar_with_raw_names(&[
         (b"unikraft/bin/kernel", b"KERNEL\n"),
         (ODD_NAME, b"latin-1\n"),
         (ODD_DIR_FILE, b"inner\n"),

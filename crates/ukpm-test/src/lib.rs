@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 pub use crate::command::{Outcome, Running, UkpmCommand};
-pub use crate::fixtures::{DirState, OciLayoutWriter, RawTar, TYPE_DIR, TYPE_FILE, TYPE_SYMLINK};
+pub use crate::fixtures::{
+    DirState, OciLayoutWriter, RawTar, TYPE_DIR, TYPE_FILE, TYPE_SYMLINK, tar_with_raw_names,
+};
 pub use crate::wait::{POLL_INTERVAL, poll_until, wait_for, wait_until};
 
 /// A throwaway folder for one test: the store lives at `store/`, inputs and outputs beside it,
