@@ -163,6 +163,10 @@ impl PackageManager {
         self.reporter.as_ref()
     }
 
+    pub(crate) fn store_arc(&self) -> Arc<dyn ImageStore> {
+        self.store.clone()
+    }
+
     pub(crate) fn reporter_arc(&self) -> Arc<dyn Reporter> {
         self.reporter.clone()
     }

@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use ukpm_archive::compression::{Compression, Expansion, decompress};
 use ukpm_archive::extract::{self, Options};
-use ukpm_types::{Descriptor, annotation, media_type, well_known};
+use ukpm_types::{Descriptor, Digest, annotation, media_type, well_known};
 
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
@@ -119,11 +119,16 @@ impl PackageManager {
         };
         let manifest = catalog.read_manifest(&package.manifest).await?;
         let config = catalog.read_config(&manifest).await?;
-        let mut layers = Vec::with_capacity(manifest.layers.len());
-        for layer in &manifest.layers {
-            let kind = layer_kind(layer)?;
-            layers.push((layer.clone(), kind, store.open_blob(layer.digest).await?));
-        }
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|layer| Ok((layer.clone(), layer_kind(layer)?)))
+            .collect::<Result<Vec<_>>>()?;
+        // Each layer is opened when its turn comes and closed after it: a manifest with
+        // thousands of layers holds one file descriptor, not one per layer.
+        let store = self.store_arc();
+        let handle = tokio::runtime::Handle::current();
+        let open = move |digest| handle.block_on(store.open_blob(digest));
         self.reporter().on_step(&Step::Unpack {
             reference: package.reference.clone(),
             platform: package.plat_arch(),
@@ -149,7 +154,7 @@ impl PackageManager {
         ];
         let dest = dir.to_path_buf();
         let (files, found) =
-            tokio::task::spawn_blocking(move || unpack_layers(layers, &dest, &wanted)).await??;
+            tokio::task::spawn_blocking(move || unpack_layers(layers, open, &dest, &wanted)).await??;
         let [kernel, initrd] = found.map(|rel| rel.map(|rel| dir.join(rel)));
         Ok(Unpacked {
             kernel,
@@ -166,7 +171,8 @@ impl PackageManager {
 /// initrd paths in it (`wanted`: annotation key and path), then moves the tree into place.
 /// Returns the regular files left and the resolved paths, relative to `dest`.
 fn unpack_layers(
-    layers: Vec<(Descriptor, LayerKind, BlobRead)>,
+    layers: Vec<(Descriptor, LayerKind)>,
+    open: impl Fn(Digest) -> Result<BlobRead>,
     dest: &Path,
     wanted: &[(&str, String); 2],
 ) -> Result<(Vec<PathBuf>, [Option<PathBuf>; 2])> {
@@ -182,7 +188,8 @@ fn unpack_layers(
         })?;
     let options = Options::default();
     let mut files = Vec::new();
-    for (layer, kind, mut blob) in layers {
+    for (layer, kind) in layers {
+        let mut blob = open(layer.digest)?;
         let written = match kind {
             LayerKind::Tar(compression) => extract::extract_with(
                 decompress(&mut blob, compression, Expansion::default()),
