@@ -301,7 +301,11 @@ fn kraftkit_size(descriptor: &Descriptor) -> bool {
 
 fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     let mut hasher = Hasher::new();
-    io::copy(&mut fs_err::File::open(path)?, &mut hasher)?;
+    let mut file = crate::open_regular(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    io::copy(&mut file, &mut hasher)?;
     let size = hasher.len();
     Ok((hasher.finish(), size))
 }

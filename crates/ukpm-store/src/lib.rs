@@ -218,7 +218,7 @@ impl LocalStore {
         if self.stat_blob(digest)?.is_none() {
             return Err(StoreError::BlobNotFound { digest: *digest });
         }
-        match fs_err::File::open(self.blob_path(digest)) {
+        match open_regular(&self.blob_path(digest)) {
             Ok(file) => {
                 // Swapped between the look and the open: still refuse what is not a file.
                 let meta = file.metadata()?;
@@ -441,3 +441,15 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// Opens a file for reading without following a symlink at its name and without blocking on a
+/// fifo (`O_NOFOLLOW | O_NONBLOCK`; reads of a regular file are unaffected by the latter), so a
+/// blob swapped for either between a look and the open can neither redirect nor hang the read.
+/// The caller still checks that what it opened is a regular file.
+pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<fs_err::File> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    fs_err::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}

@@ -842,3 +842,26 @@ fn documents_over_the_cap_are_refused_before_they_are_read() {
     let err = store.gc().unwrap_err();
     assert!(err.to_string().contains("huge:latest"), "{err}");
 }
+
+#[test]
+fn opening_a_blob_never_follows_a_symlink_nor_waits_on_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    fs_err::write(&target, b"elsewhere").unwrap();
+    let link = dir.path().join("link");
+    fs_err::os::unix::fs::symlink(&target, &link).unwrap();
+    assert!(crate::open_regular(&link).is_err(), "a symlink is not followed");
+    let fifo = dir.path().join("fifo");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    // Without O_NONBLOCK this open would wait for a writer forever.
+    let opened = crate::open_regular(&fifo).unwrap();
+    assert!(!opened.metadata().unwrap().is_file());
+    assert!(
+        crate::open_regular(&target)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .is_file()
+    );
+}

@@ -240,6 +240,24 @@ fn walk(base: &Path, rel: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// A tar of regular files whose names are written into the ustar header as raw bytes (up to
+/// 100), because a tar writer's path API would check them: names that are not UTF-8, or that
+/// hold control characters.
+pub fn tar_with_raw_names(files: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut header = tar::Header::new_ustar();
+        let ustar = header.as_ustar_mut().expect("a ustar header");
+        ustar.name[..name.len()].copy_from_slice(name);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, *data).expect("append to a tar in memory");
+    }
+    builder.into_inner().expect("finish a tar in memory")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,22 +291,4 @@ mod tests {
         env.write("d/a", b"one", 0o644);
         assert_eq!(env.dir_state("d"), before);
     }
-}
-
-/// A tar of regular files whose names are written into the ustar header as raw bytes (up to
-/// 100), because a tar writer's path API would check them: names that are not UTF-8, or that
-/// hold control characters.
-pub fn tar_with_raw_names(files: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut header = tar::Header::new_ustar();
-        let ustar = header.as_ustar_mut().expect("a ustar header");
-        ustar.name[..name.len()].copy_from_slice(name);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).expect("append to a tar in memory");
-    }
-    builder.into_inner().expect("finish a tar in memory")
 }
