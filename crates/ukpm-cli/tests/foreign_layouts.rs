@@ -266,14 +266,40 @@ fn roots_of_unknown_media_types_are_skipped_by_ls_and_kept_by_gc() {
     let env = TestEnv::new();
     let blobs = foreign_roots_layout(&env);
     let ls = ukpm_in(&env, "foreign", &["--json", "ls"]);
+    ls.assert_success();
     assert_eq!(listed(&ls), ["v1"]);
-    for skipped in ["v1.sig", "sha256-abc.sig", "a-layer"] {
+    let mut skipped: Vec<String> = ls.json()["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["name"].as_str().unwrap(),
+                s["media_type"].as_str().unwrap()
+            )
+        })
+        .collect();
+    skipped.sort();
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    for (row, name) in skipped.iter().zip(["a-layer", "sha256-abc.sig", "v1.sig"]) {
+        assert!(row.starts_with(&format!("{name} ")), "{skipped:?}");
+    }
+    assert!(skipped[2].ends_with("artifact.manifest.v1+json"), "{skipped:?}");
+    // For people: the table on stdout, a note per skipped root on stderr.
+    let human = ukpm_in(&env, "foreign", &["ls"]);
+    human.assert_success();
+    assert!(!human.stdout.contains("v1.sig"), "{}", human.stdout);
+    for name in ["v1.sig", "sha256-abc.sig", "a-layer"] {
         assert!(
-            ls.stderr.contains(skipped),
-            "ls says it skipped {skipped}: {}",
-            ls.stderr
+            human.stderr.contains(&format!("note: skipped {name}: ")),
+            "ls notes that it skipped {name}: {}",
+            human.stderr
         );
     }
+    // A name filter applies to them too.
+    let filtered = ukpm_in(&env, "foreign", &["--json", "ls", "--name", "v1*"]);
+    assert_eq!(filtered.json()["skipped"].as_array().unwrap().len(), 1);
     let inspect = ukpm_in(&env, "foreign", &["inspect", "v1.sig"]);
     inspect.assert_code(1);
     assert!(inspect.stderr.contains("artifact.manifest"), "{}", inspect.stderr);

@@ -205,7 +205,8 @@ impl Catalog {
             }
             let top = &entry.descriptor;
             if !top.is_index() && !top.is_manifest() {
-                tracing::warn!(name = %entry.name, media_type = %top.media_type, "skipping a ref that is not an image");
+                // Front ends show these through `foreign_roots`.
+                tracing::debug!(name = %entry.name, media_type = %top.media_type, "skipping a ref that is not an image");
                 continue;
             }
             check_cap(top, document_kind(top), limits::MANIFEST_LIMIT)?;
@@ -256,15 +257,20 @@ impl Catalog {
     }
 
     /// The refs `list` skips because they are neither an index nor a manifest (an artifact, a
-    /// signature, a plain descriptor another tool put in `index.json`): each ref's name (or
-    /// `index.json entry N` for an unnamed root) with what it points at.
-    pub async fn foreign_roots(&self) -> Result<Vec<RefEntry>> {
+    /// signature, a plain descriptor another tool put in `index.json`) whose names pass the
+    /// query's name filter: each ref's name (or `index.json entry N` for an unnamed root) with
+    /// what it points at.
+    pub async fn foreign_roots(&self, query: &Query) -> Result<Vec<RefEntry>> {
         Ok(self
             .store
             .refs()
             .await?
             .into_iter()
             .filter(|e| !e.descriptor.is_index() && !e.descriptor.is_manifest())
+            .filter(|e| match name_reference(&e.name) {
+                Some(reference) => query.matches_name(&reference, &e.name),
+                None => query.name.is_none(),
+            })
             .collect())
     }
 
