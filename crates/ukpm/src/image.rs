@@ -186,6 +186,12 @@ impl ManifestBuilder {
         self.runtime.env = env;
     }
 
+    /// Replaces the whole run configuration (re-packaging keeps a runtime's `Entrypoint`,
+    /// `WorkingDir`, labels... and changes only what the project sets).
+    pub fn set_runtime_config(&mut self, config: RuntimeConfig) {
+        self.runtime = config;
+    }
+
     /// Sets a config label.
     pub fn set_label(&mut self, key: &str, value: &str) {
         self.runtime.labels.insert(key.to_string(), value.to_string());

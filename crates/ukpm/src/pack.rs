@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ukpm_types::{
-    Annotations, Architecture, Descriptor, Index, KConfig, Plat, Reference, annotation, media_type,
-    to_go_json, well_known,
+    Annotations, Architecture, Descriptor, ImageConfig, Index, KConfig, Plat, Reference, annotation,
+    media_type, to_go_json, well_known,
 };
 
 use crate::error::{Error, Result};
@@ -91,6 +91,22 @@ impl PackOptions {
     }
 }
 
+/// What a package packed on a runtime takes from it: the runtime's layers and config.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeBase {
+    pub(crate) layers: Vec<Descriptor>,
+    pub(crate) config: ImageConfig,
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Whether a layer is an initrd (by its annotation, or its path in newer KraftKit's blobs).
+fn is_initrd_layer(layer: &Descriptor) -> bool {
+    layer.annotations.contains_key(annotation::KERNEL_INITRD_PATH) || layer.media_type.contains("initrd")
+}
+
 /// How many times a pack re-reads and re-merges an index another process changed meanwhile.
 const MERGE_ATTEMPTS: usize = 16;
 
@@ -98,6 +114,17 @@ impl PackageManager {
     /// Packs `target` into the store under `options.reference`, merging it into the index that
     /// name already has, and returns the package written.
     pub async fn pack(&self, target: &Target, options: &PackOptions) -> Result<Package> {
+        self.pack_target(target, None, options).await
+    }
+
+    /// Packs `target`, or, with `base`, the runtime's layers and config with the target's initrd
+    /// and command on top (`target.kernel` and `target.kconfig` are then not read).
+    pub(crate) async fn pack_target(
+        &self,
+        target: &Target,
+        base: Option<&RuntimeBase>,
+        options: &PackOptions,
+    ) -> Result<Package> {
         let reference = options.reference.without_digest();
         if options.reference.digest().is_some() {
             return Err(Error::InvalidInput(format!(
@@ -113,14 +140,19 @@ impl PackageManager {
             }
         }
         // Check every input before writing anything.
-        let kernel = Layer::from_file(&target.kernel, well_known::KERNEL, "kernel")?
-            .with_annotation(annotation::KERNEL_PATH, well_known::KERNEL);
+        let kernel = match base {
+            Some(_) => None,
+            None => Some(
+                Layer::from_file(&target.kernel, well_known::KERNEL, "kernel")?
+                    .with_annotation(annotation::KERNEL_PATH, well_known::KERNEL),
+            ),
+        };
         let kernel_dbg = match &target.kernel_dbg {
             Some(path) => Some(Layer::from_file(path, well_known::KERNEL_DBG, "debug kernel")?),
             None => None,
         };
-        let kconfig = match &target.kconfig {
-            Some(path) => {
+        let kconfig = match (&target.kconfig, base) {
+            (Some(path), None) => {
                 crate::image::input_metadata(path, "kconfig file")?;
                 let text = fs_err::read_to_string(path).map_err(|source| Error::InputFile {
                     what: "kconfig file",
@@ -132,7 +164,7 @@ impl PackageManager {
                     source,
                 })?
             }
-            None => KConfig::new(),
+            _ => KConfig::new(),
         };
         let created = match &options.created {
             Some(created) => Some(created.clone()),
@@ -152,15 +184,34 @@ impl PackageManager {
 
         let mut builder = ManifestBuilder::new(target.architecture, target.platform)
             .with_reporter(self.reporter_arc(), reference.clone());
-        if let Some(version) = options.kernel_version.as_deref().or(kconfig.full_version()) {
-            builder.set_os_version(version);
+        if let Some(base) = base {
+            // KraftKit's runtime packaging: the runtime's config is the new config; its
+            // command stays unless the project gives one, the environment is the project's.
+            builder.set_runtime_config(base.config.config.clone());
+            if let Some(version) = options
+                .kernel_version
+                .as_deref()
+                .or(non_empty(&base.config.os_version))
+            {
+                builder.set_os_version(version);
+            }
+            // The runtime's kconfig is its OS features, taken once (KraftKit appended them a
+            // second time into the config).
+            builder.add_os_features(base.config.os_features.iter().cloned());
+            if !target.command.is_empty() {
+                builder.set_cmd(target.command.clone());
+            }
+        } else {
+            if let Some(version) = options.kernel_version.as_deref().or(kconfig.full_version()) {
+                builder.set_os_version(version);
+            }
+            if options.pack_kconfig {
+                let mut features = kconfig.clone();
+                features.add_implied(target.architecture, target.platform);
+                builder.add_os_features(features.features());
+            }
+            builder.set_cmd(target.command.clone());
         }
-        if options.pack_kconfig {
-            let mut features = kconfig.clone();
-            features.add_implied(target.architecture, target.platform);
-            builder.add_os_features(features.features());
-        }
-        builder.set_cmd(target.command.clone());
         builder.set_env(options.env.clone());
         for (k, v) in &options.labels {
             builder.set_label(k, v);
@@ -170,7 +221,19 @@ impl PackageManager {
             self.refuse_taken_slot(&reference, &builder.platform()).await?;
         }
 
-        builder.add_layer(store, kernel).await?;
+        if let Some(kernel) = kernel {
+            builder.add_layer(store, kernel).await?;
+        }
+        if let Some(base) = base {
+            // The runtime's layers are reused as they are (same digests: a push finds them in
+            // the registry or mounts them); its initrd gives way to the project's.
+            for layer in &base.layers {
+                if initrd_source.is_some() && is_initrd_layer(layer) {
+                    continue;
+                }
+                builder.add_layer_descriptor(layer.clone());
+            }
+        }
         if let Some(layer) = kernel_dbg {
             builder.add_layer(store, layer).await?;
         }
