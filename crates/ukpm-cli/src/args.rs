@@ -152,18 +152,27 @@ pub struct PackArgs {
     /// The package's name, e.g. `helloworld:latest` or `unikraft.org/nginx:1.25`
     #[arg(value_name = "NAME")]
     pub name: String,
+    /// A KraftKit project folder (its Kraftfile and .unikraft/build) [default: . without --kernel]
+    #[arg(value_name = "DIR", conflicts_with = "kernel")]
+    pub dir: Option<PathBuf>,
+    /// Only the project's target with this name or PLAT/ARCH
+    #[arg(long, short = 't', value_name = "NAME")]
+    pub target: Option<String>,
+    /// Pack on this runtime package's kernel (pulled if not in the store) [default: the Kraftfile's]
+    #[arg(long, short = 'r', value_name = "REF", conflicts_with = "kernel")]
+    pub runtime: Option<String>,
     /// The kernel image
     #[arg(long, short = 'k', value_name = "FILE")]
-    pub kernel: PathBuf,
+    pub kernel: Option<PathBuf>,
     /// The unstripped kernel, packed at /unikraft/bin/kernel.dbg
     #[arg(long, value_name = "FILE")]
     pub kernel_dbg: Option<PathBuf>,
     /// The architecture: x86_64, arm64 or arm (amd64 and aarch64 are accepted)
     #[arg(long, short = 'm', value_name = "ARCH")]
-    pub arch: String,
+    pub arch: Option<String>,
     /// The platform: qemu, fc, xen, kraftcloud or linuxu (kvm and firecracker are accepted)
     #[arg(long, short = 'p', value_name = "PLAT")]
-    pub plat: String,
+    pub plat: Option<String>,
     /// The kernel's .config; its entries become OS features
     #[arg(long, value_name = "FILE")]
     pub kconfig: Option<PathBuf>,

@@ -5,45 +5,51 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use ukpm::{MergeStrategy, PackOptions, Package, PackageManager, Target};
+use std::path::PathBuf;
+
+use ukpm::{MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, RuntimeTarget, Target};
 
 use super::{architecture, plat};
 use crate::args::{PackArgs, Strategy};
 use crate::output::{Escaped, Output, PackageJson};
 
-/// What a pack made.
+/// What a pack made: one package per target, all under one name.
 pub struct Packed {
-    package: Package,
+    packages: Vec<Package>,
     /// `name@digest` of what the name now points at (the index, or the lone manifest).
     pinned: String,
 }
 
-/// `ukpm pack --json`.
+/// `ukpm pack --json`: `package` is the last one packed (what a single-target pack made),
+/// `packages` all of them in order.
 #[derive(Serialize)]
 struct PackedJson<'a> {
-    package: PackageJson<'a>,
+    package: Option<PackageJson<'a>>,
+    packages: Vec<PackageJson<'a>>,
 }
 
 impl Output for Packed {
     fn json(&self) -> impl Serialize + '_ {
         PackedJson {
-            package: PackageJson::from(&self.package),
+            package: self.packages.last().map(PackageJson::from),
+            packages: self.packages.iter().map(PackageJson::from).collect(),
         }
     }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.packages.len() > 1 {
+            for package in &self.packages {
+                writeln!(out, "{}", Escaped(&package.plat_arch()))?;
+            }
+        }
         writeln!(out, "{}", Escaped(&self.pinned))
     }
 }
 
-/// Packs the target the arguments describe under their name.
+/// Packs what the arguments describe under their name: a kernel file (`--kernel`), a KraftKit
+/// project folder, or a rootfs on a runtime package (`--runtime` without a project).
 pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
     let reference = manager.parse_name(&args.name)?;
-    let mut target = Target::new(&args.kernel, architecture(&args.arch)?, plat(&args.plat)?);
-    target.kernel_dbg = args.kernel_dbg.clone();
-    target.kconfig = args.kconfig.clone();
-    target.initrd = args.initrd.clone();
-    target.command = args.cmd.iter().chain(&args.trailing).cloned().collect();
     let mut options = PackOptions::new(reference.clone());
     options.env = args.env.clone();
     options.labels = key_values("--label", &args.label)?;
@@ -61,15 +67,73 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         })?;
         options.created = Some(ukpm::rfc3339(secs));
     }
-    let package = manager
-        .pack(&target, &options)
-        .await
-        .with_context(|| format!("failed to pack {reference}"))?;
-    let pinned = match &package.index {
-        Some(index) => format!("{}@{}", reference.name(), index.digest),
-        None => format!("{}@{}", reference.name(), package.manifest.digest),
+    let command: Vec<String> = args.cmd.iter().chain(&args.trailing).cloned().collect();
+    let arch = args.arch.as_deref().map(architecture).transpose()?;
+    let platform = args.plat.as_deref().map(plat).transpose()?;
+    let packages = if let Some(kernel) = &args.kernel {
+        let (Some(arch), Some(platform)) = (arch, platform) else {
+            bail!(ukpm::Error::InvalidInput(
+                "--kernel needs --arch and --plat".into()
+            ));
+        };
+        if args.target.is_some() {
+            bail!(ukpm::Error::InvalidInput(
+                "--target selects a project's target; it does not go with --kernel".into()
+            ));
+        }
+        let mut target = Target::new(kernel, arch, platform);
+        target.kernel_dbg = args.kernel_dbg.clone();
+        target.kconfig = args.kconfig.clone();
+        target.initrd = args.initrd.clone();
+        target.command = command;
+        vec![
+            manager
+                .pack(&target, &options)
+                .await
+                .with_context(|| format!("failed to pack {reference}"))?,
+        ]
+    } else {
+        let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        match &args.runtime {
+            // A rootfs on a runtime, without a project.
+            Some(runtime) if args.dir.is_none() && ukpm::Kraftfile::find(&dir).is_none() => {
+                let target = RuntimeTarget {
+                    rootfs: args.initrd.clone(),
+                    command,
+                    query: Query {
+                        architecture: arch,
+                        platform,
+                        ..Query::default()
+                    },
+                };
+                manager
+                    .pack_on_runtime(runtime, &target, &options)
+                    .await
+                    .with_context(|| format!("failed to pack {reference} on {runtime}"))?
+            }
+            _ => {
+                let mut project = ProjectOptions::new(options);
+                project.target = args.target.clone();
+                project.architecture = arch;
+                project.platform = platform;
+                project.runtime = args.runtime.clone();
+                project.rootfs = args.initrd.clone();
+                project.command = command;
+                manager
+                    .pack_project(&dir, &project)
+                    .await
+                    .with_context(|| format!("failed to pack {reference} from {}", dir.display()))?
+            }
+        }
     };
-    Ok(Packed { package, pinned })
+    let pinned = match packages.last() {
+        Some(Package {
+            index: Some(index), ..
+        }) => format!("{}@{}", reference.name(), index.digest),
+        Some(package) => format!("{}@{}", reference.name(), package.manifest.digest),
+        None => bail!(ukpm::Error::InvalidInput("nothing was packed".into())),
+    };
+    Ok(Packed { packages, pinned })
 }
 
 /// `K=V` flags as a map; a later key wins.
