@@ -239,9 +239,10 @@ fn usage_errors_exit_2() {
     let out = run("pack hello --kernel kernel --arch x86_64 --plat qemu --bogus");
     out.assert_code(2);
     insta::assert_snapshot!("usage_unknown_flag", out.snapshot_text());
-    let out = run("pack hello --arch x86_64 --plat qemu");
+    // A project folder and a kernel file are two ways to pack, not one.
+    let out = run("pack hello . --kernel kernel --arch x86_64 --plat qemu");
     out.assert_code(2);
-    insta::assert_snapshot!("usage_missing_kernel_flag", out.snapshot_text());
+    insta::assert_snapshot!("usage_dir_with_kernel", out.snapshot_text());
     run("pack hello -k kernel -m x86_64 -p qemu --strategy yolo").assert_code(2);
     run("rm").assert_code(2);
     run("rm one --all").assert_code(2);
