@@ -246,7 +246,7 @@ fn filters_pick_targets() {
 fn a_missing_build_output_names_the_target_and_file_and_packs_nothing() {
     let env = TestEnv::new();
     multi_project(&env);
-    std::fs::remove_file(env.path("proj/.unikraft/build/small_fc-arm64")).unwrap();
+    fs_err::remove_file(env.path("proj/.unikraft/build/small_fc-arm64")).unwrap();
     let out = pack_project(&env, &["app:1", "proj"]);
     out.assert_code(1);
     assert!(
@@ -377,5 +377,28 @@ fn an_app_on_a_runtime_shares_its_kernel_layer() {
     assert_eq!(
         plain["manifests"][0]["config"]["config"]["Cmd"],
         serde_json::json!(["/runtime-default"])
+    );
+}
+
+#[test]
+fn kraftfile_names_are_found_in_kraftkits_order_and_kernel_flags_refused() {
+    let env = TestEnv::new();
+    conformance_project(&env, "proj");
+    // kraft.yaml comes before Kraftfile in KraftKit's order; this one has no targets.
+    env.write(
+        "proj/kraft.yaml",
+        "spec: v0.6\nname: helloworld\nunikraft: stable\n",
+        0o644,
+    );
+    let out = pack_project(&env, &["app:1", "proj"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("kraft.yaml has no targets"), "{}", out.stderr);
+
+    let out = pack_project(&env, &["app:1", "proj", "--kconfig", "x"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("--kconfig and --kernel-dbg go with --kernel"),
+        "{}",
+        out.stderr
     );
 }

@@ -13,8 +13,15 @@ use ukpm_types::{Architecture, Plat};
 
 use crate::error::{Error, Result};
 
-/// The file names KraftKit looks for in a project folder, in its order.
-pub const KRAFTFILE_NAMES: [&str; 4] = ["Kraftfile", "Kraftfile.yaml", "Kraftfile.yml", "kraft.yaml"];
+/// The file names KraftKit looks for in a project folder, in its order of preference
+/// (`app.DefaultFileNames`).
+pub const KRAFTFILE_NAMES: [&str; 5] = [
+    "kraft.yaml",
+    "kraft.yml",
+    "Kraftfile.yml",
+    "Kraftfile.yaml",
+    "Kraftfile",
+];
 
 /// A parsed `Kraftfile`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,8 +70,7 @@ impl KraftfileTarget {
 }
 
 impl Kraftfile {
-    /// Finds the Kraftfile in `dir` (`Kraftfile`, `Kraftfile.yaml`, `Kraftfile.yml`,
-    /// `kraft.yaml`, first found wins).
+    /// Finds the Kraftfile in `dir`: the first of [`KRAFTFILE_NAMES`] that exists.
     pub fn find(dir: &Path) -> Option<PathBuf> {
         KRAFTFILE_NAMES
             .iter()

@@ -323,8 +323,12 @@ fn build_output(dir: &Path, selected: &Selected, kraftfile: &Kraftfile) -> Resul
             kernel.display()
         )));
     }
-    // KraftKit's per-target `.config.<kernel name>` in the project folder first; a shared
-    // `.config` only when the Kraftfile has a single target, so no target takes another's.
+    // KraftKit's per-target `.config.<kernel file name>` in the project folder
+    // (`TargetConfig.ConfigFilename`) first; a shared `.config` only when the Kraftfile has a
+    // single target, so no target takes another's.
+    let kernel_name = kernel
+        .file_name()
+        .map_or(kernel_name.clone(), |n| n.to_string_lossy().into_owned());
     let mut candidates = vec![
         dir.join(format!(".config.{kernel_name}")),
         build.join(format!(".config.{kernel_name}")),

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::PathBuf;
 
-use ukpm::{MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, RuntimeTarget, Target};
+use ukpm::{
+    MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, RuntimeTarget, Target,
+};
 
 use super::{architecture, plat};
 use crate::args::{PackArgs, Strategy};
@@ -93,6 +95,11 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
                 .with_context(|| format!("failed to pack {reference}"))?,
         ]
     } else {
+        if args.kconfig.is_some() || args.kernel_dbg.is_some() {
+            bail!(ukpm::Error::InvalidInput(
+                "--kconfig and --kernel-dbg go with --kernel; a project's come from its build".into()
+            ));
+        }
         let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
         match &args.runtime {
             // A rootfs on a runtime, without a project.
