@@ -297,6 +297,13 @@ fn an_app_on_a_runtime_shares_its_kernel_layer() {
         .args(["--kconfig", "runtime.config", "--", "/runtime-default"])
         .run()
         .assert_success();
+    // The runtime has a second platform, which the app's target does not ask for.
+    ukpm(&base)
+        .args([
+            "pack", &runtime, "--kernel", "kernel", "--arch", "arm64", "--plat", "fc",
+        ])
+        .run()
+        .assert_success();
     ukpm(&base).args(["push", &runtime]).run().assert_success();
     let base_inspect = ukpm(&base).args(["--json", "inspect", &runtime]).run().json();
     let base_manifest = &base_inspect["manifests"][0]["manifest"];
@@ -338,6 +345,17 @@ fn an_app_on_a_runtime_shares_its_kernel_layer() {
         manifest["annotations"]["org.unikraft.kernel.version"],
         "0.17.0~5fb4fd4"
     );
+
+    assert_eq!(inspect["manifests"].as_array().unwrap().len(), 1);
+    // Only the runtime's qemu/x86_64 manifest was pulled.
+    let pulled = ukpm(&app).args(["--json", "ls", "--name", &runtime]).run().json();
+    let pulled: Vec<String> = pulled["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(plat_arch)
+        .collect();
+    assert_eq!(pulled, ["qemu/x86_64"]);
 
     let push = ukpm(&app).args(["--json", "push", &app_ref]).run();
     push.assert_success();
