@@ -147,7 +147,9 @@ async fn copy_one(catalog: &Catalog, to: &dyn ImageStore, entry: &RefEntry) -> R
     let mut tally = Tally::default();
     copy_tree(catalog, to, &top, &mut tally, 0).await?;
     if !to.set_ref(target.clone(), top.clone(), Expect::Any).await? {
-        return Err(Error::InvalidInput(format!("{target} changed while it was being copied")));
+        return Err(Error::InvalidInput(format!(
+            "{target} changed while it was being copied"
+        )));
     }
     Ok(Copied {
         source: entry.name.clone(),

@@ -58,7 +58,7 @@ mod transfer;
 mod unpack;
 
 pub use catalog::{Catalog, LocalName, Resolved};
-pub use copy::{CopyFailure, CopyReport, Copied, copy_between};
+pub use copy::{Copied, CopyFailure, CopyReport, copy_between};
 pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
@@ -73,8 +73,8 @@ pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subjec
 #[cfg(feature = "containerd")]
 pub use store::ContainerdImageStore;
 pub use store::{
-    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, KraftKitStore, LocalImageStore, Maintenance, MountHints,
-    RangedWrite, RefStore, ResumableWrites, StoreLease, kraftkit_runtime_dir,
+    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, KraftKitStore, LocalImageStore, Maintenance,
+    MountHints, RangedWrite, RefStore, ResumableWrites, StoreLease, kraftkit_runtime_dir,
 };
 pub use time::{parse_rfc3339, rfc3339};
 pub use ukpm_archive::LayerFile;

@@ -29,8 +29,8 @@ use ukpm_store::{GcReport, RefEntry, StoreError};
 use ukpm_types::{Descriptor, Digest, Hasher, annotation, limits, media_type};
 
 use super::{
-    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, Maintenance, MountHints, RefStore, ResumableWrites,
-    StoreLease,
+    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, Maintenance, MountHints, RefStore,
+    ResumableWrites, StoreLease,
 };
 use crate::error::{Error, Result};
 
@@ -75,7 +75,10 @@ impl KraftKitStore {
 
     /// Where a blob lives: `digests/sha256/<hex>`.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("digests").join(digest.algorithm()).join(digest.hex())
+        self.root
+            .join("digests")
+            .join(digest.algorithm())
+            .join(digest.hex())
     }
 
     /// Where the tag link of `name` lives: `indexes/` plus the name with every `:` made a `/`
@@ -128,7 +131,9 @@ impl KraftKitStore {
 
     fn read_verified(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
         let digest = descriptor.digest;
-        let size = self.stat_blob(&digest)?.ok_or(StoreError::BlobNotFound { digest })?;
+        let size = self
+            .stat_blob(&digest)?
+            .ok_or(StoreError::BlobNotFound { digest })?;
         if size != descriptor.size {
             return Err(StoreError::StoredSizeMismatch {
                 digest,
@@ -228,8 +233,18 @@ impl KraftKitStore {
     }
 
     fn list_refs(&self) -> Result<Vec<RefEntry>> {
+        Ok(self.list_links()?.into_iter().map(|(entry, _)| entry).collect())
+    }
+
+    /// Every tag link, with the paths (under `indexes/`) of the links behind each name.
+    ///
+    /// Names are full references (`helloworld:latest`, KraftKit's short-name form, is
+    /// `unikraft.org/helloworld:latest`, what it stands for). When a short and a full link
+    /// both name one package, the full one (which ukpm writes) is the one read.
+    fn list_links(&self) -> Result<Vec<(RefEntry, Vec<PathBuf>)>> {
         let indexes = self.root.join("indexes");
-        let mut out = Vec::new();
+        let mut found: std::collections::BTreeMap<String, (RefEntry, bool, Vec<PathBuf>)> =
+            std::collections::BTreeMap::new();
         let mut stack = vec![indexes.clone()];
         while let Some(dir) = stack.pop() {
             let entries = match fs_err::read_dir(&dir) {
@@ -246,10 +261,7 @@ impl KraftKitStore {
                     stack.push(path);
                     continue;
                 }
-                let Ok(rel) = path.strip_prefix(&indexes) else {
-                    continue;
-                };
-                let Some(rel) = rel.to_str() else {
+                let Some(rel) = path.strip_prefix(&indexes).ok().and_then(Path::to_str) else {
                     tracing::warn!(path = %path.display(), "skipping a KraftKit tag whose path is not UTF-8");
                     continue;
                 };
@@ -265,18 +277,43 @@ impl KraftKitStore {
                     tracing::warn!(path = %path.display(), %digest, "skipping a KraftKit tag whose blob is gone");
                     continue;
                 };
-                let Some(name) = self.tag_name(rel, &digest, size) else {
+                let Some(raw) = self.tag_name(rel, &digest, size) else {
                     tracing::warn!(path = %path.display(), "skipping a KraftKit tag with no tag component");
                     continue;
                 };
-                out.push(RefEntry {
-                    name,
+                let (name, full) = match raw.parse::<ukpm_types::Reference>() {
+                    Ok(reference) => {
+                        let name = reference.to_string();
+                        let full = name == raw;
+                        (name, full)
+                    }
+                    Err(_) => (raw, true),
+                };
+                let ref_entry = RefEntry {
+                    name: name.clone(),
                     descriptor: Descriptor::new(media_type::IMAGE_INDEX, digest, size),
-                });
+                };
+                match found.get_mut(&name) {
+                    None => {
+                        found.insert(name, (ref_entry, full, vec![path]));
+                    }
+                    Some((kept, kept_full, paths)) => {
+                        if full && !*kept_full {
+                            *kept = ref_entry;
+                            *kept_full = true;
+                        }
+                        if kept.descriptor.digest != digest {
+                            tracing::warn!(%name, path = %path.display(), "KraftKit has two tags for one name; the full one is read");
+                        }
+                        paths.push(path);
+                    }
+                }
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(found
+            .into_values()
+            .map(|(entry, _, paths)| (entry, paths))
+            .collect())
     }
 
     /// The name a tag link at `rel` (under `indexes/`) stands for: the index's own
@@ -455,11 +492,15 @@ impl RefStore for KraftKitStore {
     fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>> {
         self.blocking(move |s| {
             let _lock = s.lock()?;
-            let refs = s.list_refs()?;
             let mut removed = Vec::new();
-            for entry in refs.into_iter().filter(|e| names.contains(&e.name)) {
-                fs_err::remove_file(s.index_path(&entry.name)?)?;
-                removed.push(entry);
+            for (entry, paths) in s.list_links()? {
+                if names.contains(&entry.name) {
+                    // Every link behind the name, the short form too, or it would show again.
+                    for path in paths {
+                        fs_err::remove_file(path)?;
+                    }
+                    removed.push(entry);
+                }
             }
             Ok(removed)
         })
