@@ -306,3 +306,47 @@ fn import_then_export_is_byte_identical() {
         ["helloworld/latest", "unikraft.org/helloworld/latest"]
     );
 }
+
+#[test]
+fn push_from_and_pull_into_kraftkits_store() {
+    let env = TestEnv::new();
+    kraftkit_store(&env, "kk");
+    let registry = ukpm_test::registry::Registry::plain();
+    let remote = format!("{}/hello/world:v1", registry.host());
+    ukpm(&env)
+        .args(["--store", "kraftkit:kk", "push", "helloworld", "--to", &remote])
+        .run()
+        .assert_success();
+    // Pulled into another KraftKit store: the tag link keeps the port as KraftKit writes it
+    // (`127.0.0.1/PORT/...`), and ukpm reads the name back with its port.
+    let pull = ukpm(&env)
+        .args([
+            "--json",
+            "--store",
+            "kraftkit:kk3",
+            "pull",
+            &remote,
+            "--all-platforms",
+        ])
+        .run();
+    pull.assert_success();
+    let link = env.path(format!(
+        "kk3/oci/indexes/127.0.0.1/{}/hello/world/v1",
+        registry.port()
+    ));
+    assert!(fs_err::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let ls = ukpm(&env).args(["--json", "--store", "kraftkit:kk3", "ls"]).run();
+    ls.assert_success();
+    assert_eq!(ls.json()["packages"][0]["reference"], remote.as_str());
+    assert_eq!(ls.json()["packages"][0]["index"], conformance::INDEX);
+    // rm takes the link away, never the blob.
+    ukpm(&env)
+        .args(["--store", "kraftkit:kk3", "rm", &remote])
+        .run()
+        .assert_success();
+    assert!(fs_err::symlink_metadata(&link).is_err());
+    assert!(
+        env.path(format!("kk3/oci/digests/sha256/{}", hex(conformance::INDEX)))
+            .exists()
+    );
+}

@@ -18,8 +18,9 @@
 //!   `digests/`, so a runtime folder that was moved or copied (its absolute links pointing at
 //!   the old place) still reads, and a link can never lead outside the store;
 //! - the name of a tag whose registry has a port (`localhost/5000/foo/bar`, ambiguous in
-//!   KraftKit's path scheme) comes from the index's own `io.containerd.image.name` annotation
-//!   when it matches the path;
+//!   KraftKit's path scheme, which reads it as the repository `localhost/5000/foo`) comes from
+//!   the index's own `io.containerd.image.name` annotation when it matches the path, else a
+//!   host followed by a port number is read as `host:port`;
 //! - removing a tag removes the link only, never the index blob it points at.
 
 use std::io::{Read, Write};
@@ -330,7 +331,7 @@ impl KraftKitStore {
             return Some(name.clone());
         }
         let (name, tag) = rel.rsplit_once('/')?;
-        Some(format!("{name}:{tag}"))
+        Some(format!("{}:{tag}", with_port(name)))
     }
 
     fn lock(&self) -> Result<fs_err::File> {
@@ -388,6 +389,23 @@ impl KraftKitStore {
         let _ = tmp.keep();
         Ok(true)
     }
+}
+
+/// `127.0.0.1/5000/foo` read back as `127.0.0.1:5000/foo`: KraftKit's path scheme turns a
+/// registry's port colon into a `/`, and a host (with a `.`, or `localhost`) followed by a
+/// number and more components can only have been a registry with a port (a repository whose
+/// first component is a host name and second a bare port number is not something anyone
+/// packs); anything else is left as it is.
+fn with_port(name: &str) -> String {
+    let parts: Vec<&str> = name.splitn(3, '/').collect();
+    if let [host, port, rest] = parts[..]
+        && (host.contains('.') || host == "localhost")
+        && port.parse::<u16>().is_ok_and(|p| p > 0)
+        && !rest.is_empty()
+    {
+        return format!("{host}:{port}/{rest}");
+    }
+    name.to_string()
 }
 
 /// KraftKit's runtime folder: `$KRAFTKIT_RUNTIME_DIR`, else `$XDG_DATA_HOME/kraftkit/runtime`,
@@ -532,5 +550,116 @@ impl ImageStore for KraftKitStore {
 
     fn maintenance(&self) -> Option<&dyn Maintenance> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_port_folder_is_read_back_as_a_port() {
+        assert_eq!(with_port("127.0.0.1/5000/foo"), "127.0.0.1:5000/foo");
+        assert_eq!(with_port("localhost/5000/foo/bar"), "localhost:5000/foo/bar");
+        assert_eq!(with_port("unikraft.org/helloworld"), "unikraft.org/helloworld");
+        assert_eq!(with_port("helloworld"), "helloworld");
+        assert_eq!(with_port("team/5000/app"), "team/5000/app");
+        assert_eq!(with_port("localhost/5000"), "localhost/5000");
+    }
+
+    #[test]
+    fn names_that_cannot_be_a_tag_path_are_refused() {
+        let store = KraftKitStore::new("/nonexistent/runtime");
+        assert_eq!(store.root(), Path::new("/nonexistent/runtime/oci"));
+        assert!(
+            store
+                .index_path("unikraft.org/a:v1")
+                .unwrap()
+                .ends_with("oci/indexes/unikraft.org/a/v1")
+        );
+        for bad in [
+            "a",
+            "a@sha256:00",
+            "../x:v1",
+            "a/./b:v1",
+            "a//b:v1",
+            "a/.hidden:v1",
+        ] {
+            assert!(store.index_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_indexes_are_named_and_the_full_link_wins_over_the_short_one() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = KraftKitStore::new(dir.path());
+        block_on(async {
+            let one = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+            let two = br#"{"schemaVersion":2,"manifests":[]}"#;
+            let one = Descriptor::new(media_type::IMAGE_INDEX, store.put_bytes(one.to_vec()).await?, one.len() as u64);
+            let two = Descriptor::new(media_type::IMAGE_INDEX, store.put_bytes(two.to_vec()).await?, two.len() as u64);
+            let manifest = Descriptor::new(media_type::IMAGE_MANIFEST, one.digest, one.size);
+            assert!(matches!(
+                store.set_ref("unikraft.org/a:v1".into(), manifest, Expect::Any).await,
+                Err(Error::Unsupported { .. })
+            ));
+            // KraftKit's short form first, then ukpm's full one for the same package.
+            assert!(store.set_ref("a:v1".into(), two.clone(), Expect::Any).await?);
+            assert!(dir.path().join("oci/indexes/a/v1").is_symlink());
+            let refs = store.refs().await?;
+            assert_eq!(refs.len(), 1);
+            assert_eq!(refs[0].name, "unikraft.org/a:v1");
+            assert_eq!(refs[0].descriptor.digest, two.digest);
+            assert!(
+                store
+                    .set_ref("unikraft.org/a:v1".into(), one.clone(), Expect::Absent)
+                    .await?
+            );
+            assert!(!store.set_ref("unikraft.org/a:v1".into(), two.clone(), Expect::Absent).await?);
+            let refs = store.refs().await?;
+            assert_eq!(refs.len(), 1);
+            assert_eq!(refs[0].descriptor.digest, one.digest);
+            // Removing the name removes both links, so the short one does not show again.
+            assert_eq!(store.remove_refs(vec!["unikraft.org/a:v1".into()]).await?.len(), 1);
+            assert!(store.refs().await?.is_empty());
+            assert!(store.has_blob(one.digest, Some(one.size)).await?);
+            // Nothing of ukpm's staging is left where KraftKit looks.
+            assert_eq!(fs_err::read_dir(dir.path().join("oci").join(TMP_DIR))?.count(), 0);
+            Ok::<_, Error>(())
+        })
+        .expect("the store works");
+    }
+
+    #[test]
+    fn a_truncated_blob_is_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = KraftKitStore::new(dir.path());
+        block_on(async {
+            let bytes = b"some layer bytes".to_vec();
+            let digest = store.put_bytes(bytes.clone()).await?;
+            let path = store.blob_path(&digest);
+            fs_err::write(&path, &bytes[..4])?;
+            let read = store
+                .read_bytes(Descriptor::new(media_type::LAYER_TAR, digest, bytes.len() as u64))
+                .await;
+            assert!(read.is_err());
+            fs_err::write(&path, b"some layer bytez")?;
+            let read = store
+                .read_bytes(Descriptor::new(media_type::LAYER_TAR, digest, bytes.len() as u64))
+                .await;
+            assert!(matches!(read, Err(Error::Store(StoreError::Corrupt { .. }))));
+            let mut reader = store.open_blob(digest).await?;
+            assert!(std::io::copy(&mut reader, &mut std::io::sink()).is_err());
+            Ok::<_, Error>(())
+        })
+        .expect("the store works");
     }
 }
