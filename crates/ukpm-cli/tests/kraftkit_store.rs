@@ -205,6 +205,13 @@ fn a_corrupt_kraftkit_blob_is_refused_and_nothing_is_half_imported() {
         "the damaged layer was stored"
     );
 
+    // A folder that holds no KraftKit store is an error, not an empty import.
+    let nowhere = ukpm(&env)
+        .args(["--json", "import", "--from-kraftkit", "nowhere"])
+        .run();
+    nowhere.assert_failure();
+    assert_eq!(nowhere.json()["error"]["code"], "invalid_input");
+
     // The human form names the package and says why.
     let human = ukpm(&env).args(["import", "--from-kraftkit", "kk"]).run();
     human.assert_code(1);

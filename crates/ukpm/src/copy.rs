@@ -67,6 +67,13 @@ impl PackageManager {
     /// (`helloworld:latest` → `unikraft.org/helloworld:latest`, which is what KraftKit's short
     /// names stand for). A name not in `from` is an error before anything is copied.
     pub async fn import_from_kraftkit(&self, from: &KraftKitStore, names: &[String]) -> Result<CopyReport> {
+        // A missing folder is a wrong path far more often than an empty store: say so.
+        if !from.root().join("indexes").is_dir() && !from.root().join("digests").is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "there is no KraftKit store at {} (no digests/ or indexes/ folder)",
+                from.root().display()
+            )));
+        }
         let source: Arc<dyn ImageStore> = Arc::new(from.clone());
         copy_between(self, source, self.store_arc(), names).await
     }
