@@ -357,3 +357,40 @@ fn push_from_and_pull_into_kraftkits_store() {
             .exists()
     );
 }
+
+#[test]
+fn tag_in_kraftkits_store_names_indexes_only() {
+    let env = TestEnv::new();
+    kraftkit_store(&env, "kk");
+    ukpm(&env)
+        .args([
+            "--store",
+            "kraftkit:kk",
+            "tag",
+            "helloworld",
+            "unikraft.org/other:v2",
+        ])
+        .run()
+        .assert_success();
+    let link = env.path("kk/oci/indexes/unikraft.org/other/v2");
+    assert_eq!(
+        fs_err::read(&link).unwrap(),
+        conformance::INDEX_JSON.as_bytes(),
+        "the new link reaches the same index"
+    );
+    // A manifest cannot be named there: KraftKit would not read it.
+    let by_manifest = format!("helloworld@{}", conformance::MANIFEST);
+    let out = ukpm(&env)
+        .args([
+            "--json",
+            "--store",
+            "kraftkit:kk",
+            "tag",
+            &by_manifest,
+            "unikraft.org/m:v1",
+        ])
+        .run();
+    out.assert_failure();
+    assert_eq!(out.json()["error"]["code"], "invalid_input");
+    assert!(!env.path("kk/oci/indexes/unikraft.org/m").exists());
+}
