@@ -23,7 +23,8 @@ pub const MAX_CONCURRENCY: usize = 64;
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The local store: an OCI image layout [default: $XDG_DATA_HOME/ukpm/oci]
+    /// The local store: an OCI image layout, or `kraftkit:[DIR]` for KraftKit's own store (its
+    /// runtime folder; `kraftkit:` alone finds KraftKit's default) [default: $XDG_DATA_HOME/ukpm/oci]
     #[arg(long, global = true, env = "UKPM_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// Print one JSON document on stdout (errors too); see docs/json.md
@@ -124,6 +125,10 @@ pub enum Command {
     Gc,
     /// Check every blob against its digest and every reference against what it needs
     Fsck(FsckArgs),
+    /// Copy packages from KraftKit's store into this store, verified, digests kept
+    Import(ImportArgs),
+    /// Copy packages from this store into KraftKit's store, in the layout `kraft run` reads
+    Export(ExportArgs),
 }
 
 impl Command {
@@ -142,6 +147,8 @@ impl Command {
             Command::Rm(_) => "rm",
             Command::Gc => "gc",
             Command::Fsck(_) => "fsck",
+            Command::Import(_) => "import",
+            Command::Export(_) => "export",
         }
     }
 }
@@ -340,4 +347,34 @@ pub struct FsckArgs {
     /// Fetch missing or corrupt blobs again from their reference's registry, then collect garbage
     #[arg(long)]
     pub repair: bool,
+}
+
+/// `ukpm import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The KraftKit packages to copy (`helloworld`, `unikraft.org/nginx:1.25`) [default: all]
+    #[arg(value_name = "REF")]
+    pub references: Vec<String>,
+    /// KraftKit's runtime folder (or its `oci` folder) [default: $KRAFTKIT_RUNTIME_DIR, else
+    /// $XDG_DATA_HOME/kraftkit/runtime]
+    #[arg(long, value_name = "DIR")]
+    pub from_kraftkit: Option<PathBuf>,
+}
+
+/// `ukpm export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The packages to copy [default: all]
+    #[arg(value_name = "REF")]
+    pub references: Vec<String>,
+    /// Into KraftKit's store: its runtime folder (or its `oci` folder) [default:
+    /// $KRAFTKIT_RUNTIME_DIR, else $XDG_DATA_HOME/kraftkit/runtime]
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        require_equals = true,
+        required = true
+    )]
+    pub to_kraftkit: Option<Option<PathBuf>>,
 }

@@ -34,6 +34,9 @@ pub struct FileSettings {
 #[derive(Debug)]
 pub struct Settings {
     pub store: Option<PathBuf>,
+    /// `--store kraftkit:[DIR]`: KraftKit's runtime folder (its default for `kraftkit:`);
+    /// `store` is then `None`.
+    pub kraftkit_store: Option<PathBuf>,
     pub containerd: Option<PathBuf>,
     pub namespace: String,
     pub registries: Vec<String>,
@@ -89,8 +92,19 @@ impl Settings {
         let file = load()?;
         let or_file =
             |flags: &[String], file: Vec<String>| if flags.is_empty() { file } else { flags.to_vec() };
+        let store = global.store.clone().or(file.store);
+        let kraftkit = store
+            .as_deref()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.strip_prefix("kraftkit:"));
+        let kraftkit_store = match kraftkit {
+            Some("") => Some(ukpm::kraftkit_runtime_dir()?),
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => None,
+        };
         Ok(Settings {
-            store: global.store.clone().or(file.store),
+            store: if kraftkit_store.is_some() { None } else { store },
+            kraftkit_store,
             containerd: global.containerd.clone().or(file.containerd),
             namespace: global
                 .namespace

@@ -37,6 +37,7 @@
 //! and progress reaches it through [`Reporter`].
 
 mod catalog;
+mod copy;
 mod credentials;
 mod error;
 mod fsck;
@@ -59,6 +60,7 @@ mod transfer;
 mod unpack;
 
 pub use catalog::{Catalog, LocalName, Resolved};
+pub use copy::{Copied, CopyFailure, CopyReport, copy_between};
 pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
@@ -75,8 +77,8 @@ pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subjec
 #[cfg(feature = "containerd")]
 pub use store::ContainerdImageStore;
 pub use store::{
-    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, LocalImageStore, Maintenance, MountHints,
-    RangedWrite, RefStore, ResumableWrites, StoreLease,
+    BlobRead, BoxFuture, ContentStore, Expect, ImageStore, KraftKitStore, LocalImageStore, Maintenance,
+    MountHints, RangedWrite, RefStore, ResumableWrites, StoreLease, kraftkit_runtime_dir,
 };
 pub use time::{parse_rfc3339, rfc3339};
 pub use ukpm_archive::LayerFile;

@@ -5,8 +5,10 @@
 //! A new command is a new module here, a variant in `args::Command` and one line in
 //! [`dispatch`].
 
+mod export;
 mod fsck;
 mod gc;
+mod import;
 mod inspect;
 mod login;
 mod logout;
@@ -60,6 +62,8 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Rm(args) => show(printer, rm::run(manager, args).await?),
         Command::Gc => show(printer, gc::run(manager).await?),
         Command::Fsck(args) => show(printer, fsck::run(manager, args).await?),
+        Command::Import(args) => show(printer, import::run(manager, args).await?),
+        Command::Export(args) => show(printer, export::run(manager, args).await?),
     }
 }
 
@@ -78,6 +82,9 @@ async fn manager(global: &Global, settings: &Settings) -> Result<PackageManager>
     let mut builder = PackageManager::builder();
     if let Some(store) = &settings.store {
         builder = builder.store_dir(store);
+    }
+    if let Some(dir) = &settings.kraftkit_store {
+        builder = builder.store(Arc::new(ukpm::KraftKitStore::new(dir)));
     }
     if !global.quiet {
         builder = builder.reporter(Arc::new(StderrReporter::new(global)));

@@ -12,6 +12,7 @@
 
 #[cfg(feature = "containerd")]
 mod containerd;
+mod kraftkit;
 mod local;
 
 use std::any::Any;
@@ -27,6 +28,7 @@ use crate::error::Result;
 
 #[cfg(feature = "containerd")]
 pub use containerd::ContainerdImageStore;
+pub use kraftkit::{KraftKitStore, default_runtime_dir as kraftkit_runtime_dir};
 pub use local::LocalImageStore;
 
 /// A boxed, `Send` future, as the object-safe store methods return.
