@@ -28,7 +28,7 @@ impl PackageManager {
         let store = self.store();
         let maintenance = store.maintenance().ok_or_else(|| Error::Unsupported {
             store: store.describe(),
-            what: "fsck (it verifies its content itself)",
+            what: "fsck (its content is checked as it is read, or by the store itself)",
         })?;
         let report = maintenance.fsck().await?;
         if !repair {
