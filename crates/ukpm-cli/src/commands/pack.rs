@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use ukpm::{MergeStrategy, PackOptions, Package, PackageManager, Target};
+use ukpm::{MergeStrategy, PackOptions, Package, PackageManager, Rootfs, Target};
 
 use super::{architecture, plat};
 use crate::args::{PackArgs, Strategy};
@@ -42,7 +42,12 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
     let mut target = Target::new(&args.kernel, architecture(&args.arch)?, plat(&args.plat)?);
     target.kernel_dbg = args.kernel_dbg.clone();
     target.kconfig = args.kconfig.clone();
-    target.initrd = args.initrd.clone();
+    target.initrd = args
+        .initrd
+        .as_ref()
+        .map(|rootfs| Rootfs::classify(rootfs, std::path::Path::new("")))
+        .transpose()
+        .with_context(|| format!("failed to pack {reference}"))?;
     target.command = args.cmd.iter().chain(&args.trailing).cloned().collect();
     let mut options = PackOptions::new(reference.clone());
     options.env = args.env.clone();
@@ -50,6 +55,7 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
     options.annotations = key_values("--annotation", &args.annotation)?;
     options.kernel_version = args.kernel_version.clone();
     options.pack_kconfig = !args.no_kconfig;
+    options.compress_initrd = args.compress;
     options.strategy = match args.strategy {
         Strategy::Merge => MergeStrategy::Merge,
         Strategy::Overwrite => MergeStrategy::Overwrite,
