@@ -149,6 +149,15 @@ impl PackageManager {
         if let (Some(rootfs), None) = (&target.initrd, embedded) {
             crate::initrd::check(rootfs)?;
         }
+        // An image is fetched and flattened before anything is written: a pull that fails
+        // leaves the store as it was.
+        let mut early_initrd = match (&target.initrd, embedded) {
+            (Some(rootfs @ (Rootfs::Image(_) | Rootfs::Layout { .. })), None) => Some(
+                self.initrd_layer(rootfs, target.architecture, options.compress_initrd)
+                    .await?,
+            ),
+            _ => None,
+        };
 
         let store = self.store();
         let _lease = store.lease().await?;
@@ -190,15 +199,13 @@ impl PackageManager {
                     ),
                 });
             } else {
-                let initrd = self
-                    .prepare_initrd(rootfs, target.architecture, options.compress_initrd)
-                    .await?;
-                if let Some(chosen) = &initrd.chosen {
-                    self.reporter().on_step(&Step::Rootfs {
-                        rootfs: rootfs.to_string(),
-                        detail: format!("flattening {chosen}"),
-                    });
-                }
+                let initrd = match early_initrd.take() {
+                    Some(initrd) => initrd,
+                    None => {
+                        self.initrd_layer(rootfs, target.architecture, options.compress_initrd)
+                            .await?
+                    }
+                };
                 // An image's command and environment are the defaults (KraftKit's rule).
                 if target.command.is_empty() && !initrd.args.is_empty() {
                     builder.set_cmd(initrd.args.clone());
@@ -282,6 +289,23 @@ impl PackageManager {
             tracing::debug!(%reference, "index changed while packing; merging again");
         }
         Err(Error::Contended { reference })
+    }
+
+    /// The initrd of `rootfs`, reporting which image manifest it was flattened from.
+    async fn initrd_layer(
+        &self,
+        rootfs: &Rootfs,
+        arch: ukpm_types::Architecture,
+        compress: bool,
+    ) -> Result<crate::initrd::PreparedInitrd> {
+        let initrd = self.prepare_initrd(rootfs, arch, compress).await?;
+        if let Some(chosen) = &initrd.chosen {
+            self.reporter().on_step(&Step::Rootfs {
+                rootfs: rootfs.to_string(),
+                detail: format!("flattened {chosen}"),
+            });
+        }
+        Ok(initrd)
     }
 
     /// Fails when `reference` already has a manifest for `platform`, before anything is written.

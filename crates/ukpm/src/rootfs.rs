@@ -207,7 +207,7 @@ pub(crate) struct FlatImage {
     pub(crate) args: Vec<String>,
     /// The image's `Env`.
     pub(crate) env: Vec<String>,
-    /// What was chosen, for the reporter: `docker.io/library/alpine:3.19 linux/amd64 sha256:…`.
+    /// What was chosen, for the reporter: `the linux/amd64 manifest sha256:… of docker.io/…`.
     pub(crate) chosen: String,
 }
 
@@ -234,9 +234,15 @@ impl PackageManager {
                 let reference = image_reference(text)?;
                 match self.stored_image(text, &reference).await? {
                     Some((name, descriptor)) => {
-                        (self.store_arc(), format!("{name} (in the store)"), descriptor)
+                        (self.store_arc(), format!("{name} in the store"), descriptor)
                     }
                     None => {
+                        self.reporter().on_step(&Step::Rootfs {
+                            rootfs: rootfs.to_string(),
+                            detail: format!(
+                                "no such file or folder, and not in the store: pulling {reference} for linux/{arch}"
+                            ),
+                        });
                         let (tmp, store, descriptor) = self.pull_rootfs_image(&reference, arch).await?;
                         _pulled = Some(tmp);
                         (store, reference.to_string(), descriptor)
@@ -271,7 +277,10 @@ impl PackageManager {
                 "{name} is an image for {platform}, not for {arch}"
             )));
         }
-        let chosen = format!("{name}: {platform} manifest {}", manifest_descriptor.digest);
+        let chosen = match rootfs {
+            Rootfs::Layout { .. } => format!("the {platform} manifest {}", manifest_descriptor.digest),
+            _ => format!("the {platform} manifest {} of {name}", manifest_descriptor.digest),
+        };
         let layers = layer_compressions(&manifest)?;
         let handle = tokio::runtime::Handle::current();
         let open = move |digest| handle.block_on(store.open_blob(digest));
