@@ -437,3 +437,69 @@ fn a_missing_rootfs_names_the_path() {
         assert!(!env.store().exists(), "{missing}: the store was created");
     }
 }
+
+#[test]
+fn a_user_who_is_not_root_packs_an_image_with_unreadable_files_and_leaves_no_temp_files() {
+    let env = TestEnv::new();
+    let tar = RawTar::new()
+        .dir("etc", 0o755)
+        .file("etc/shadow", 0o000, b"secret")
+        .dir("root", 0o550)
+        .file("root/.profile", 0o644, b"profile")
+        .dir("ro", 0o555)
+        .file("ro/f", 0o444, b"r")
+        .finish();
+    let mut layout = OciLayoutWriter::create(env.path("img"));
+    let layer = layout.blob("application/vnd.oci.image.layer.v1.tar", &tar);
+    let manifest = layout.image("amd64", "linux", &[layer]);
+    layout.tag("v1", &manifest);
+    layout.finish();
+    env.write("kernel", b"KERNEL", 0o644);
+    // nobody reaches the folder and owns a store folder and a temp folder.
+    fs_err::set_permissions(env.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in ["nobody", "tmp"] {
+        fs_err::create_dir_all(env.path(dir)).unwrap();
+        let chown = std::process::Command::new("chown")
+            .arg("65534:65534")
+            .arg(env.path(dir))
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+    let store = env.path("nobody/store");
+    env.command(require_program("setpriv", "util-linux"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(common::UKPM)
+        .env("HOME", env.path("nobody"))
+        .env("TMPDIR", env.path("tmp"))
+        .arg("--store")
+        .arg(&store)
+        .args([
+            "pack", "app", "--kernel", "kernel", "--arch", "x86_64", "--plat", "qemu",
+        ])
+        .args(["--rootfs", "oci:img:v1"])
+        .run()
+        .assert_success();
+    let left: Vec<_> = fs_err::read_dir(env.path("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    ukpm(&env)
+        .arg("--store")
+        .arg(&store)
+        .args(["unpack", "app", "out"])
+        .run()
+        .assert_success();
+    let listed: Vec<(String, String)> = ukpm_test::cpio::list(&env.read("out/unikraft/bin/initrd"))
+        .into_iter()
+        .map(|e| (e.name, e.mode))
+        .collect();
+    let want = [
+        ("/etc", "drwxr-xr-x"),
+        ("/etc/shadow", "----------"),
+        ("/ro", "dr-xr-xr-x"),
+        ("/ro/f", "-r--r--r--"),
+        ("/root", "dr-xr-x---"),
+        ("/root/.profile", "-rw-r--r--"),
+    ];
+    let want: Vec<(String, String)> = want.iter().map(|(n, m)| (n.to_string(), m.to_string())).collect();
+    assert_eq!(listed, want);
+}

@@ -7,8 +7,9 @@
 //! implementation, so a compressed initrd's digest differs from KraftKit's; the uncompressed
 //! CPIO it holds is the same.
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ukpm_types::{Architecture, KConfig, annotation, well_known};
 
@@ -114,14 +115,16 @@ impl PackageManager {
             }
             Rootfs::Dir(dir) => {
                 let dir = dir.clone();
-                let archive = tokio::task::spawn_blocking(move || archive_dir(&dir, compress)).await??;
+                let archive =
+                    tokio::task::spawn_blocking(move || archive_dir(&dir, compress, &HashMap::new()))
+                        .await??;
                 built(archive)
             }
             Rootfs::Layout { .. } | Rootfs::Image(_) => {
                 let flat = self.flatten_image(rootfs, arch).await?;
-                let tree = flat.tree;
+                let (tree, modes) = (flat.tree, flat.modes);
                 let archive =
-                    tokio::task::spawn_blocking(move || archive_dir(tree.path(), compress)).await??;
+                    tokio::task::spawn_blocking(move || archive_dir(tree.path(), compress, &modes)).await??;
                 let mut prepared = built(archive)?;
                 prepared.args = flat.args;
                 prepared.env = flat.env;
@@ -151,17 +154,19 @@ fn gzip<W: Write>(out: W) -> flate2::write::GzEncoder<W> {
     flate2::GzBuilder::new().write(out, flate2::Compression::default())
 }
 
-/// Archives `dir` as CPIO newc into a temp file, gzipped when `compress`.
-fn archive_dir(dir: &Path, compress: bool) -> Result<tempfile::NamedTempFile> {
+/// Archives `dir` as CPIO newc into a temp file, gzipped when `compress`; an entry in `modes`
+/// is written with that mode instead of the one it has on disk.
+fn archive_dir(dir: &Path, compress: bool, modes: &HashMap<PathBuf, u32>) -> Result<tempfile::NamedTempFile> {
     let archive = temp_archive()?;
     let out = BufWriter::new(archive.as_file());
+    let mode = |path: &Path, bits: u32| modes.get(path).copied().unwrap_or(bits);
     if compress {
         let mut encoder = gzip(out);
-        ukpm_archive::cpio::write_dir(dir, &mut encoder)?;
+        ukpm_archive::cpio::write_dir_with_modes(dir, &mut encoder, &mode)?;
         encoder.finish()?.flush()?;
     } else {
         let mut out = out;
-        ukpm_archive::cpio::write_dir(dir, &mut out)?;
+        ukpm_archive::cpio::write_dir_with_modes(dir, &mut out, &mode)?;
         out.flush()?;
     }
     Ok(archive)

@@ -10,9 +10,11 @@
 //! ukpm builds no Dockerfiles (KraftKit runs BuildKit for them): a Dockerfile is recognised so
 //! the error can say what to do instead.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -201,8 +203,10 @@ fn looks_like_a_path(text: &str) -> bool {
 
 /// An image's filesystem flattened into a folder, and the defaults its config gives.
 pub(crate) struct FlatImage {
-    /// The folder holding the flattened tree (inside a temp folder removed on drop).
+    /// The folder holding the flattened tree (a temp folder removed on drop).
     pub(crate) tree: tempfile::TempDir,
+    /// The true modes of the files and folders opened up so they can be read and removed.
+    pub(crate) modes: HashMap<PathBuf, u32>,
     /// `Entrypoint` then `Cmd`, KraftKit's default arguments for an image rootfs.
     pub(crate) args: Vec<String>,
     /// The image's `Env`.
@@ -284,11 +288,18 @@ impl PackageManager {
         let layers = layer_compressions(&manifest)?;
         let handle = tokio::runtime::Handle::current();
         let open = move |digest| handle.block_on(store.open_blob(digest));
-        let tree = tokio::task::spawn_blocking(move || flatten(layers, open)).await??;
+        let (tree, modes) = tokio::task::spawn_blocking(move || {
+            let tree = flatten(layers, open)?;
+            let mut modes = HashMap::new();
+            open_up(tree.path(), &mut modes)?;
+            Ok::<_, Error>((tree, modes))
+        })
+        .await??;
         let mut args = config.config.entrypoint.clone();
         args.extend(config.config.cmd.iter().cloned());
         Ok(FlatImage {
             tree,
+            modes,
             args,
             env: config.config.env.clone(),
             chosen,
@@ -515,6 +526,32 @@ fn flatten(
         io::copy(&mut blob, &mut io::sink()).map_err(Error::from_store_io)?;
     }
     Ok(tree)
+}
+
+/// Gives the owner read access to every file and full access to every folder under `dir`
+/// that lacks it, recording the true modes: a user who is not root must read an image's
+/// `0000` files to archive them, and write into its `0555` folders to remove the temp tree.
+fn open_up(dir: &Path, modes: &mut HashMap<PathBuf, u32>) -> Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = fs_err::symlink_metadata(&path)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let needed = if meta.is_dir() {
+            0o700
+        } else if meta.is_file() {
+            0o400
+        } else {
+            continue;
+        };
+        if mode & needed != needed {
+            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode | needed))?;
+            modes.insert(path.clone(), mode);
+        }
+        if meta.is_dir() {
+            open_up(&path, modes)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
