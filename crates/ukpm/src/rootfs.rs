@@ -72,6 +72,28 @@ impl Rootfs {
     /// Dockerfile, any other file a CPIO; a missing path named like a Dockerfile is one too. What
     /// does not exist is an image reference when it parses as one and does not look like a path
     /// (`./x`, `/x`, `~/x`, `x.cpio`); otherwise the error is the missing file.
+    ///
+    /// A Kraftfile's `rootfs:` is classified against the project folder:
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use ukpm::Rootfs;
+    ///
+    /// # fn main() -> Result<(), ukpm::Error> {
+    /// let project = Path::new("/no/such/project");
+    /// assert_eq!(Rootfs::classify("alpine:3.19", project)?, Rootfs::Image("alpine:3.19".into()));
+    /// assert_eq!(
+    ///     Rootfs::classify("oci:build/layout:v1", project)?,
+    ///     Rootfs::Layout { dir: project.join("build/layout"), tag: Some("v1".into()) }
+    /// );
+    /// assert_eq!(
+    ///     Rootfs::classify("Dockerfile", project)?,
+    ///     Rootfs::Dockerfile(project.join("Dockerfile"))
+    /// );
+    /// assert!(Rootfs::classify("./rootfs", project).is_err()); // a missing folder
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn classify(input: impl AsRef<OsStr>, base: &Path) -> Result<Rootfs> {
         let raw = input.as_ref();
         if raw.is_empty() {
