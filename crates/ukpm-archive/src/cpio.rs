@@ -105,9 +105,22 @@ pub fn is_gzip(prefix: &[u8]) -> bool {
 /// entry are kept: owners, times and inode numbers are zeroed or renumbered. Hard links become
 /// independent regular files. Fifos, sockets and devices are refused. File data is streamed.
 pub fn write_dir<W: Write>(dir: &Path, out: W) -> Result<u64, CpioError> {
+    write_dir_with_modes(dir, out, &|_, bits| bits)
+}
+
+/// [`write_dir`], with the permission bits written for each entry given by `mode(path, bits)`
+/// (`bits`: what the file system says). A tree extracted by a user who is not root may have had
+/// files and folders opened up so they could be read and removed (an image's `/etc/shadow` is
+/// mode `0000`); this records their true modes.
+pub fn write_dir_with_modes<W: Write>(
+    dir: &Path,
+    out: W,
+    mode: &dyn Fn(&Path, u32) -> u32,
+) -> Result<u64, CpioError> {
     let mut writer = Writer {
         out: CountingWriter { inner: out, count: 0 },
         next_ino: 1,
+        mode,
     };
     writer.write_children(dir, "")?;
     writer.write_header(
@@ -192,12 +205,13 @@ impl<W: Write> CountingWriter<W> {
 }
 
 /// The state of one [`write_dir`] run.
-struct Writer<W> {
+struct Writer<'m, W> {
     out: CountingWriter<W>,
     next_ino: u32,
+    mode: &'m dyn Fn(&Path, u32) -> u32,
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Write> Writer<'_, W> {
     /// Writes the children of `dir`, whose archive name is `prefix` (`""` for the root), sorted by
     /// name bytes, each directory followed by its own contents.
     fn write_children(&mut self, dir: &Path, prefix: &str) -> Result<(), CpioError> {
@@ -223,7 +237,7 @@ impl<W: Write> Writer<W> {
                 path: path.clone(),
                 source,
             })?;
-            let perm = meta.mode() & 0o7777;
+            let perm = (self.mode)(&path, meta.mode() & 0o7777) & 0o7777;
             let file_type = meta.file_type();
             if file_type.is_dir() {
                 let header = self.header(S_IFDIR | perm, 2, 0);

@@ -186,9 +186,14 @@ pub struct PackArgs {
     /// Do not record kconfig entries (not even the architecture and platform ones)
     #[arg(long)]
     pub no_kconfig: bool,
-    /// An initrd file, or a folder to archive as CPIO newc
-    #[arg(long, short = 'i', value_name = "FILE|DIR")]
-    pub initrd: Option<PathBuf>,
+    /// The rootfs, packed as the initrd: a CPIO file (as is), a folder (archived as CPIO newc),
+    /// an image (REF in the store or on a registry; oci:DIR[:TAG] or a layout folder) flattened
+    /// for --arch
+    #[arg(long, short = 'i', visible_alias = "rootfs", value_name = "FILE|DIR|IMAGE")]
+    pub initrd: Option<std::ffi::OsString>,
+    /// Gzip the initrd (KraftKit's --compress)
+    #[arg(long, short = 'c')]
+    pub compress: bool,
     /// One argument of the unikernel (repeat for more); arguments after `--` are appended
     #[arg(long = "cmd", short = 'a', value_name = "ARG", allow_hyphen_values = true)]
     pub cmd: Vec<String>,

@@ -54,6 +54,7 @@ mod pull;
 mod push;
 mod remove;
 mod reporter;
+mod rootfs;
 mod store;
 mod time;
 mod transfer;
@@ -65,6 +66,7 @@ pub use credentials::{DockerConfig, config_key};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
+pub use initrd::EINITRD_KCONFIG;
 pub use inspect::{InspectedManifest, Inspection};
 pub use kraftfile::{KRAFTFILE_NAMES, Kraftfile, KraftfileTarget, split_shell_words};
 pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
@@ -74,6 +76,7 @@ pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;
 pub use push::PushReport;
 pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};
+pub use rootfs::{ROOTFS_IMAGE_REGISTRY, Rootfs};
 #[cfg(feature = "containerd")]
 pub use store::ContainerdImageStore;
 pub use store::{

@@ -167,6 +167,14 @@ impl PackageManager {
         self.store.clone()
     }
 
+    /// The same manager over another store (a temp store a rootfs image is pulled into).
+    pub(crate) fn with_store(&self, store: Arc<dyn ImageStore>) -> PackageManager {
+        PackageManager {
+            store,
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn reporter_arc(&self) -> Arc<dyn Reporter> {
         self.reporter.clone()
     }

@@ -13,6 +13,7 @@ use crate::image::{Layer, ManifestBuilder, MergeStrategy, merge_index};
 use crate::manager::PackageManager;
 use crate::package::Package;
 use crate::reporter::Step;
+use crate::rootfs::Rootfs;
 use crate::store::Expect;
 use crate::time;
 
@@ -32,8 +33,10 @@ pub struct Target {
     pub platform: Plat,
     /// The kernel's `.config`, whose entries become OS features.
     pub kconfig: Option<PathBuf>,
-    /// An initrd: a file packed as it is, or a folder turned into a CPIO newc archive.
-    pub initrd: Option<PathBuf>,
+    /// The root filesystem, packed as the initrd (KraftKit's `--rootfs`): a file as it is, a
+    /// folder or an image flattened into a CPIO newc archive; see [`Rootfs::classify`]. Left
+    /// out when the kconfig embeds the initrd in the kernel ([`crate::EINITRD_KCONFIG`]).
+    pub initrd: Option<Rootfs>,
     /// The unikernel's arguments.
     pub command: Vec<String>,
 }
@@ -73,6 +76,8 @@ pub struct PackOptions {
     /// `org.opencontainers.image.created`; by default written only when `SOURCE_DATE_EPOCH` is
     /// set, so packing is reproducible.
     pub created: Option<String>,
+    /// Gzip the initrd (KraftKit's `--compress`); a file that is gzip already stays as it is.
+    pub compress_initrd: bool,
 }
 
 impl PackOptions {
@@ -87,6 +92,7 @@ impl PackOptions {
             pack_kconfig: true,
             strategy: MergeStrategy::Merge,
             created: None,
+            compress_initrd: false,
         }
     }
 }
@@ -170,9 +176,19 @@ impl PackageManager {
             Some(created) => Some(created.clone()),
             None => time::source_date_epoch()?.map(time::rfc3339),
         };
-        let initrd_source = match &target.initrd {
-            Some(path) => Some(crate::initrd::InitrdSource::open(path)?),
-            None => None,
+        // KraftKit builds no rootfs when the kernel embeds it.
+        let embedded = crate::initrd::embedded_initrd(&kconfig);
+        if let (Some(rootfs), None) = (&target.initrd, embedded) {
+            crate::initrd::check(rootfs)?;
+        }
+        // An image is fetched and flattened before anything is written: a pull that fails
+        // leaves the store as it was.
+        let mut early_initrd = match (&target.initrd, embedded) {
+            (Some(rootfs @ (Rootfs::Image(_) | Rootfs::Layout { .. })), None) => Some(
+                self.initrd_layer(rootfs, target.architecture, options.compress_initrd)
+                    .await?,
+            ),
+            _ => None,
         };
 
         let store = self.store();
@@ -228,7 +244,7 @@ impl PackageManager {
             // The runtime's layers are reused as they are (same digests: a push finds them in
             // the registry or mounts them); its initrd gives way to the project's.
             for layer in &base.layers {
-                if initrd_source.is_some() && is_initrd_layer(layer) {
+                if target.initrd.is_some() && embedded.is_none() && is_initrd_layer(layer) {
                     continue;
                 }
                 builder.add_layer_descriptor(layer.clone());
@@ -237,9 +253,31 @@ impl PackageManager {
         if let Some(layer) = kernel_dbg {
             builder.add_layer(store, layer).await?;
         }
-        if let Some(initrd) = initrd_source {
-            let layer = initrd.into_layer().await?;
-            builder.add_layer(store, layer.file).await?;
+        if let Some(rootfs) = &target.initrd {
+            if let Some(key) = embedded {
+                self.reporter().on_step(&Step::Rootfs {
+                    rootfs: rootfs.to_string(),
+                    detail: format!(
+                        "the kconfig embeds the initrd in the kernel ({key}=y): no initrd layer is packed"
+                    ),
+                });
+            } else {
+                let initrd = match early_initrd.take() {
+                    Some(initrd) => initrd,
+                    None => {
+                        self.initrd_layer(rootfs, target.architecture, options.compress_initrd)
+                            .await?
+                    }
+                };
+                // An image's command and environment are the defaults (KraftKit's rule).
+                if target.command.is_empty() && !initrd.args.is_empty() {
+                    builder.set_cmd(initrd.args.clone());
+                }
+                if options.env.is_empty() && !initrd.env.is_empty() {
+                    builder.set_env(initrd.env.clone());
+                }
+                builder.add_layer(store, initrd.file).await?;
+            }
         }
 
         let name = reference.name();
@@ -314,6 +352,23 @@ impl PackageManager {
             tracing::debug!(%reference, "index changed while packing; merging again");
         }
         Err(Error::Contended { reference })
+    }
+
+    /// The initrd of `rootfs`, reporting which image manifest it was flattened from.
+    async fn initrd_layer(
+        &self,
+        rootfs: &Rootfs,
+        arch: ukpm_types::Architecture,
+        compress: bool,
+    ) -> Result<crate::initrd::PreparedInitrd> {
+        let initrd = self.prepare_initrd(rootfs, arch, compress).await?;
+        if let Some(chosen) = &initrd.chosen {
+            self.reporter().on_step(&Step::Rootfs {
+                rootfs: rootfs.to_string(),
+                detail: format!("flattened {chosen}"),
+            });
+        }
+        Ok(initrd)
     }
 
     /// Fails when `reference` already has a manifest for `platform`, before anything is written.

@@ -20,6 +20,7 @@ use crate::manager::PackageManager;
 use crate::pack::{PackOptions, RuntimeBase, Target};
 use crate::package::{Package, Query};
 use crate::pull::PullOptions;
+use crate::rootfs::Rootfs;
 
 /// The folder, under the project, where Unikraft writes its build output.
 pub const BUILD_DIR: &str = ".unikraft/build";
@@ -42,7 +43,7 @@ pub struct ProjectOptions {
     /// Pack on this runtime package instead of the Kraftfile's `runtime:` or its own kernels.
     pub runtime: Option<String>,
     /// The rootfs instead of the Kraftfile's `rootfs:`.
-    pub rootfs: Option<PathBuf>,
+    pub rootfs: Option<Rootfs>,
     /// The command instead of the Kraftfile's `cmd:` (when not empty).
     pub command: Vec<String>,
 }
@@ -68,7 +69,7 @@ impl ProjectOptions {
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeTarget {
     /// The rootfs, becoming the initrd (the runtime's own initrd, if any, stays without one).
-    pub rootfs: Option<PathBuf>,
+    pub rootfs: Option<Rootfs>,
     /// The command; the runtime's stays when empty.
     pub command: Vec<String>,
     /// Which runtime packages: platform, architecture and kconfig they must have.
@@ -123,10 +124,15 @@ impl PackageManager {
         } else {
             options.command.clone()
         };
-        let rootfs = options
-            .rootfs
-            .clone()
-            .or_else(|| kraftfile.rootfs.as_ref().map(|r| dir.join(r)));
+        // The Kraftfile's `rootfs:` is classified like the flag, relative to the project.
+        let rootfs = match &options.rootfs {
+            Some(rootfs) => Some(rootfs.clone()),
+            None => kraftfile
+                .rootfs
+                .as_ref()
+                .map(|r| Rootfs::classify(r, dir))
+                .transpose()?,
+        };
 
         if let Some(runtime) = runtime {
             let queries: Vec<Query> = if selected.is_empty() {
@@ -170,7 +176,7 @@ impl PackageManager {
         let mut packages = Vec::with_capacity(targets.len());
         for mut target in targets {
             target.command = command.clone();
-            target.initrd = rootfs.clone().map(initrd_input);
+            target.initrd = rootfs.clone();
             packages.push(self.pack(&target, &pack).await?);
             pack.strategy = MergeStrategy::Merge;
         }
@@ -201,7 +207,7 @@ impl PackageManager {
             };
             let mut app = Target::new(PathBuf::new(), architecture, platform);
             app.command = target.command.clone();
-            app.initrd = target.rootfs.clone().map(initrd_input);
+            app.initrd = target.rootfs.clone();
             packages.push(self.pack_target(&app, Some(&base), &options).await?);
             options.strategy = MergeStrategy::Merge;
         }
@@ -243,11 +249,6 @@ impl PackageManager {
         }
         Ok(matching)
     }
-}
-
-/// The one place a rootfs path becomes a target's initrd input.
-fn initrd_input(path: PathBuf) -> PathBuf {
-    path
 }
 
 fn dir_name(dir: &Path) -> Option<String> {

@@ -162,6 +162,14 @@ pub enum Step {
         /// Where it goes.
         target: Reference,
     },
+    /// Making the initrd from a rootfs (which image and manifest were chosen), or leaving it
+    /// out (the kconfig embeds it in the kernel).
+    Rootfs {
+        /// The rootfs, as classified (`image alpine:3.19`, `folder ./rootfs`).
+        rootfs: String,
+        /// What was done: the platform and manifest chosen, or why no initrd layer is written.
+        detail: String,
+    },
     /// Unpacking a package into a folder.
     Unpack {
         /// The package.

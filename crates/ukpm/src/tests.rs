@@ -64,7 +64,7 @@ fn conformance_target(fx: &Fixture) -> (Target, PackOptions) {
     let kernel = fx.file("kernel", b"UNIKRAFT-KERNEL\n", 0o755);
     let initrd = fx.file("initramfs.cpio", b"UNIKRAFT-INITRD\n", 0o644);
     let mut target = Target::new(kernel, Architecture::X86_64, Plat::Qemu);
-    target.initrd = Some(initrd);
+    target.initrd = Some(crate::Rootfs::Cpio(initrd));
     target.command = vec!["/helloworld".into(), "--greeting".into(), "hi & bye".into()];
     let mut options = PackOptions::new("unikraft.org/helloworld:latest".parse().unwrap());
     options.created = Some(rfc3339(1_729_512_000));
@@ -391,7 +391,7 @@ fn initrd_folder_becomes_a_reproducible_cpio() {
     fs_err::write(root.join("etc/hostname"), "unikraft\n").unwrap();
     fs_err::os::unix::fs::symlink("hostname", root.join("etc/name")).unwrap();
     let mut target = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
-    target.initrd = Some(root.clone());
+    target.initrd = Some(crate::Rootfs::Dir(root.clone()));
     let options = PackOptions::new("fs".parse().unwrap());
     let a = run(fx.manager.pack(&target, &options)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -429,7 +429,7 @@ fn bad_inputs_are_refused_before_anything_is_written() {
     let err = run(fx.manager.pack(&target, &options)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let mut target = Target::new(&kernel, Architecture::X86_64, Plat::Qemu);
-    target.initrd = Some(missing.clone());
+    target.initrd = Some(crate::Rootfs::Cpio(missing.clone()));
     assert!(run(fx.manager.pack(&target, &options)).is_err());
     assert!(!fx.store_root().exists(), "a failed pack created the store");
 }

@@ -71,7 +71,7 @@ async fn pack_on_runtime_reuses_the_runtime_layers_and_config() {
         .unwrap();
     let mut runtime = Target::new(dir.path().join("kernel"), Architecture::Arm64, Plat::Fc);
     runtime.kconfig = Some(dir.path().join("runtime.config"));
-    runtime.initrd = Some(dir.path().join("old.cpio"));
+    runtime.initrd = Some(ukpm::Rootfs::Cpio(dir.path().join("old.cpio")));
     runtime.command = vec!["/default".into()];
     let mut runtime_options = options("runtimes/base:1");
     runtime_options.labels.insert("from".into(), "runtime".into());
@@ -79,7 +79,7 @@ async fn pack_on_runtime_reuses_the_runtime_layers_and_config() {
     let base_manifest = manager.catalog().read_manifest(&base.manifest).await.unwrap();
 
     let target = RuntimeTarget {
-        rootfs: Some(dir.path().join("new.cpio")),
+        rootfs: Some(ukpm::Rootfs::Cpio(dir.path().join("new.cpio"))),
         command: vec!["/app".into()],
         query: Query {
             platform: Some(Plat::Fc),

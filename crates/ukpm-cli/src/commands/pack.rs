@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 use ukpm::{
-    MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, RuntimeTarget, Target,
+    MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, Rootfs, RuntimeTarget, Target,
 };
 
 use super::{architecture, plat};
@@ -52,12 +52,19 @@ impl Output for Packed {
 /// project folder, or a rootfs on a runtime package (`--runtime` without a project).
 pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
     let reference = manager.parse_name(&args.name)?;
+    let rootfs = args
+        .initrd
+        .as_ref()
+        .map(|rootfs| Rootfs::classify(rootfs, std::path::Path::new("")))
+        .transpose()
+        .with_context(|| format!("failed to pack {reference}"))?;
     let mut options = PackOptions::new(reference.clone());
     options.env = args.env.clone();
     options.labels = key_values("--label", &args.label)?;
     options.annotations = key_values("--annotation", &args.annotation)?;
     options.kernel_version = args.kernel_version.clone();
     options.pack_kconfig = !args.no_kconfig;
+    options.compress_initrd = args.compress;
     options.strategy = match args.strategy {
         Strategy::Merge => MergeStrategy::Merge,
         Strategy::Overwrite => MergeStrategy::Overwrite,
@@ -86,7 +93,7 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         let mut target = Target::new(kernel, arch, platform);
         target.kernel_dbg = args.kernel_dbg.clone();
         target.kconfig = args.kconfig.clone();
-        target.initrd = args.initrd.clone();
+        target.initrd = rootfs;
         target.command = command;
         vec![
             manager
@@ -105,7 +112,7 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
             // A rootfs on a runtime, without a project.
             Some(runtime) if args.dir.is_none() && ukpm::Kraftfile::find(&dir).is_none() => {
                 let target = RuntimeTarget {
-                    rootfs: args.initrd.clone(),
+                    rootfs,
                     command,
                     query: Query {
                         architecture: arch,
@@ -124,7 +131,7 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
                 project.architecture = arch;
                 project.platform = platform;
                 project.runtime = args.runtime.clone();
-                project.rootfs = args.initrd.clone();
+                project.rootfs = rootfs;
                 project.command = command;
                 manager
                     .pack_project(&dir, &project)
