@@ -233,7 +233,13 @@ impl Client {
     pub(crate) fn http_for(&self, registry: &str) -> &reqwest::Client {
         let host = transport_host(registry);
         match &self.insecure_http {
-            Some(insecure) if self.config.insecure_tls.iter().any(|h| h == registry || h == host) => {
+            Some(insecure)
+                if self
+                    .config
+                    .insecure_tls
+                    .iter()
+                    .any(|h| h == registry || h == host) =>
+            {
                 insecure
             }
             _ => &self.http,
