@@ -311,6 +311,19 @@ fn login_takes_kraft_logins_u_and_t_with_a_warning() {
     out.assert_failure();
     assert!(out.stderr.contains("cannot be given with"), "{}", out.stderr);
 
+    // kraft login's variables, without a warning (the environment is not argv).
+    fs_err::remove_file(env.path("docker/config.json")).unwrap();
+    let out = ukpm(&env)
+        .env("DOCKER_CONFIG", env.path("docker"))
+        .env("KRAFTKIT_LOGIN_USER", "tester")
+        .env("KRAFTKIT_LOGIN_TOKEN", "t0ken-pw")
+        .args(["login", &host])
+        .run();
+    out.assert_success();
+    assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
+    no_secret(&out, &["t0ken-pw"]);
+    assert!(env.path("docker/config.json").exists());
+
     // A wrong token is refused and not saved, and never shown.
     let other = TestEnv::new();
     let out = login(&other, &[&host, "-u", "tester", "-t", "bad-t0ken"]);

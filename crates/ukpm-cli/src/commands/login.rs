@@ -1,8 +1,9 @@
 //! `ukpm login`: credentials checked against a registry and saved in the docker config.json.
 //!
 //! The password comes from standard input (`--password-stdin`), from `-t` (KraftKit's flag:
-//! accepted, with a warning, since argv is visible to every user), or from a prompt without
-//! echo when standard input is a terminal.
+//! accepted, with a warning, since argv is visible to every user), from `KRAFTKIT_LOGIN_TOKEN`
+//! (with `KRAFTKIT_LOGIN_USER`, as `kraft login` reads them), or from a prompt without echo when
+//! standard input is a terminal.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -77,26 +78,29 @@ pub async fn run(manager: &PackageManager, args: &LoginArgs) -> Result<LoggedIn>
 fn credentials(args: &LoginArgs) -> Result<(String, Secret)> {
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();
+    // kraft login's variables: the environment is not visible to other users, so no warning.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let given_user = args.username.clone().or_else(|| env("KRAFTKIT_LOGIN_USER"));
+    let env_token = env("KRAFTKIT_LOGIN_TOKEN").filter(|_| args.token.is_none());
     let (mut username, password) = if args.password_stdin {
         let mut line = String::new();
         stdin
             .lock()
             .read_line(&mut line)
             .context("cannot read the password from standard input")?;
-        (
-            args.username.clone(),
-            line.trim_end_matches(['\n', '\r']).to_string(),
-        )
+        (given_user, line.trim_end_matches(['\n', '\r']).to_string())
     } else if let Some(token) = &args.token {
         let _ = writeln!(
             io::stderr(),
             "warning: a token given with -t/--token is visible to other users (ps, shell history); \
              use --password-stdin instead"
         );
-        split_kraftkit_token(args.username.as_deref(), token)?
+        split_kraftkit_token(given_user.as_deref(), token)?
+    } else if let Some(token) = env_token {
+        split_kraftkit_token(given_user.as_deref(), &token)?
     } else if interactive {
-        let username = match &args.username {
-            Some(u) => u.clone(),
+        let username = match given_user {
+            Some(u) => u,
             None => prompt_line("Username: ")?,
         };
         let password =
