@@ -140,7 +140,10 @@ impl Client {
         };
         let policy = RetryPolicy::from_config(&config);
         let pace = Pace::from_config(&config);
-        let auth = Authenticator::new(http.clone(), policy, pace, config.plain_http.clone(), credentials);
+        let mut auth = Authenticator::new(http.clone(), policy, pace, config.plain_http.clone(), credentials);
+        if let Some(insecure) = &insecure_http {
+            auth = auth.with_insecure(insecure.clone(), config.insecure_tls.clone());
+        }
         Ok(Client {
             http,
             insecure_http,
