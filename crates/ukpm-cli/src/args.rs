@@ -324,18 +324,21 @@ pub struct TagArgs {
     pub target: String,
 }
 
-/// `ukpm login`.
+/// `ukpm login` (also `kraft login`'s `-u USER -t TOKEN`).
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The registry host, e.g. `ghcr.io` or `127.0.0.1:5000`
     #[arg(value_name = "HOST")]
     pub registry: String,
-    /// The user name
-    #[arg(long, short = 'u')]
-    pub username: String,
-    /// Read the password from standard input (there is no password flag: argv is visible to others)
-    #[arg(long, required = true)]
+    /// The user name (asked for on a terminal when not given; `-t` with KraftKit's base64 `user:token` carries it)
+    #[arg(long, short = 'u', visible_alias = "user")]
+    pub username: Option<String>,
+    /// Read the password or token from standard input
+    #[arg(long)]
     pub password_stdin: bool,
+    /// The password or token, as `kraft login -t` takes it; visible to other users in `ps`: prefer --password-stdin
+    #[arg(long, short = 't', value_name = "TOKEN", conflicts_with = "password_stdin")]
+    pub token: Option<String>,
 }
 
 /// `ukpm logout`.

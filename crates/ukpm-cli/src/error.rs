@@ -153,7 +153,7 @@ fn hint(err: &ukpm::Error, command: &str) -> Option<&'static str> {
             Some("check the username and the password or token for that registry")
         }
         (_, K::Unauthorized) => Some(
-            "credentials come from the docker config.json ($DOCKER_CONFIG or ~/.docker); run `ukpm login HOST`",
+            "credentials come from the KraftCloud token variables, KraftKit's config.yaml, the docker config.json ($DOCKER_CONFIG or ~/.docker) and Podman's auth.json, in that order; run `ukpm login HOST`",
         ),
         (O::Registry, K::Network) if matches!(err, ukpm::Error::Registry(e) if e.is_stall()) => Some(
             "the registry stalled; --timeout and --min-rate (or UKPM_TIMEOUT, UKPM_MIN_RATE) set how long ukpm waits",

@@ -172,6 +172,9 @@ pub(crate) struct Authenticator {
     policy: RetryPolicy,
     pace: Pace,
     plain_http: Vec<String>,
+    /// The unverified client and the hosts it is for ([`crate::ClientConfig::insecure_tls`]):
+    /// a realm on such a host (a self-signed registry serving its own tokens) is asked with it.
+    insecure: Option<(reqwest::Client, Vec<String>)>,
     credentials: Arc<dyn CredentialSource>,
     state: Mutex<HashMap<String, AuthState>>,
 }
@@ -191,9 +194,33 @@ impl Authenticator {
             policy,
             pace,
             plain_http,
+            insecure: None,
             credentials,
             state: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Asks realms on `hosts` with `http`, a client that does not verify certificates.
+    pub(crate) fn with_insecure(mut self, http: reqwest::Client, hosts: Vec<String>) -> Authenticator {
+        self.insecure = Some((http, hosts));
+        self
+    }
+
+    /// The client for a realm: the unverified one only when the realm's host (with its port, or
+    /// without when the entry names none) is an insecure host.
+    fn http_for_realm(&self, realm: &url::Url) -> &reqwest::Client {
+        if let Some((insecure, hosts)) = &self.insecure
+            && let Some(host) = realm.host_str()
+        {
+            let authority = match realm.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            };
+            if hosts.iter().any(|h| *h == authority || *h == host) {
+                return insecure;
+            }
+        }
+        &self.http
     }
 
     /// Where credentials come from, for messages.
@@ -336,7 +363,7 @@ impl Authenticator {
                 if !scope_strings.is_empty() {
                     form.append_pair("scope", &scope_strings.join(" "));
                 }
-                self.http
+                self.http_for_realm(&realm_url)
                     .post(realm_url.clone())
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(form.finish())
@@ -352,7 +379,7 @@ impl Authenticator {
                         query.append_pair("scope", scope);
                     }
                 }
-                let request = self.http.get(url);
+                let request = self.http_for_realm(&realm_url).get(url);
                 match other {
                     Some(Credential::Basic { username, password }) => {
                         request.header(AUTHORIZATION, basic(username, password).expose())
@@ -368,7 +395,14 @@ impl Authenticator {
                 let request = build()
                     .build()
                     .map_err(|source| RegistryError::network(registry, source))?;
-                execute(&self.http, request, self.pace, registry, &what).await
+                execute(
+                    self.http_for_realm(&realm_url),
+                    request,
+                    self.pace,
+                    registry,
+                    &what,
+                )
+                .await
             })
             .await?;
         if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {

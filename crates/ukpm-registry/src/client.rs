@@ -19,6 +19,10 @@ pub struct ClientConfig {
     /// Hosts (with port, if any) spoken to over plain HTTP; loopback hosts always are, as Docker
     /// and crane do.
     pub plain_http: Vec<String>,
+    /// Hosts (with port, if any) whose TLS certificate is not verified: KraftKit's per-host
+    /// `verify_ssl: false`, for a registry with a self-signed certificate. Only these hosts; the
+    /// scheme stays HTTPS (this is not plain HTTP).
+    pub insecure_tls: Vec<String>,
     /// Extra trusted CA certificates, PEM, added to the system roots.
     pub extra_roots_pem: Vec<Vec<u8>>,
     /// The `User-Agent` header.
@@ -57,6 +61,7 @@ impl Default for ClientConfig {
     fn default() -> ClientConfig {
         ClientConfig {
             plain_http: Vec::new(),
+            insecure_tls: Vec::new(),
             extra_roots_pem: Vec::new(),
             user_agent: concat!("ukpm/", env!("CARGO_PKG_VERSION")).to_string(),
             retries: 4,
@@ -79,6 +84,10 @@ impl Default for ClientConfig {
 #[derive(Clone)]
 pub struct Client {
     pub(crate) http: reqwest::Client,
+    /// The client for [`ClientConfig::insecure_tls`] hosts, certificates unverified; `None` when
+    /// there are none. A second client (not a custom verifier on one) so a verifying request can
+    /// never take the unverified path by mistake.
+    insecure_http: Option<reqwest::Client>,
     config: Arc<ClientConfig>,
     policy: RetryPolicy,
     pace: Pace,
@@ -110,17 +119,34 @@ impl Client {
             }
             roots.extend(certs);
         }
-        let http = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .connect_timeout(config.connect_timeout)
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(config.user_agent.clone())
+                .connect_timeout(config.connect_timeout)
+        };
+        let http = builder()
             .tls_certs_merge(roots)
             .build()
             .map_err(|e| RegistryError::Config(e.to_string()))?;
+        let insecure_http = if config.insecure_tls.is_empty() {
+            None
+        } else {
+            Some(
+                builder()
+                    .tls_danger_accept_invalid_certs(true)
+                    .build()
+                    .map_err(|e| RegistryError::Config(e.to_string()))?,
+            )
+        };
         let policy = RetryPolicy::from_config(&config);
         let pace = Pace::from_config(&config);
-        let auth = Authenticator::new(http.clone(), policy, pace, config.plain_http.clone(), credentials);
+        let mut auth = Authenticator::new(http.clone(), policy, pace, config.plain_http.clone(), credentials);
+        if let Some(insecure) = &insecure_http {
+            auth = auth.with_insecure(insecure.clone(), config.insecure_tls.clone());
+        }
         Ok(Client {
             http,
+            insecure_http,
             config: Arc::new(config),
             policy,
             pace,
@@ -162,7 +188,7 @@ impl Client {
                 // handshake (and loading the system roots) on every run. A TLS server answers
                 // it with Go's "HTTP request to an HTTPS server" 400, or hangs up.
                 let plain = self
-                    .http
+                    .http_for(registry)
                     .get(format!("http://{host}/v2/"))
                     .timeout(probe)
                     .send()
@@ -180,7 +206,7 @@ impl Client {
                     // one broken connection must not switch a plain registry to HTTPS.
                     Err(_) => {
                         let tls = self
-                            .http
+                            .http_for(registry)
                             .get(format!("https://{host}/v2/"))
                             .timeout(probe)
                             .send()
@@ -203,6 +229,24 @@ impl Client {
             }
         };
         format!("{scheme}://{host}/v2/")
+    }
+
+    /// The HTTP client for requests to `registry`: the unverified one only for an
+    /// [`ClientConfig::insecure_tls`] host.
+    pub(crate) fn http_for(&self, registry: &str) -> &reqwest::Client {
+        let host = transport_host(registry);
+        match &self.insecure_http {
+            Some(insecure)
+                if self
+                    .config
+                    .insecure_tls
+                    .iter()
+                    .any(|h| h == registry || h == host) =>
+            {
+                insecure
+            }
+            _ => &self.http,
+        }
     }
 
     /// The configuration this client was made with.
@@ -263,7 +307,7 @@ impl Client {
             let authorization = self.auth.authorization(registry, scopes).await?;
             let response = policy
                 .run(registry, what, || {
-                    let request = build(&self.http).build();
+                    let request = build(self.http_for(registry)).build();
                     let authorization = authorization.clone();
                     let origin = &origin;
                     async move {
@@ -274,7 +318,7 @@ impl Client {
                         {
                             request.headers_mut().insert(AUTHORIZATION, value);
                         }
-                        execute(&self.http, request, self.pace, registry, what).await
+                        execute(self.http_for(registry), request, self.pace, registry, what).await
                     }
                 })
                 .await?;

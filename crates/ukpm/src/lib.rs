@@ -62,7 +62,11 @@ mod unpack;
 
 pub use catalog::{Catalog, LocalName, Resolved};
 pub use copy::{Copied, CopyFailure, CopyReport, copy_between};
-pub use credentials::{DockerConfig, config_key};
+pub use credentials::{
+    CredentialChain, CredentialPaths, DockerConfig, KRAFTCLOUD_REGISTRY, KRAFTCLOUD_TOKEN_VARS,
+    KRAFTCLOUD_USER_VARS, KraftCloudToken, KraftKitAuth, KraftKitConfig, config_key, load_podman_auth,
+    podman_auth_path,
+};
 pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};

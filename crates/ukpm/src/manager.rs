@@ -8,7 +8,7 @@ use ukpm_registry::{Client, ClientConfig, CredentialSource};
 use ukpm_types::Reference;
 
 use crate::catalog::Catalog;
-use crate::credentials::DockerConfig;
+use crate::credentials::{CredentialChain, CredentialPaths, DockerConfig, KraftCloudToken};
 use crate::error::{Error, Result};
 use crate::package::{Package, Query};
 use crate::reporter::{NoReporter, Reporter};
@@ -26,6 +26,7 @@ pub struct PackageManager {
     registries: Vec<String>,
     credentials: Option<Arc<dyn CredentialSource>>,
     docker_config: Option<PathBuf>,
+    kraftkit_config: Option<PathBuf>,
     client_config: ClientConfig,
     client: Arc<OnceLock<Client>>,
     transfers: Arc<tokio::sync::Semaphore>,
@@ -49,6 +50,7 @@ pub struct PackageManagerBuilder {
     registries: Vec<String>,
     credentials: Option<Arc<dyn CredentialSource>>,
     docker_config: Option<PathBuf>,
+    kraftkit_config: Option<PathBuf>,
     client_config: Option<ClientConfig>,
     concurrency: Option<usize>,
 }
@@ -79,8 +81,10 @@ impl PackageManagerBuilder {
         self
     }
 
-    /// Where registry credentials come from (KraftKit's `WithDockerConfig`); default: the docker
-    /// `config.json` ([`DockerConfig::default_path`]).
+    /// Where registry credentials come from (KraftKit's `WithAuth`); default: a
+    /// [`CredentialChain`] in KraftKit's order (KraftCloud token variables, KraftKit's
+    /// `config.yaml`, the docker `config.json`, Podman's `auth.json`), whose `verify_ssl: false`
+    /// hosts are added to [`ClientConfig::insecure_tls`]. A source given here replaces all that.
     pub fn credentials(mut self, credentials: Arc<dyn CredentialSource>) -> Self {
         self.credentials = Some(credentials);
         self
@@ -89,6 +93,12 @@ impl PackageManagerBuilder {
     /// Reads and writes logins in this docker `config.json` instead of the default one.
     pub fn docker_config(mut self, path: impl Into<PathBuf>) -> Self {
         self.docker_config = Some(path.into());
+        self
+    }
+
+    /// Reads KraftKit's `config.yaml` here instead of [`crate::KraftKitConfig::default_path`].
+    pub fn kraftkit_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kraftkit_config = Some(path.into());
         self
     }
 
@@ -123,6 +133,7 @@ impl PackageManagerBuilder {
             registries,
             credentials: self.credentials,
             docker_config: self.docker_config,
+            kraftkit_config: self.kraftkit_config,
             client_config: self.client_config.unwrap_or_default(),
             client: Arc::new(OnceLock::new()),
             transfers: Arc::new(tokio::sync::Semaphore::new(concurrency)),
@@ -232,16 +243,49 @@ impl PackageManager {
             })
     }
 
+    /// The default credential chain: KraftKit's order over the files this manager was given or
+    /// their default places.
+    fn default_credentials(&self) -> Result<CredentialChain> {
+        let mut paths = CredentialPaths::defaults();
+        if let Some(path) = &self.docker_config {
+            paths.docker_config = Some(path.clone());
+        }
+        if let Some(path) = &self.kraftkit_config {
+            paths.kraftkit_config = Some(path.clone());
+        }
+        CredentialChain::from_paths(&paths, KraftCloudToken::from_env())
+    }
+
+    /// Where the credentials for `registry` come from (a file, a variable, a helper; never the
+    /// secret), or every place looked in when none has them: for `ukpm login` to say when
+    /// another source takes precedence over the login it saved.
+    pub fn credential_origin(&self, registry: &str) -> Result<String> {
+        let source: Arc<dyn CredentialSource> = match &self.credentials {
+            Some(c) => c.clone(),
+            None => Arc::new(self.default_credentials()?),
+        };
+        Ok(source.describe(registry))
+    }
+
     /// The registry client, made on first use (so local commands never load TLS roots).
     pub(crate) fn client(&self) -> Result<Client> {
         if let Some(client) = self.client.get() {
             return Ok(client.clone());
         }
+        let mut config = self.client_config.clone();
         let credentials: Arc<dyn CredentialSource> = match &self.credentials {
             Some(c) => c.clone(),
-            None => Arc::new(DockerConfig::load(self.docker_config_path()?)?),
+            None => {
+                let chain = self.default_credentials()?;
+                for host in chain.insecure_hosts() {
+                    if !config.insecure_tls.contains(&host) {
+                        config.insecure_tls.push(host);
+                    }
+                }
+                Arc::new(chain)
+            }
         };
-        let client = Client::new(self.client_config.clone(), credentials)?;
+        let client = Client::new(config, credentials)?;
         Ok(self.client.get_or_init(|| client).clone())
     }
 
