@@ -20,8 +20,7 @@ impl Cli {
     /// The checks clap cannot express, as usage errors (exit 2): `--plat PLAT/ARCH` against
     /// `--arch`, `-o` against `--json`, and a pack's architecture given somewhere.
     pub fn check(&self) -> Result<(), clap::Error> {
-        let conflict =
-            |message: String| Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message);
+        let conflict = |message: String| self.usage_error(clap::error::ErrorKind::ArgumentConflict, message);
         let (plat, arch) = match &self.command {
             Command::Pack(a) => (Some(a.plat.as_str()), a.arch.as_deref()),
             Command::Ls(LsArgs { filters, .. })
@@ -33,7 +32,7 @@ impl Cli {
         if let Command::Pack(pack) = &self.command
             && let Some(words) = pack.args.iter().find(|w| shlex::split(w).is_none())
         {
-            return Err(Cli::command().error(
+            return Err(self.usage_error(
                 clap::error::ErrorKind::ValueValidation,
                 format!("--args `{words}` is not shell words: a quote is not closed"),
             ));
@@ -41,7 +40,7 @@ impl Cli {
         if let Command::Pack(_) = &self.command
             && arch.is_none()
         {
-            return Err(Cli::command().error(
+            return Err(self.usage_error(
                 clap::error::ErrorKind::MissingRequiredArgument,
                 "pack needs the architecture: --arch ARCH, or --plat PLAT/ARCH",
             ));
@@ -57,6 +56,16 @@ impl Cli {
             ));
         }
         Ok(())
+    }
+
+    /// A usage error with the command's own usage line, as clap's own errors have.
+    fn usage_error(&self, kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+        let mut cli = Cli::command();
+        cli.build();
+        match cli.find_subcommand_mut(self.command.name()) {
+            Some(command) => command.error(kind, message),
+            None => cli.error(kind, message),
+        }
     }
 
     /// How the command's result is printed: its `-o`, else the document under `--json`, else
