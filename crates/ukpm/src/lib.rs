@@ -64,7 +64,7 @@ pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merg
 pub use inspect::{InspectedManifest, Inspection};
 pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
 pub use pack::{PackOptions, TOOL_VERSION, Target};
-pub use package::{Package, Query};
+pub use package::{HostPlatform, Package, Query};
 pub use pull::PullOptions;
 pub use push::PushReport;
 pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use ukpm::{Architecture, Package, PackageManager, Plat, PullOptions, Query, Unpacked};
+use ukpm::{HostPlatform, Package, PackageManager, PullOptions, Query, Unpacked};
 
 use super::query;
 use crate::args::PullArgs;
@@ -75,14 +75,15 @@ pub async fn run(manager: &PackageManager, args: &PullArgs, printer: &Printer) -
     let mut query = query(&args.filters)?;
     if query.architecture.is_none() && query.platform.is_none() && !args.all_platforms {
         // Like kraft: without a choice, this machine's architecture and platform.
-        let (plat, why) = host_platform();
-        query.architecture = std::env::consts::ARCH.parse::<Architecture>().ok();
-        query.platform = Some(plat);
-        let arch = query
+        let host = HostPlatform::detect();
+        query.architecture = host.architecture;
+        query.platform = Some(host.platform);
+        let arch = host
             .architecture
             .map_or("any architecture".into(), |a| a.to_string());
         printer.note(&format!(
-            "pulling for {plat}/{arch}, this machine ({why}); --plat, --arch or --all choose otherwise"
+            "pulling for {}/{arch}, this machine ({}); --plat, --arch or --all choose otherwise",
+            host.platform, host.reason
         ));
     }
     let options = PullOptions {
@@ -128,19 +129,4 @@ async fn unpack(manager: &PackageManager, packages: &[Package], dir: &Path) -> R
         .unpack(&package.reference, &query, dir)
         .await
         .with_context(|| format!("failed to unpack {} into {}", package.reference, dir.display()))
-}
-
-/// The platform this machine runs unikernels on, as KraftKit detects it, and why: a Xen
-/// control domain (`/proc/xen/capabilities` says `control_d`) runs Xen guests; anything else
-/// runs QEMU, with KVM when `/dev/kvm` exists and emulated otherwise. Firecracker is never
-/// guessed: it needs choosing (`--plat fc`).
-fn host_platform() -> (Plat, &'static str) {
-    let xen = fs_err::read_to_string("/proc/xen/capabilities").is_ok_and(|caps| caps.contains("control_d"));
-    if xen {
-        (Plat::Xen, "a Xen control domain")
-    } else if fs_err::metadata("/dev/kvm").is_ok() {
-        (Plat::Qemu, "/dev/kvm present")
-    } else {
-        (Plat::Qemu, "no /dev/kvm: QEMU emulates")
-    }
 }
