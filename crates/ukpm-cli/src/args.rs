@@ -196,7 +196,7 @@ pub enum Command {
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Show a package's index, manifests and configs
-    #[command(visible_aliases = ["info", "show", "get"], alias = "i")]
+    #[command(aliases = ["info", "show", "get", "i"])]
     Inspect(InspectArgs),
     /// Write a package's kernel and initrd into a folder
     Unpack(UnpackArgs),
