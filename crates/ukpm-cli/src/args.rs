@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use ukpm::Architecture;
 
 /// ukpm, the unikernel package manager: package unikernels as OCI images and manage them.
 #[derive(Debug, Parser)]
@@ -13,6 +14,107 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The checks clap cannot express, as usage errors (exit 2): `--plat PLAT/ARCH` against
+    /// `--arch`, `-o` against `--json`, and a pack's architecture given somewhere.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let conflict = |message: String| self.usage_error(clap::error::ErrorKind::ArgumentConflict, message);
+        let (plat, arch) = match &self.command {
+            Command::Pack(a) => (a.plat.as_deref(), a.arch.as_deref()),
+            Command::Ls(LsArgs { filters, .. })
+            | Command::Unpack(UnpackArgs { filters, .. })
+            | Command::Pull(PullArgs { filters, .. }) => (filters.plat.as_deref(), filters.arch.as_deref()),
+            _ => (None, None),
+        };
+        let (_, arch) = plat_arch(plat, arch).map_err(conflict)?;
+        if let Command::Pack(pack) = &self.command
+            && let Some(words) = pack.args.iter().find(|w| shlex::split(w).is_none())
+        {
+            return Err(self.usage_error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--args `{words}` is not shell words: a quote is not closed"),
+            ));
+        }
+        if let Command::Pack(pack) = &self.command {
+            if pack.kernel.is_some() && arch.is_none() {
+                return Err(self.usage_error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "pack --kernel needs the architecture: --arch ARCH, or --plat PLAT/ARCH",
+                ));
+            }
+            // With --name, the one positional is a project folder, which --kernel does not take.
+            if pack.name_flag.is_some()
+                && pack.name.is_some()
+                && (pack.dir.is_some() || pack.kernel.is_some())
+            {
+                return Err(conflict(
+                    "give the name either as NAME or as --name, not both (with --name, the one positional is DIR)".into(),
+                ));
+            }
+        }
+        let format = match &self.command {
+            Command::Ls(a) => a.output,
+            Command::Inspect(a) => a.output.map(Format::from),
+            _ => None,
+        };
+        if self.global.json && format.is_some_and(|f| f != Format::Json) {
+            return Err(conflict(
+                "--json and -o disagree on the output: give one of them".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A usage error with the command's own usage line, as clap's own errors have.
+    fn usage_error(&self, kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+        let mut cli = Cli::command();
+        cli.build();
+        match cli.find_subcommand_mut(self.command.name()) {
+            Some(command) => command.error(kind, message),
+            None => cli.error(kind, message),
+        }
+    }
+
+    /// How the command's result is printed: its `-o`, else the document under `--json`, else
+    /// for people.
+    pub fn format(&self) -> Format {
+        let format = match &self.command {
+            Command::Ls(a) => a.output,
+            Command::Inspect(a) => a.output.map(Format::from),
+            _ => None,
+        };
+        format.unwrap_or(if self.global.json {
+            Format::Json
+        } else {
+            Format::Table
+        })
+    }
+}
+
+/// KraftKit's `--plat PLAT/ARCH` with `--arch`: the platform and the architecture. An
+/// architecture in both must be the same one (`amd64` is `x86_64`), else this is the message
+/// of the usage error.
+pub fn plat_arch<'a>(
+    plat: Option<&'a str>,
+    arch: Option<&'a str>,
+) -> Result<(Option<&'a str>, Option<&'a str>), String> {
+    let Some((p, a)) = plat.and_then(|p| p.split_once('/')) else {
+        return Ok((plat, arch));
+    };
+    if let Some(given) = arch {
+        let same = match (given.parse::<Architecture>(), a.parse::<Architecture>()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => given == a,
+        };
+        if !same {
+            return Err(format!(
+                "--arch {given} conflicts with the architecture of --plat {p}/{a}"
+            ));
+        }
+    }
+    Ok((Some(p), Some(a)))
 }
 
 /// The most blobs a pull or push moves at once: each is a connection and a file, and more than
@@ -104,13 +206,15 @@ pub enum Command {
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Show a package's index, manifests and configs
-    #[command(alias = "info")]
+    #[command(aliases = ["info", "show", "get", "i"])]
     Inspect(InspectArgs),
     /// Write a package's kernel and initrd into a folder
     Unpack(UnpackArgs),
     /// Fetch a package from a registry into the store
+    #[command(alias = "pl")]
     Pull(PullArgs),
     /// Send a package from the store to a registry
+    #[command(alias = "ph")]
     Push(PushArgs),
     /// Give a stored package another name
     Tag(TagArgs),
@@ -157,8 +261,12 @@ impl Command {
 #[derive(Debug, Args)]
 pub struct PackArgs {
     /// The package's name, e.g. `helloworld:latest` or `unikraft.org/nginx:1.25`
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    #[arg(value_name = "NAME", required_unless_present = "name_flag")]
+    pub name: Option<String>,
+    /// The name as a flag, as `kraft pkg --name` takes it (instead of NAME; a single positional
+    /// is then the project folder DIR)
+    #[arg(long = "name", short = 'n', value_name = "NAME")]
+    pub name_flag: Option<String>,
     /// A KraftKit project folder (its Kraftfile and .unikraft/build) [default: . without --kernel]
     #[arg(value_name = "DIR", conflicts_with = "kernel")]
     pub dir: Option<PathBuf>,
@@ -174,11 +282,16 @@ pub struct PackArgs {
     /// The unstripped kernel, packed at /unikraft/bin/kernel.dbg
     #[arg(long, value_name = "FILE")]
     pub kernel_dbg: Option<PathBuf>,
+    /// Pack the debug kernel beside the kernel (`KERNEL.dbg`, as Unikraft builds it) at
+    /// /unikraft/bin/kernel.dbg
+    #[arg(long, conflicts_with = "kernel_dbg")]
+    pub dbg: bool,
     /// The architecture: x86_64, arm64 or arm (amd64 and aarch64 are accepted)
     #[arg(long, short = 'm', value_name = "ARCH")]
     pub arch: Option<String>,
-    /// The platform: qemu, fc, xen, kraftcloud or linuxu (kvm and firecracker are accepted)
-    #[arg(long, short = 'p', value_name = "PLAT")]
+    /// The platform: qemu, fc, xen, kraftcloud or linuxu (kvm and firecracker are accepted),
+    /// or PLAT/ARCH (`qemu/x86_64`)
+    #[arg(long, short = 'p', visible_alias = "platform", value_name = "PLAT[/ARCH]")]
     pub plat: Option<String>,
     /// The kernel's .config; its entries become OS features
     #[arg(long, value_name = "FILE")]
@@ -195,8 +308,18 @@ pub struct PackArgs {
     #[arg(long, short = 'c')]
     pub compress: bool,
     /// One argument of the unikernel (repeat for more); arguments after `--` are appended
-    #[arg(long = "cmd", short = 'a', value_name = "ARG", allow_hyphen_values = true)]
+    #[arg(long = "cmd", value_name = "ARG", allow_hyphen_values = true)]
     pub cmd: Vec<String>,
+    /// The unikernel's arguments as one string split into words as a shell does, as `kraft pkg
+    /// --args` takes them (repeatable; the words are appended)
+    #[arg(
+        long = "args",
+        short = 'a',
+        value_name = "ARGS",
+        allow_hyphen_values = true,
+        conflicts_with = "cmd"
+    )]
+    pub args: Vec<String>,
     /// Arguments of the unikernel, after `--`
     #[arg(last = true, value_name = "ARGS")]
     pub trailing: Vec<String>,
@@ -215,6 +338,9 @@ pub struct PackArgs {
     /// What to do when the name already has a manifest for this platform
     #[arg(long, value_enum, default_value_t = Strategy::Merge)]
     pub strategy: Strategy,
+    /// Push the package to its registry once it is packed
+    #[arg(long, short = 'P')]
+    pub push: bool,
     /// The org.opencontainers.image.created time (RFC 3339) [default: SOURCE_DATE_EPOCH, else none]
     #[arg(long, value_name = "TIME")]
     pub created: Option<String>,
@@ -229,6 +355,42 @@ pub enum Strategy {
     Overwrite,
     /// Fail if this platform already has a manifest
     Abort,
+    /// Ask on the terminal which of the three, when the name exists
+    Prompt,
+}
+
+/// `-o` of `ls`, as `kraft pkg ls -o` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Columns for people
+    Table,
+    /// One `key: value` block per package
+    List,
+    /// The `--json` document
+    Json,
+    /// The `--json` document as YAML
+    Yaml,
+}
+
+/// `-o` of `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocFormat {
+    /// The summary and the documents for people
+    Table,
+    /// The `--json` document
+    Json,
+    /// The `--json` document as YAML
+    Yaml,
+}
+
+impl From<DocFormat> for Format {
+    fn from(f: DocFormat) -> Format {
+        match f {
+            DocFormat::Table => Format::Table,
+            DocFormat::Json => Format::Json,
+            DocFormat::Yaml => Format::Yaml,
+        }
+    }
 }
 
 /// Filters shared by `ls` and `unpack`.
@@ -237,8 +399,8 @@ pub struct Filters {
     /// Only this architecture
     #[arg(long, short = 'm', value_name = "ARCH")]
     pub arch: Option<String>,
-    /// Only this platform
-    #[arg(long, short = 'p', value_name = "PLAT")]
+    /// Only this platform, or PLAT/ARCH (`qemu/x86_64`)
+    #[arg(long, short = 'p', visible_alias = "platform", value_name = "PLAT[/ARCH]")]
     pub plat: Option<String>,
     /// Only kernels with this kconfig entry: KEY=VALUE, or KEY for any value (repeatable)
     #[arg(long, short = 'k', value_name = "KEY[=VALUE]")]
@@ -253,6 +415,12 @@ pub struct LsArgs {
     /// Only names matching this glob (`*`, `?`), e.g. `nginx*` or `unikraft.org/*`
     #[arg(long, value_name = "GLOB")]
     pub name: Option<String>,
+    /// The output: table, list, json (the `--json` document) or yaml (the same as YAML)
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Every package whatever its platform, as `kraft pkg ls --all` (ukpm's ls always lists all)
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `ukpm inspect`.
@@ -261,6 +429,9 @@ pub struct InspectArgs {
     /// The package, by name or `name@sha256:...`
     #[arg(value_name = "REF")]
     pub reference: String,
+    /// The output: table (for people), json (the `--json` document) or yaml
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<DocFormat>,
 }
 
 /// `ukpm unpack`.
@@ -283,12 +454,12 @@ pub struct RmArgs {
     #[arg(value_name = "REF", required_unless_present = "all", conflicts_with = "all")]
     pub references: Vec<String>,
     /// Remove every reference in the store
-    #[arg(long)]
+    #[arg(long, short = 'a')]
     pub all: bool,
 }
 
 /// `ukpm pull`. Without --arch, --plat, --kconfig or --all-platforms it pulls the manifests for
-/// this machine's architecture.
+/// this machine's architecture and detected platform.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// The packages: `nginx:1.25`, `unikraft.org/nginx:1.25` or `name@sha256:...`; several are
@@ -298,8 +469,11 @@ pub struct PullArgs {
     #[command(flatten)]
     pub filters: Filters,
     /// Pull every platform of the index
-    #[arg(long, conflicts_with_all = ["arch", "plat", "kconfig"])]
+    #[arg(long, visible_alias = "all", short = 'A', conflicts_with_all = ["arch", "plat", "kconfig"])]
     pub all_platforms: bool,
+    /// Unpack what was pulled into this folder, as `kraft pkg pull -o` does
+    #[arg(long, short = 'o', value_name = "DIR", conflicts_with = "all_platforms")]
+    pub output: Option<PathBuf>,
 }
 
 /// `ukpm push`.

@@ -25,7 +25,7 @@ use crate::args::{Cli, Color};
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = argv.iter().any(|a| a == "--json");
-    let cli = match Cli::try_parse_from(&argv) {
+    let cli = match Cli::try_parse_from(&argv).and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
         Err(err) => return error::usage(&err, json),
     };

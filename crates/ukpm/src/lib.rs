@@ -75,7 +75,7 @@ pub use inspect::{InspectedManifest, Inspection};
 pub use kraftfile::{KRAFTFILE_NAMES, Kraftfile, KraftfileTarget, split_shell_words};
 pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
 pub use pack::{PackOptions, TOOL_VERSION, Target};
-pub use package::{Package, Query};
+pub use package::{HostPlatform, Package, Query};
 pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;
 pub use push::PushReport;

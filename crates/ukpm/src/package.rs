@@ -202,3 +202,47 @@ mod tests {
         assert!(!q.matches_name(&r, &r.to_string()));
     }
 }
+
+/// The architecture and platform this machine runs unikernels on, as KraftKit detects them
+/// for a pull without `--arch`/`--plat`, and why: a pull that is not told which platform
+/// fetches this one, as `kraft pkg pull` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPlatform {
+    /// The machine's architecture (`None` on one Unikraft does not build for).
+    pub architecture: Option<Architecture>,
+    /// `xen` in a Xen control domain, else `qemu`.
+    pub platform: Plat,
+    /// What the choice rests on, for a message: "/dev/kvm present", ...
+    pub reason: &'static str,
+}
+
+impl HostPlatform {
+    /// Detects it: a Xen control domain (`/proc/xen/capabilities` says `control_d`) runs Xen
+    /// guests; anything else runs QEMU, with KVM when `/dev/kvm` exists and emulated otherwise.
+    /// Firecracker is never guessed: it needs KVM too and is a choice (`--plat fc`).
+    pub fn detect() -> HostPlatform {
+        let xen =
+            fs_err::read_to_string("/proc/xen/capabilities").is_ok_and(|caps| caps.contains("control_d"));
+        let (platform, reason) = if xen {
+            (Plat::Xen, "a Xen control domain")
+        } else if fs_err::metadata("/dev/kvm").is_ok() {
+            (Plat::Qemu, "/dev/kvm present")
+        } else {
+            (Plat::Qemu, "no /dev/kvm: QEMU emulates")
+        };
+        HostPlatform {
+            architecture: std::env::consts::ARCH.parse().ok(),
+            platform,
+            reason,
+        }
+    }
+
+    /// The query for this machine: its architecture (if Unikraft knows it) and platform.
+    pub fn query(&self) -> Query {
+        Query {
+            architecture: self.architecture,
+            platform: Some(self.platform),
+            ..Query::default()
+        }
+    }
+}

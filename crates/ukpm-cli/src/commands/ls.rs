@@ -8,7 +8,7 @@ use ukpm::{Package, PackageManager, RefEntry};
 
 use super::query;
 use crate::args::LsArgs;
-use crate::output::{Escaped, Output, PackageJson, package_table};
+use crate::output::{Escaped, Output, PackageJson, package_list, package_table};
 
 /// The packages that matched, in store order, and the roots skipped because they are not
 /// images (another tool's artifacts and signatures).
@@ -48,9 +48,21 @@ impl Output for Listed {
         }
     }
 
+    fn list(&self, out: &mut dyn Write) -> io::Result<()> {
+        package_list(out, &self.packages)?;
+        self.notes()
+    }
+
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         package_table(out, &self.packages)?;
-        // A note for people, not a result: on stderr, so `ls | ...` sees only the table.
+        self.notes()
+    }
+}
+
+impl Listed {
+    /// One note per skipped root: for people, not a result, so on stderr (`ls | ...` sees
+    /// only the packages).
+    fn notes(&self) -> io::Result<()> {
         let stderr = io::stderr();
         let mut notes = stderr.lock();
         for entry in &self.skipped {

@@ -27,7 +27,7 @@ use anyhow::bail;
 use anyhow::{Context, Result};
 use ukpm::{Architecture, ClientConfig, PackageManager, Plat, Query};
 
-use crate::args::{Cli, Command, Filters, Global};
+use crate::args::{Cli, Command, Filters, Global, plat_arch};
 use crate::error::Findings;
 use crate::output::{Output, Printer};
 use crate::report::StderrReporter;
@@ -39,7 +39,8 @@ pub async fn run(cli: &Cli) -> Result<()> {
     let settings = Settings::resolve(&cli.global)?;
     let manager = manager(&cli.global, &settings).await?;
     let printer = Printer {
-        json: cli.global.json,
+        format: cli.format(),
+        quiet: cli.global.quiet,
     };
     let result = dispatch(&cli.command, &manager, &printer).await;
     let closed = manager.close().await;
@@ -54,7 +55,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Ls(args) => show(printer, ls::run(manager, args).await?),
         Command::Inspect(args) => show(printer, inspect::run(manager, args).await?),
         Command::Unpack(args) => show(printer, unpack::run(manager, args).await?),
-        Command::Pull(args) => show(printer, pull::run(manager, args).await?),
+        Command::Pull(args) => show(printer, pull::run(manager, args, printer).await?),
         Command::Push(args) => show(printer, push::run(manager, args).await?),
         Command::Tag(args) => show(printer, tag::run(manager, args).await?),
         Command::Login(args) => show(printer, login::run(manager, args).await?),
@@ -122,12 +123,15 @@ fn plat(s: &str) -> Result<Plat> {
     Ok(s.parse::<Plat>().map_err(ukpm::Error::from)?)
 }
 
-/// The filters `ls`, `unpack` and `pull` share, as a library [`Query`] (without a name).
+/// The filters `ls`, `unpack` and `pull` share, as a library [`Query`] (without a name);
+/// `--plat PLAT/ARCH` sets both (`Cli::check` refused a different `--arch`).
 fn query(filters: &Filters) -> Result<Query> {
+    let (plat_text, arch_text) =
+        plat_arch(filters.plat.as_deref(), filters.arch.as_deref()).map_err(ukpm::Error::InvalidInput)?;
     Ok(Query {
         name: None,
-        architecture: filters.arch.as_deref().map(architecture).transpose()?,
-        platform: filters.plat.as_deref().map(plat).transpose()?,
+        architecture: arch_text.map(architecture).transpose()?,
+        platform: plat_text.map(plat).transpose()?,
         kconfig: filters.kconfig.clone(),
     })
 }

@@ -1,33 +1,38 @@
-//! `ukpm pack`: a built kernel (and initrd) becomes a package in the store.
+//! `ukpm pack`: a built kernel (and initrd), or a KraftKit project, becomes a package in the
+//! store, and with `--push` goes to its registry too.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::path::PathBuf;
-
 use ukpm::{
-    MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, Rootfs, RuntimeTarget, Target,
+    ErrorKind, MergeStrategy, PackOptions, Package, PackageManager, ProjectOptions, Query, Reference, Rootfs,
+    RuntimeTarget, Target,
 };
 
+use super::push::{Pushed, PushedJson, push};
 use super::{architecture, plat};
-use crate::args::{PackArgs, Strategy};
-use crate::output::{Escaped, Output, PackageJson};
+use crate::args::{PackArgs, Strategy, plat_arch};
+use crate::output::{Escaped, Output, PackageJson, escape};
 
-/// What a pack made: one package per target, all under one name.
+/// What a pack made (one package per target, all under one name), and what `--push` sent.
 pub struct Packed {
     packages: Vec<Package>,
     /// `name@digest` of what the name now points at (the index, or the lone manifest).
     pinned: String,
+    pushed: Option<Pushed>,
 }
 
 /// `ukpm pack --json`: `package` is the last one packed (what a single-target pack made),
-/// `packages` all of them in order.
+/// `packages` all of them in order; `"pushed"` (the `push --json` document) only with `--push`.
 #[derive(Serialize)]
 struct PackedJson<'a> {
     package: Option<PackageJson<'a>>,
     packages: Vec<PackageJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pushed: Option<PushedJson>,
 }
 
 impl Output for Packed {
@@ -35,6 +40,7 @@ impl Output for Packed {
         PackedJson {
             package: self.packages.last().map(PackageJson::from),
             packages: self.packages.iter().map(PackageJson::from).collect(),
+            pushed: self.pushed.as_ref().map(Pushed::document),
         }
     }
 
@@ -44,14 +50,47 @@ impl Output for Packed {
                 writeln!(out, "{}", Escaped(&package.plat_arch()))?;
             }
         }
-        writeln!(out, "{}", Escaped(&self.pinned))
+        writeln!(out, "{}", Escaped(&self.pinned))?;
+        match &self.pushed {
+            Some(pushed) => pushed.human(out),
+            None => Ok(()),
+        }
     }
 }
 
-/// Packs what the arguments describe under their name: a kernel file (`--kernel`), a KraftKit
-/// project folder, or a rootfs on a runtime package (`--runtime` without a project).
+/// NAME and DIR from the positionals and `--name`: with `--name`, a single positional is the
+/// project folder (`ukpm pack -n app ./project`, as `kraft pkg` takes it).
+fn name_and_dir(args: &PackArgs) -> Result<(String, Option<PathBuf>)> {
+    match (&args.name_flag, &args.name, &args.dir) {
+        (Some(flag), Some(positional), None) => Ok((flag.clone(), Some(PathBuf::from(positional)))),
+        (Some(_), Some(_), Some(_)) => bail!(ukpm::Error::InvalidInput(
+            "give the name either as NAME or as --name, not both".into()
+        )),
+        (Some(flag), None, dir) => Ok((flag.clone(), dir.clone())),
+        (None, Some(name), dir) => Ok((name.clone(), dir.clone())),
+        (None, None, _) => bail!(ukpm::Error::InvalidInput("pack needs a NAME (or --name)".into())),
+    }
+}
+
+/// The command: `--cmd` words, then `--args` split as a shell would, then what follows `--`.
+fn command(args: &PackArgs) -> Result<Vec<String>> {
+    let mut command = args.cmd.clone();
+    for words in &args.args {
+        let Some(split) = shlex::split(words) else {
+            bail!(ukpm::Error::InvalidInput(format!(
+                "--args `{}` is not shell words: a quote is not closed",
+                escape(words)
+            )));
+        };
+        command.extend(split);
+    }
+    command.extend(args.trailing.iter().cloned());
+    Ok(command)
+}
+
 pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
-    let reference = manager.parse_name(&args.name)?;
+    let (name, dir) = name_and_dir(args)?;
+    let reference = manager.parse_name(&name)?;
     let rootfs = args
         .initrd
         .as_ref()
@@ -69,6 +108,7 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         Strategy::Merge => MergeStrategy::Merge,
         Strategy::Overwrite => MergeStrategy::Overwrite,
         Strategy::Abort => MergeStrategy::Abort,
+        Strategy::Prompt => prompt(manager, &reference).await?,
     };
     if let Some(created) = &args.created {
         let secs = ukpm::parse_rfc3339(created).with_context(|| {
@@ -76,9 +116,11 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         })?;
         options.created = Some(ukpm::rfc3339(secs));
     }
-    let command: Vec<String> = args.cmd.iter().chain(&args.trailing).cloned().collect();
-    let arch = args.arch.as_deref().map(architecture).transpose()?;
-    let platform = args.plat.as_deref().map(plat).transpose()?;
+    let command = command(args)?;
+    let (plat_text, arch_text) =
+        plat_arch(args.plat.as_deref(), args.arch.as_deref()).map_err(ukpm::Error::InvalidInput)?;
+    let arch = arch_text.map(architecture).transpose()?;
+    let platform = plat_text.map(plat).transpose()?;
     let packages = if let Some(kernel) = &args.kernel {
         let (Some(arch), Some(platform)) = (arch, platform) else {
             bail!(ukpm::Error::InvalidInput(
@@ -91,7 +133,10 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
             ));
         }
         let mut target = Target::new(kernel, arch, platform);
-        target.kernel_dbg = args.kernel_dbg.clone();
+        target.kernel_dbg = match args.dbg {
+            true => Some(debug_kernel(kernel)?),
+            false => args.kernel_dbg.clone(),
+        };
         target.kconfig = args.kconfig.clone();
         target.initrd = rootfs;
         target.command = command;
@@ -102,15 +147,16 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
                 .with_context(|| format!("failed to pack {reference}"))?,
         ]
     } else {
-        if args.kconfig.is_some() || args.kernel_dbg.is_some() {
+        if args.kconfig.is_some() || args.kernel_dbg.is_some() || args.dbg {
             bail!(ukpm::Error::InvalidInput(
                 "--kconfig and --kernel-dbg go with --kernel; a project's come from its build".into()
             ));
         }
-        let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let explicit_dir = dir.is_some();
+        let dir = dir.unwrap_or_else(|| PathBuf::from("."));
         match &args.runtime {
             // A rootfs on a runtime, without a project.
-            Some(runtime) if args.dir.is_none() && ukpm::Kraftfile::find(&dir).is_none() => {
+            Some(runtime) if !explicit_dir && ukpm::Kraftfile::find(&dir).is_none() => {
                 let target = RuntimeTarget {
                     rootfs,
                     command,
@@ -147,7 +193,75 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         Some(package) => format!("{}@{}", reference.name(), package.manifest.digest),
         None => bail!(ukpm::Error::InvalidInput("nothing was packed".into())),
     };
-    Ok(Packed { packages, pinned })
+    let pushed = match args.push {
+        true => Some(push(manager, &reference.to_string(), None).await?),
+        false => None,
+    };
+    Ok(Packed {
+        packages,
+        pinned,
+        pushed,
+    })
+}
+
+/// `--dbg`: the unstripped kernel Unikraft's build leaves beside the kernel, `KERNEL.dbg`.
+fn debug_kernel(kernel: &Path) -> Result<PathBuf> {
+    let mut path = kernel.as_os_str().to_owned();
+    path.push(".dbg");
+    let path = PathBuf::from(path);
+    if fs_err::metadata(&path).is_err() {
+        bail!(ukpm::Error::InvalidInput(format!(
+            "--dbg packs the debug kernel beside the kernel, {}, and there is none: build it, or name it with --kernel-dbg FILE",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// `--strategy prompt`: when the name exists, asks on the terminal which strategy to use; a
+/// new name needs no question (merge). Without a terminal it is refused, before the store is
+/// looked at, so a script never hangs on it.
+async fn prompt(manager: &PackageManager, reference: &Reference) -> Result<MergeStrategy> {
+    if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
+        bail!(ukpm::Error::InvalidInput(
+            "--strategy prompt asks on a terminal, and there is none: choose --strategy merge, overwrite or abort".into()
+        ));
+    }
+    match manager.inspect(reference).await {
+        Ok(_) => {}
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(MergeStrategy::Merge),
+        Err(err) => return Err(err).context(format!("failed to look up {reference}")),
+    }
+    let question = format!(
+        "{} already exists: [m]erge this platform in, [o]verwrite the package, or [a]bort? ",
+        escape(&reference.to_string())
+    );
+    let answer = tokio::task::spawn_blocking(move || ask(&question))
+        .await
+        .context("the question was interrupted")??;
+    Ok(answer)
+}
+
+/// Asks until the answer is one of the three; end of input is an abort.
+fn ask(question: &str) -> Result<MergeStrategy> {
+    loop {
+        let mut err = io::stderr().lock();
+        write!(err, "{question}")?;
+        err.flush()?;
+        drop(err);
+        let mut line = String::new();
+        if io::stdin().read_line(&mut line)? == 0 {
+            bail!(ukpm::Error::InvalidInput(
+                "no answer to the question: aborted".into()
+            ));
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "m" | "merge" => return Ok(MergeStrategy::Merge),
+            "o" | "overwrite" => return Ok(MergeStrategy::Overwrite),
+            "a" | "abort" => return Ok(MergeStrategy::Abort),
+            _ => {}
+        }
+    }
 }
 
 /// `K=V` flags as a map; a later key wins.

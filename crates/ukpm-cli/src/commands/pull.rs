@@ -1,23 +1,53 @@
-//! `ukpm pull`: packages fetched from registries into the store, several at once.
+//! `ukpm pull`: packages fetched from registries into the store, several at once; with
+//! `-o DIR`, also unpacked there, as `kraft pkg pull -o` does.
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use ukpm::{Architecture, Package, PackageManager, PullOptions, Query};
+use ukpm::{HostPlatform, Package, PackageManager, PullOptions, Query, Unpacked};
 
 use super::query;
 use crate::args::PullArgs;
-use crate::output::{Escaped, Output, PackagesJson};
+use crate::output::{Escaped, JsonPath, Output, PackageJson, Printer, escape_path};
 
-/// The packages (platforms) fetched, for every reference given, in order.
+/// The packages (platforms) fetched, for every reference given, in order, and what `-o`
+/// unpacked.
 pub struct Pulled {
     packages: Vec<Package>,
+    unpacked: Option<(Unpacked, PathBuf)>,
+}
+
+/// `ukpm pull --json`: `{"packages": [...]}`, and with `-o` the `unpack --json` fields of
+/// what was unpacked under `"unpacked"`.
+#[derive(Serialize)]
+struct PulledJson<'a> {
+    packages: Vec<PackageJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unpacked: Option<UnpackedJson<'a>>,
+}
+
+/// What `pull -o` wrote.
+#[derive(Serialize)]
+struct UnpackedJson<'a> {
+    directory: JsonPath<'a>,
+    files: Vec<JsonPath<'a>>,
+    initrd: Option<JsonPath<'a>>,
+    kernel: Option<JsonPath<'a>>,
 }
 
 impl Output for Pulled {
     fn json(&self) -> impl Serialize + '_ {
-        PackagesJson::new(&self.packages)
+        PulledJson {
+            packages: self.packages.iter().map(PackageJson::from).collect(),
+            unpacked: self.unpacked.as_ref().map(|(u, dir)| UnpackedJson {
+                directory: JsonPath(dir),
+                files: u.files.iter().map(|f| JsonPath(f)).collect(),
+                initrd: u.initrd.as_deref().map(JsonPath),
+                kernel: u.kernel.as_deref().map(JsonPath),
+            }),
+        }
     }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -30,16 +60,31 @@ impl Output for Pulled {
                 p.manifest.digest
             )?;
         }
+        if let Some((u, _)) = &self.unpacked {
+            for path in u.kernel.iter().chain(&u.initrd) {
+                writeln!(out, "{}", escape_path(path))?;
+            }
+        }
         Ok(())
     }
 }
 
-/// Pulls every reference given; the first failure is the command's.
-pub async fn run(manager: &PackageManager, args: &PullArgs) -> Result<Pulled> {
+/// Pulls every reference given; the first failure is the command's. Without a platform
+/// choice, the machine's own architecture and platform, said on stderr.
+pub async fn run(manager: &PackageManager, args: &PullArgs, printer: &Printer) -> Result<Pulled> {
     let mut query = query(&args.filters)?;
-    if query == Query::default() && !args.all_platforms {
-        // Like docker and kraft: without a choice, the machine's own architecture.
-        query.architecture = std::env::consts::ARCH.parse::<Architecture>().ok();
+    if query.architecture.is_none() && query.platform.is_none() && !args.all_platforms {
+        // Like kraft: without a choice, this machine's architecture and platform.
+        let host = HostPlatform::detect();
+        query.architecture = host.architecture;
+        query.platform = Some(host.platform);
+        let arch = host
+            .architecture
+            .map_or("any architecture".into(), |a| a.to_string());
+        printer.note(&format!(
+            "pulling for {}/{arch}, this machine ({}); --plat, --arch or --all choose otherwise",
+            host.platform, host.reason
+        ));
     }
     let options = PullOptions {
         query,
@@ -58,5 +103,30 @@ pub async fn run(manager: &PackageManager, args: &PullArgs) -> Result<Pulled> {
     for result in futures_util::future::join_all(pulls).await {
         packages.extend(result?);
     }
-    Ok(Pulled { packages })
+    let unpacked = match &args.output {
+        Some(dir) => Some((unpack(manager, &packages, dir).await?, dir.clone())),
+        None => None,
+    };
+    Ok(Pulled { packages, unpacked })
+}
+
+/// `pull -o DIR`: the one package pulled, unpacked into DIR. Several would write the same
+/// files over each other (KraftKit does that silently): they are refused, after the pull.
+async fn unpack(manager: &PackageManager, packages: &[Package], dir: &Path) -> Result<Unpacked> {
+    let [package] = packages else {
+        bail!(ukpm::Error::InvalidInput(format!(
+            "-o unpacks one package, and {} were pulled (they are in the store): choose one with --plat PLAT/ARCH or --kconfig",
+            packages.len()
+        )));
+    };
+    let query = Query {
+        name: None,
+        architecture: package.platform.architecture.parse().ok(),
+        platform: package.platform.os.parse().ok(),
+        kconfig: package.platform.os_features.clone(),
+    };
+    manager
+        .unpack(&package.reference, &query, dir)
+        .await
+        .with_context(|| format!("failed to unpack {} into {}", package.reference, dir.display()))
 }

@@ -15,7 +15,7 @@ pub struct Pushed(PushReport);
 /// `ukpm push --json`; `reference` and `digest` are empty strings when the library reports
 /// none.
 #[derive(Serialize)]
-struct PushedJson {
+pub struct PushedJson {
     digest: String,
     existed: usize,
     manifests_written: usize,
@@ -39,8 +39,9 @@ impl Pushed {
     }
 }
 
-impl Output for Pushed {
-    fn json(&self) -> impl Serialize + '_ {
+impl Pushed {
+    /// The `--json` document, also `pack --push`'s `"pushed"`.
+    pub fn document(&self) -> PushedJson {
         let r = &self.0;
         PushedJson {
             digest: self.digest(),
@@ -52,6 +53,12 @@ impl Output for Pushed {
             uploaded_bytes: r.uploaded_bytes,
         }
     }
+}
+
+impl Output for Pushed {
+    fn json(&self) -> impl Serialize + '_ {
+        self.document()
+    }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{}@{}", Escaped(self.reference()), self.digest())
@@ -60,10 +67,19 @@ impl Output for Pushed {
 
 /// Pushes the package, under `--to` if given.
 pub async fn run(manager: &PackageManager, args: &PushArgs) -> Result<Pushed> {
-    let source = manager.local_name(&args.reference)?;
     let target = args.to.as_deref().map(|t| manager.parse_name(t)).transpose()?;
+    push(manager, &args.reference, target.as_ref()).await
+}
+
+/// Pushes a stored package (`push`, and `pack --push`).
+pub async fn push(
+    manager: &PackageManager,
+    reference: &str,
+    target: Option<&ukpm::Reference>,
+) -> Result<Pushed> {
+    let source = manager.local_name(reference)?;
     let report = manager
-        .push(&source, target.as_ref())
+        .push(&source, target)
         .await
         .with_context(|| format!("failed to push {source}"))?;
     Ok(Pushed(report))

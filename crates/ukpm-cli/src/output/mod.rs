@@ -22,8 +22,10 @@ use std::io::{self, Write};
 
 use serde::{Serialize, Serializer};
 
+use crate::args::Format;
+
 pub use escape::{Escaped, escape, escape_json, escape_path};
-pub use package::{PackageJson, PackagesJson, package_table};
+pub use package::{PackageJson, package_list, package_table};
 pub use path::JsonPath;
 
 /// A command's result, printable both ways.
@@ -33,6 +35,11 @@ pub trait Output {
 
     /// The result for people, on stdout.
     fn human(&self, out: &mut dyn Write) -> io::Result<()>;
+
+    /// `-o list`: one `key: value` block per item; the human form where a command has no list.
+    fn list(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.human(out)
+    }
 
     /// Whether the command ran and printed its result, but the result means failure (fsck
     /// found problems): ukpm then exits 1 without an error message of its own.
@@ -59,23 +66,35 @@ impl std::error::Error for StdoutClosed {
     }
 }
 
-/// Where results go: stdout, as text or as exactly one JSON document on one line.
+/// Where results go: stdout, as text, as exactly one JSON document on one line, or as that
+/// document in YAML (`-o yaml`); notes for people go to stderr.
 pub struct Printer {
-    /// `--json` was given.
-    pub json: bool,
+    /// `--json`, or the command's `-o`.
+    pub format: Format,
+    /// `--quiet`: no notes.
+    pub quiet: bool,
 }
 
 impl Printer {
-    /// Writes a command's result: its JSON document under `--json`, else its human form.
+    /// Writes a command's result in the chosen format.
     pub fn print(&self, output: &impl Output) -> Result<(), StdoutClosed> {
         let stdout = io::stdout();
         let mut out = stdout.lock();
-        let written = if self.json {
-            write_json(&mut out, &output.json())
-        } else {
-            output.human(&mut out)
+        let written = match self.format {
+            Format::Json => write_json(&mut out, &output.json()),
+            Format::Yaml => serde_norway::to_writer(&mut out, &output.json()).map_err(io::Error::other),
+            Format::List => output.list(&mut out),
+            Format::Table => output.human(&mut out),
         };
         written.and_then(|()| out.flush()).map_err(StdoutClosed)
+    }
+
+    /// A note for people on stderr (what a command chose for them), unless `--quiet`; the
+    /// text is escaped by the caller.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            let _ = writeln!(io::stderr().lock(), "note: {text}");
+        }
     }
 }
 

@@ -43,21 +43,6 @@ impl<'a> From<&'a Package> for PackageJson<'a> {
     }
 }
 
-/// `{"packages": [...]}`, the document of `ls` and `pull`.
-#[derive(Serialize)]
-pub struct PackagesJson<'a> {
-    packages: Vec<PackageJson<'a>>,
-}
-
-impl<'a> PackagesJson<'a> {
-    /// The document for these packages, in order.
-    pub fn new(packages: &'a [Package]) -> Self {
-        PackagesJson {
-            packages: packages.iter().map(PackageJson::from).collect(),
-        }
-    }
-}
-
 /// `ukpm ls` as a table. Every cell is escaped: names, platforms and times come from whoever
 /// wrote the store, and a control character in one must neither reach the terminal nor skew
 /// the columns (widths are those of the escaped text).
@@ -98,6 +83,40 @@ pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()
     line(out, &header)?;
     for row in &rows {
         line(out, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(())
+}
+
+/// `ukpm ls -o list`: a `key: value` block per package, blank-line separated, the table's
+/// cells (escaped) with their lower-cased headers as keys.
+pub fn package_list(out: &mut dyn Write, packages: &[Package]) -> io::Result<()> {
+    for (i, p) in packages.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let index = p.index.as_ref().map(|d| d.digest.short());
+        let cells = [
+            ("name", p.display_name()),
+            ("tag", p.display_tag().unwrap_or("<none>").to_string()),
+            ("arch", p.platform.architecture.clone()),
+            ("plat", p.platform.os.clone()),
+            (
+                "version",
+                Some(p.platform.os_version.clone())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            ("manifest", p.manifest.digest.short()),
+            ("index", index.unwrap_or_else(|| "-".into())),
+            ("size", human_size(p.size)),
+            (
+                "created",
+                p.created.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
+            ),
+        ];
+        for (key, value) in cells {
+            writeln!(out, "{key}: {}", escape(&value))?;
+        }
     }
     Ok(())
 }
