@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use ukpm_registry::{BlobDownload, Body, Client, MANIFEST_LIMIT, PushOutcome, referrers_tag};
+use ukpm_registry::{BlobDownload, Body, Client, MANIFEST_LIMIT, PushOutcome, RegistryError, referrers_tag};
 use ukpm_types::{Descriptor, Digest, Index, Manifest, Reference, to_go_json};
 
 use crate::error::{Error, Result};
@@ -33,6 +33,9 @@ use crate::package::Query;
 use crate::pull::{describe_entry, digest_reference, fetch_manifest, normalized, parse_remote, unique_blobs};
 use crate::reporter::{Direction, Reporter, Skip, Step, Subject, TransferId};
 use crate::transfer::Transfer;
+
+/// How often one upload body opens the source again after it broke off.
+const REOPEN_LIMIT: u32 = 5;
 
 /// What to copy.
 #[derive(Debug, Clone, Default)]
@@ -464,6 +467,7 @@ fn streamed_body(
             len,
             sent: 0,
             skip: 0,
+            reopened: 0,
             download: None,
         };
         // The stream runs on its own task, handing chunks over a small channel: memory is
@@ -503,43 +507,68 @@ struct Piece {
     len: u64,
     sent: u64,
     skip: u64,
+    /// How often the source was opened again after breaking off.
+    reopened: u32,
     download: Option<BlobDownload>,
 }
 
 impl Piece {
-    /// The next chunk of the range, `None` once `len` bytes went out.
+    /// Opens the source at the first byte of the range not yet sent.
+    async fn open(&mut self) -> io::Result<()> {
+        let from = self.offset + self.sent;
+        let whole = from == 0 && self.len == self.blob.size;
+        let download = if whole {
+            self.client.get_blob(&self.source, &self.blob, 0).await
+        } else {
+            let end = self.offset + self.len - 1;
+            self.client
+                .get_blob_range(&self.source, &self.blob, from, Some(end))
+                .await
+        }
+        .map_err(io::Error::other)?;
+        self.skip = from - download.start();
+        self.download = Some(download);
+        Ok(())
+    }
+
+    /// The next chunk of the range, `None` once `len` bytes went out. A source connection
+    /// that breaks is opened again where it stopped (a few times), so the destination's
+    /// upload never sees a body cut short by the source.
     async fn next(&mut self) -> io::Result<Option<Bytes>> {
-        if self.sent >= self.len {
-            return Ok(None);
-        }
-        if self.download.is_none() {
-            let whole = self.offset == 0 && self.len == self.blob.size;
-            let download = if whole {
-                self.client.get_blob(&self.source, &self.blob, 0).await
-            } else {
-                let end = self.offset + self.len - 1;
-                self.client
-                    .get_blob_range(&self.source, &self.blob, self.offset, Some(end))
-                    .await
-            }
-            .map_err(io::Error::other)?;
-            self.skip = self.offset - download.start();
-            self.download = Some(download);
-        }
-        let Some(download) = self.download.as_mut() else {
-            return Ok(None);
-        };
         loop {
-            let Some(mut chunk) = download.chunk().await.map_err(io::Error::other)? else {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "blob {} ended before byte {}",
-                        self.blob.digest,
-                        self.offset + self.len
-                    ),
-                ));
+            if self.sent >= self.len {
+                return Ok(None);
+            }
+            if self.download.is_none() {
+                self.open().await?;
+            }
+            let Some(download) = self.download.as_mut() else {
+                return Ok(None);
             };
+            let chunk = match download.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "blob {} ended before byte {}",
+                            self.blob.digest,
+                            self.offset + self.len
+                        ),
+                    ));
+                }
+                Err(err)
+                    if (err.is_network() || matches!(err, RegistryError::Truncated { .. }))
+                        && self.reopened < REOPEN_LIMIT =>
+                {
+                    tracing::debug!(digest = %self.blob.digest, at = self.offset + self.sent, %err, "the source broke off; reading on from there");
+                    self.reopened += 1;
+                    self.download = None;
+                    continue;
+                }
+                Err(err) => return Err(io::Error::other(err)),
+            };
+            let mut chunk = chunk;
             if self.skip > 0 {
                 let n = self.skip.min(chunk.len() as u64);
                 chunk = chunk.slice(n as usize..);
