@@ -18,12 +18,13 @@
 //! destination when the source has one or the destination has no referrers API, merged with
 //! what the destination's tag already lists.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
 use ukpm_registry::{BlobDownload, Body, Client, MANIFEST_LIMIT, PushOutcome, RegistryError, referrers_tag};
 use ukpm_types::{Descriptor, Digest, Index, Manifest, Reference, to_go_json};
 
@@ -99,7 +100,7 @@ impl PackageManager {
             source: source.clone(),
             target: target.clone(),
             mount_from,
-            done: Mutex::new(HashSet::new()),
+            done: Mutex::new(HashMap::new()),
             tally: Mutex::new(Tally::default()),
         };
         let fetched = copier.transfer.client.get_manifest(source).await?;
@@ -127,8 +128,15 @@ impl PackageManager {
                     available: index.manifests.iter().map(describe_entry).collect(),
                 });
             }
+            // Manifests in parallel (in index order), never more at once than the transfer
+            // slots; their blobs share the same slots.
+            let copier = &copier;
+            futures_util::stream::iter(&selected)
+                .map(|entry| copier.copy_document(entry, None))
+                .buffered(self.concurrency())
+                .try_collect::<Vec<_>>()
+                .await?;
             for entry in &selected {
-                copier.copy_document(entry, None).await?;
                 subjects.push(entry.digest);
                 if entry.platform.is_some() {
                     platforms.push(describe_entry(entry));
@@ -207,8 +215,8 @@ struct Copier {
     source: Reference,
     target: Reference,
     mount_from: Option<String>,
-    /// Blobs this copy has dealt with: one shared by several manifests moves once.
-    done: Mutex<HashSet<Digest>>,
+    /// Blobs this copy has dealt with, or is dealing with.
+    done: Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<()>>>>,
     tally: Mutex<Tally>,
 }
 
@@ -282,15 +290,21 @@ impl Copier {
     }
 
     /// Makes one blob available at the target: skipped, mounted, or streamed across.
+    /// A blob several manifests share moves once; the others wait for it (a manifest is put
+    /// only once all its blobs are there).
     async fn copy_blob(&self, blob: &Descriptor) -> Result<()> {
-        if !self
+        let cell = self
             .done
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(blob.digest)
-        {
-            return Ok(());
-        }
+            .entry(blob.digest)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.move_blob(blob)).await.map(|_| ())
+    }
+
+    /// Moves one blob across, once.
+    async fn move_blob(&self, blob: &Descriptor) -> Result<()> {
         let _permit = self.transfer.permit().await;
         let subject = Subject::of(&self.target, blob, Direction::Upload);
         let started = Arc::new(OnceLock::new());
