@@ -104,3 +104,97 @@ fn check_same(runtime: &tokio::runtime::Runtime, source: &Reference, target: &Re
         }
     });
 }
+
+/// Records what a copy reports: starts with their sizes, the last byte count, completions and
+/// skips.
+#[derive(Default)]
+struct Recorder {
+    next: std::sync::atomic::AtomicU64,
+    started: std::sync::Mutex<Vec<(u64, u64)>>,
+    last: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    completed: std::sync::Mutex<Vec<u64>>,
+    skipped: std::sync::Mutex<Vec<String>>,
+}
+
+impl ukpm::Reporter for Recorder {
+    fn on_transfer_start(&self, subject: &ukpm::Subject) -> ukpm::TransferId {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.started.lock().unwrap().push((id, subject.size.unwrap()));
+        ukpm::TransferId(id)
+    }
+    fn on_transfer_progress(&self, id: ukpm::TransferId, done: u64) {
+        self.last.lock().unwrap().insert(id.0, done);
+    }
+    fn on_transfer_complete(&self, id: ukpm::TransferId) {
+        self.completed.lock().unwrap().push(id.0);
+    }
+    fn on_transfer_skipped(&self, subject: &ukpm::Subject, why: &ukpm::Skip) {
+        self.skipped
+            .lock()
+            .unwrap()
+            .push(format!("{} {why:?}", subject.kind));
+    }
+}
+
+#[test]
+fn a_copy_reports_every_byte_and_every_mount() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = (Registry::plain(), Registry::plain());
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    fs_err::write(&kernel, vec![9u8; 3 * MIB as usize + 5]).unwrap();
+    let packer = copier(dir.path(), ClientConfig::default());
+    let source: Reference = format!("{}/uk/watched:1", a.host()).parse().unwrap();
+    runtime
+        .block_on(packer.pack(
+            &Target::new(&kernel, Architecture::X86_64, Plat::Qemu),
+            &PackOptions::new(source.clone()),
+        ))
+        .unwrap();
+    runtime.block_on(packer.push(&source, None)).unwrap();
+
+    let recorder = Arc::new(Recorder::default());
+    let watched = PackageManager::builder()
+        .store_dir(dir.path().join("unused-too"))
+        .credentials(Arc::new(Anonymous))
+        .reporter(recorder.clone())
+        .client_config(ClientConfig {
+            chunk_threshold: MIB,
+            chunk_size: MIB,
+            ..ClientConfig::default()
+        })
+        .build()
+        .unwrap();
+    let to: Reference = format!("{}/uk/watched:1", b.host()).parse().unwrap();
+    let report = runtime
+        .block_on(watched.copy(&source, &to, &RemoteCopyOptions::default()))
+        .unwrap();
+    assert_eq!(report.copied, 2, "{report:?}");
+    let started = recorder.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 2);
+    for (id, size) in &started {
+        assert_eq!(recorder.last.lock().unwrap().get(id), Some(size), "transfer {id}");
+        assert!(recorder.completed.lock().unwrap().contains(id), "transfer {id}");
+    }
+
+    // Within one registry: mounts, reported as skips, and no transfer.
+    let sibling: Reference = format!("{}/other/watched:1", b.host()).parse().unwrap();
+    let report = runtime
+        .block_on(watched.copy(&to, &sibling, &RemoteCopyOptions::default()))
+        .unwrap();
+    assert_eq!((report.mounted, report.copied), (2, 0), "{report:?}");
+    assert_eq!(
+        recorder.started.lock().unwrap().len(),
+        2,
+        "a mount started a transfer"
+    );
+    let skipped = recorder.skipped.lock().unwrap().clone();
+    assert_eq!(
+        skipped.iter().filter(|s| s.contains("Mounted")).count(),
+        2,
+        "{skipped:?}"
+    );
+}
