@@ -25,7 +25,8 @@ impl Cli {
             Command::Pack(a) => (a.plat.as_deref(), a.arch.as_deref()),
             Command::Ls(LsArgs { filters, .. })
             | Command::Unpack(UnpackArgs { filters, .. })
-            | Command::Pull(PullArgs { filters, .. }) => (filters.plat.as_deref(), filters.arch.as_deref()),
+            | Command::Pull(PullArgs { filters, .. })
+            | Command::Copy(CopyArgs { filters, .. }) => (filters.plat.as_deref(), filters.arch.as_deref()),
             _ => (None, None),
         };
         let (_, arch) = plat_arch(plat, arch).map_err(conflict)?;
@@ -233,6 +234,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Copy packages from this store into KraftKit's store, in the layout `kraft run` reads
     Export(ExportArgs),
+    /// Copy a package between registries, without the store (only --plat/--arch: a new index, another digest)
+    #[command(alias = "cp")]
+    Copy(CopyArgs),
 }
 
 impl Command {
@@ -253,6 +257,7 @@ impl Command {
             Command::Fsck(_) => "fsck",
             Command::Import(_) => "import",
             Command::Export(_) => "export",
+            Command::Copy(_) => "copy",
         }
     }
 }
@@ -559,4 +564,20 @@ pub struct ExportArgs {
         required = true
     )]
     pub to_kraftkit: Option<Option<PathBuf>>,
+}
+
+/// `ukpm copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Where from: `REGISTRY/REPO:TAG` or `REGISTRY/REPO@sha256:...`
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// Where to: `REGISTRY/REPO:TAG` (the same registry mounts blobs instead of copying them)
+    #[arg(value_name = "DST")]
+    pub target: String,
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Also copy the OCI referrers (signatures, SBOMs) and their `sha256-<hex>` fallback tags
+    #[arg(long)]
+    pub referrers: bool,
 }

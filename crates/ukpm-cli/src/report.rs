@@ -82,6 +82,7 @@ fn step_line(step: &ukpm::Step) -> String {
         ukpm::Step::Pack { reference, platform } => format!("packing {reference} ({platform})"),
         ukpm::Step::Pull { reference } => format!("pulling {reference}"),
         ukpm::Step::Push { source, target } => format!("pushing {source} to {target}"),
+        ukpm::Step::Copy { source, target } => format!("copying {source} to {target}"),
         ukpm::Step::Rootfs { rootfs, detail } => format!("rootfs {rootfs}: {detail}"),
         ukpm::Step::Unpack {
             reference, platform, ..

@@ -3,7 +3,7 @@
 //! A thin client on reqwest (rustls, system roots plus optional extra CAs) for the endpoints a
 //! package manager needs: ping, manifests (GET/HEAD/PUT, raw bytes kept exactly), blobs
 //! (HEAD/GET with size enforcement as the bytes arrive), uploads with cross-repository mounts,
-//! and tag listing.
+//! tag listing, and OCI 1.1 referrers (the API and its `sha256-<hex>` tag fallback).
 //!
 //! - **Auth**: anonymous, Basic and Bearer. Credentials are sent only after the registry
 //!   challenges, tokens are requested for exactly the scopes a request needs (both repositories
@@ -32,6 +32,7 @@ mod client;
 mod error;
 mod ops;
 mod pace;
+mod referrers;
 mod retry;
 mod upload;
 
@@ -39,6 +40,7 @@ pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret
 pub use client::{Client, ClientConfig, DEFAULT_MIN_RATE, DEFAULT_READ_TIMEOUT, is_loopback, transport_host};
 pub use error::{ErrorCode, Flow, RegistryError, Result};
 pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT};
+pub use referrers::referrers_tag;
 /// The request body type uploads take, so callers need not depend on reqwest.
 pub use reqwest::Body;
 pub use upload::PushOutcome;

@@ -290,7 +290,7 @@ pub(crate) fn digest_reference(reference: &Reference, digest: Digest) -> Result<
     Ok(format!("{}@{digest}", reference.name()).parse()?)
 }
 
-fn normalized(platform: &ukpm_types::Platform) -> ukpm_types::Platform {
+pub(crate) fn normalized(platform: &ukpm_types::Platform) -> ukpm_types::Platform {
     let mut p = platform.clone();
     p.architecture = normalize_architecture(&p.architecture);
     p.os = normalize_plat(&p.os);

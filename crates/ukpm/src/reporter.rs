@@ -162,6 +162,13 @@ pub enum Step {
         /// Where it goes.
         target: Reference,
     },
+    /// Copying a package from one registry reference to another.
+    Copy {
+        /// Where it comes from.
+        source: Reference,
+        /// Where it goes.
+        target: Reference,
+    },
     /// Making the initrd from a rootfs (which image and manifest were chosen), or leaving it
     /// out (the kconfig embeds it in the kernel).
     Rootfs {

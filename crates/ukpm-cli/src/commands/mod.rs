@@ -5,6 +5,7 @@
 //! A new command is a new module here, a variant in `args::Command` and one line in
 //! [`dispatch`].
 
+mod copy;
 mod export;
 mod fsck;
 mod gc;
@@ -65,6 +66,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Fsck(args) => show(printer, fsck::run(manager, args).await?),
         Command::Import(args) => show(printer, import::run(manager, args).await?),
         Command::Export(args) => show(printer, export::run(manager, args).await?),
+        Command::Copy(args) => show(printer, copy::run(manager, args).await?),
     }
 }
 
