@@ -168,6 +168,33 @@ fn inspect_falls_back_to_the_registry_when_the_store_lacks_the_name() {
         .run();
     missing.assert_code(1);
     assert_eq!(missing.json()["error"]["code"], "not_found");
+
+    // A registry that cannot be reached: still "not in the store", the reason a note.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let offline = ukpm(&other)
+        .args(["--json", "inspect", &format!("127.0.0.1:{port}/uk/hello:v1")])
+        .run();
+    offline.assert_code(1);
+    assert_eq!(offline.json()["error"]["code"], "not_found", "{}", offline.stdout);
+    assert!(
+        offline.stderr.contains("cannot ask the registry either"),
+        "{}",
+        offline.stderr
+    );
+    // Asked for explicitly, the registry's failure is the error.
+    let remote = ukpm(&other)
+        .args([
+            "--json",
+            "inspect",
+            "--remote",
+            &format!("127.0.0.1:{port}/uk/hello:v1"),
+        ])
+        .run();
+    remote.assert_code(1);
+    assert_eq!(remote.json()["error"]["code"], "network", "{}", remote.stdout);
 }
 
 #[test]

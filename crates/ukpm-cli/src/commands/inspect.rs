@@ -144,6 +144,15 @@ pub async fn run(manager: &PackageManager, args: &InspectArgs, printer: &Printer
     ));
     match manager.inspect_remote_name(&args.reference).await {
         Ok(inspection) => Ok(Inspected(inspection)),
+        // Offline, the answer is still that the store lacks it; why the registry could not
+        // tell is a note.
+        Err(remote) if remote.kind() == ErrorKind::Network => {
+            printer.note(&format!(
+                "cannot ask the registry either: {}",
+                Escaped(&remote.to_string())
+            ));
+            Err(local).with_context(|| format!("failed to inspect {reference}"))
+        }
         Err(remote) if remote.kind() == ErrorKind::NotFound => {
             Err(local).with_context(|| format!("failed to inspect {reference} (nor is it on the registry)"))
         }
