@@ -233,6 +233,18 @@ fn digest_resolves_tags_digests_and_platforms_like_skopeo() {
         assert_eq!(out.stdout.trim_end(), sha256_digest(&raw_manifest), "{platform}");
     }
 
+    // A single manifest: its config says its platform.
+    let manifest = index["manifests"][1]["digest"].as_str().unwrap();
+    let one = format!("{}/uk/multi@{manifest}", registry.host());
+    let out = ukpm(&env).args(["digest", &one, "--platform", "fc/arm64"]).run();
+    out.assert_success();
+    assert_eq!(out.stdout.trim_end(), manifest);
+    let other = ukpm(&env)
+        .args(["--json", "digest", &one, "--platform", "qemu"])
+        .run();
+    other.assert_code(1);
+    assert_eq!(other.json()["error"]["code"], "not_found");
+
     let none = ukpm(&env)
         .args(["--json", "digest", &target, "--platform", "xen/x86_64"])
         .run();
