@@ -317,3 +317,41 @@ fn delete_says_why_when_the_registry_does_not_allow_it() {
     // Still there.
     assert_eq!(skopeo_raw(&env, &target), conformance::INDEX_JSON);
 }
+
+#[test]
+fn delete_on_a_token_registry_asks_for_the_delete_action() {
+    let env = TestEnv::new();
+    let registry = Registry::token("tester", "tok-pw");
+    let docker = env.path("docker");
+    env.write(
+        "docker/config.json",
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"dGVzdGVyOnRvay1wdw=="}}}}}}"#,
+            registry.host()
+        ),
+        0o600,
+    );
+    pack_conformance(&env).assert_success();
+    let target = format!("{}/team/a:v1", registry.host());
+    ukpm(&env)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["push", conformance::REFERENCE, "--to", &target])
+        .run()
+        .assert_success();
+    let out = ukpm(&env)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["delete", &target])
+        .run();
+    out.assert_success();
+    // The token asked for carries `delete`, which `pull,push` does not grant.
+    let asked_delete = registry
+        .token_requests()
+        .iter()
+        .any(|r| r.granted.iter().any(|s| s == "repository:team/a:delete"));
+    assert!(asked_delete, "{:?}", registry.token_requests());
+    ukpm(&env)
+        .env("DOCKER_CONFIG", &docker)
+        .args(["digest", &target])
+        .run()
+        .assert_code(1);
+}

@@ -24,12 +24,12 @@ impl Client {
     /// deletes by digest only (a tag is removed with the manifest it points at), so callers
     /// resolve a tag first. A missing manifest is [`RegistryError::Status`] with 404.
     ///
-    /// The token scope asked for is `pull,push`: registries that want a `delete` action in the
-    /// token (Distribution with token auth) may refuse with 401/403.
+    /// Token registries are asked for the `delete` action, which Distribution and Harbor
+    /// require for `DELETE` (`pull,push` is not enough).
     pub async fn delete_manifest(&self, reference: &Reference, digest: Digest) -> Result<DeleteOutcome> {
         let url = self.url(reference, &format!("manifests/{digest}")).await;
         let what = format!("manifest {}@{digest}", reference.repository());
-        let scopes = [Scope::push(reference.repository())];
+        let scopes = [Scope::delete(reference.repository())];
         let response = self
             .send(reference.registry(), &scopes, &what, &|http| http.delete(&url))
             .await?;
