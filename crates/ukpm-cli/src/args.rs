@@ -209,6 +209,10 @@ pub enum Command {
     /// Show a package's index, manifests and configs
     #[command(aliases = ["info", "show", "get", "i"])]
     Inspect(InspectArgs),
+    /// Print the digest a reference resolves to on its registry (tag to index or manifest)
+    Digest(DigestArgs),
+    /// Delete a manifest or index (by digest, or a tag's target) from its registry
+    Delete(DeleteArgs),
     /// Write a package's kernel and initrd into a folder
     Unpack(UnpackArgs),
     /// Fetch a package from a registry into the store
@@ -246,6 +250,8 @@ impl Command {
             Command::Pack(_) => "pack",
             Command::Ls(_) => "ls",
             Command::Inspect(_) => "inspect",
+            Command::Digest(_) => "digest",
+            Command::Delete(_) => "delete",
             Command::Unpack(_) => "unpack",
             Command::Pull(_) => "pull",
             Command::Push(_) => "push",
@@ -437,6 +443,29 @@ pub struct InspectArgs {
     /// The output: table (for people), json (the `--json` document) or yaml
     #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
     pub output: Option<DocFormat>,
+    /// Read the registry's documents, never the store (without it, a name not in the store is
+    /// read from the registry)
+    #[arg(long)]
+    pub remote: bool,
+}
+
+/// `ukpm digest`.
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The reference on a registry: `name[:tag]` or `name@sha256:...`
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The digest of this platform's manifest (`PLAT/ARCH`, or `PLAT`) rather than the index's
+    #[arg(long, value_name = "PLAT/ARCH")]
+    pub platform: Option<String>,
+}
+
+/// `ukpm delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The reference on a registry: a tag (its target is deleted) or `name@sha256:...`
+    #[arg(value_name = "REF")]
+    pub reference: String,
 }
 
 /// `ukpm unpack`.

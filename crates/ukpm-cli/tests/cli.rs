@@ -309,9 +309,14 @@ fn inspect_shows_index_manifest_and_config() {
         conformance::REFERENCE
     );
 
-    let missing = ukpm(&env).args(["inspect", "unikraft.org/nothere"]).run();
+    // Not in the store: inspect asks the registry (which lacks it too) and says so.
+    let registry = ukpm_test::registry::Registry::plain();
+    let missing = ukpm(&env)
+        .args(["inspect", &format!("{}/nothere", registry.host())])
+        .run();
     missing.assert_failure();
-    insta::assert_snapshot!("inspect_not_found", missing.snapshot_text());
+    let text = missing.snapshot_text().replace(&registry.host(), "REGISTRY");
+    insta::assert_snapshot!("inspect_not_found", text);
 }
 
 // --- unpack ---------------------------------------------------------------------------------

@@ -101,6 +101,9 @@ pub struct Scope {
     pub repository: String,
     /// Whether pushing is needed (else pull only).
     pub push: bool,
+    /// Whether deleting is needed: token registries (Distribution, Harbor) want the `delete`
+    /// action in the token for `DELETE`, which `pull,push` does not grant.
+    pub delete: bool,
 }
 
 impl Scope {
@@ -109,6 +112,7 @@ impl Scope {
         Scope {
             repository: repository.to_string(),
             push: false,
+            delete: false,
         }
     }
 
@@ -117,12 +121,26 @@ impl Scope {
         Scope {
             repository: repository.to_string(),
             push: true,
+            delete: false,
         }
     }
 
-    /// `repository:NAME:pull[,push]`.
+    /// Delete access to `repository` (the `delete` action alone).
+    pub fn delete(repository: &str) -> Scope {
+        Scope {
+            repository: repository.to_string(),
+            push: false,
+            delete: true,
+        }
+    }
+
+    /// `repository:NAME:pull[,push]`, or `repository:NAME:delete`.
     pub fn to_scope_string(&self) -> String {
-        let actions = if self.push { "pull,push" } else { "pull" };
+        let actions = match (self.delete, self.push) {
+            (true, _) => "delete",
+            (false, true) => "pull,push",
+            (false, false) => "pull",
+        };
         format!("repository:{}:{actions}", self.repository)
     }
 }

@@ -29,6 +29,7 @@
 
 mod auth;
 mod client;
+mod delete;
 mod error;
 mod ops;
 mod pace;
@@ -38,6 +39,7 @@ mod upload;
 
 pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret};
 pub use client::{Client, ClientConfig, DEFAULT_MIN_RATE, DEFAULT_READ_TIMEOUT, is_loopback, transport_host};
+pub use delete::DeleteOutcome;
 pub use error::{ErrorCode, Flow, RegistryError, Result};
 pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT};
 pub use referrers::referrers_tag;

@@ -47,6 +47,14 @@ impl Registry {
         Registry::launch(dir, "", "", "http", None, None)
     }
 
+    /// A plain registry with deletion switched off (`storage.delete.enabled: false`, docker-
+    /// registry's default), which answers `DELETE` with 405 `UNSUPPORTED`, as most public
+    /// registries do. Every other constructor enables deletion.
+    pub fn plain_without_delete() -> Registry {
+        let dir = temp_dir();
+        Registry::launch_with(dir, "", "", "http", None, None, false)
+    }
+
     /// A registry that wants HTTP Basic auth for everything, checked against an htpasswd file
     /// (bcrypt, made by `htpasswd -Bbn`) holding the one `user`.
     pub fn basic(user: &str, password: &str) -> Registry {
@@ -179,6 +187,19 @@ impl Registry {
         token_server: Option<TokenServer>,
         ca_pem: Option<Vec<u8>>,
     ) -> Registry {
+        Registry::launch_with(dir, auth, tls, scheme, token_server, ca_pem, true)
+    }
+
+    /// [`Registry::launch`], with `delete` saying whether `DELETE` is allowed.
+    fn launch_with(
+        dir: TempDir,
+        auth: &str,
+        tls: &str,
+        scheme: &'static str,
+        token_server: Option<TokenServer>,
+        ca_pem: Option<Vec<u8>>,
+        delete: bool,
+    ) -> Registry {
         let program = crate::require_program("docker-registry", "docker-registry");
         let data = dir.path().join("data");
         fs_err::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
@@ -189,7 +210,7 @@ impl Registry {
             let yaml = format!(
                 "version: 0.1\n\
                  log:\n  level: warn\n  accesslog:\n    disabled: false\n\
-                 storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n  \
+                 storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: {delete}\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n{tls}{auth}",
                 data = yaml_path(&data),

@@ -20,6 +20,29 @@ pub struct Inspection {
     pub index: Option<serde_json::Value>,
     /// Each manifest with its config.
     pub manifests: Vec<InspectedManifest>,
+    /// Where the documents were read: the store, or the registry (`inspect --remote`).
+    pub source: Source,
+}
+
+/// Where an [`Inspection`]'s documents come from, so local and remote inspect share one shape
+/// and a reader can tell which it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The local store.
+    Local,
+    /// The registry, read without storing anything.
+    Remote,
+}
+
+impl Source {
+    /// `local` or `remote`, as `--json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Local => "local",
+            Source::Remote => "remote",
+        }
+    }
 }
 
 /// One manifest of an [`Inspection`].
@@ -66,6 +89,7 @@ impl PackageManager {
             descriptor: top,
             index,
             manifests,
+            source: Source::Local,
         })
     }
 }

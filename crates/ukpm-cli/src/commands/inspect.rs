@@ -1,14 +1,15 @@
-//! `ukpm inspect`: a package's index, manifests and configs.
+//! `ukpm inspect`: a package's index, manifests and configs, from the store or (`--remote`, or
+//! for a name the store lacks) from the registry.
 
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use ukpm::{Descriptor, Inspection, PackageManager};
+use ukpm::{Descriptor, ErrorKind, Inspection, PackageManager};
 
 use crate::args::InspectArgs;
-use crate::output::{Escaped, Output, PackageJson, escape_json, human_size, sorted_keys};
+use crate::output::{Escaped, Output, PackageJson, Printer, escape_json, human_size, sorted_keys};
 
 /// What `inspect` found.
 pub struct Inspected(Inspection);
@@ -21,6 +22,7 @@ struct InspectionJson<'a> {
     index: Option<&'a Value>,
     manifests: Vec<ManifestJson<'a>>,
     reference: String,
+    source: &'static str,
 }
 
 /// One manifest of `ukpm inspect --json`.
@@ -47,6 +49,7 @@ impl Output for Inspected {
                 })
                 .collect(),
             reference: i.name.clone(),
+            source: i.source.as_str(),
         }
     }
 
@@ -57,11 +60,19 @@ impl Output for Inspected {
         let i = &self.0;
         writeln!(
             out,
-            "{} -> {} ({})",
+            "{} -> {} ({}){}",
             Escaped(&i.name),
             i.descriptor.digest,
-            Escaped(&i.descriptor.media_type)
+            Escaped(&i.descriptor.media_type),
+            if i.source == ukpm::Source::Remote {
+                " on the registry"
+            } else {
+                ""
+            }
         )?;
+        for m in &i.manifests {
+            writeln!(out, "  {}", summary(&m.package.platform))?;
+        }
         if let Some(index) = &i.index {
             writeln!(out, "\nindex:")?;
             writeln!(out, "{}", pretty(index))?;
@@ -89,12 +100,62 @@ fn pretty(v: &Value) -> String {
     escape_json(&text).into_owned()
 }
 
-/// Reads what the reference names.
-pub async fn run(manager: &PackageManager, args: &InspectArgs) -> Result<Inspected> {
+/// One line per manifest: `qemu/x86_64, version 0.18.0, 3 kconfig features: A=y, B=y, C=y`.
+fn summary(platform: &ukpm::Platform) -> String {
+    let mut line = Escaped(&platform.short()).to_string();
+    if !platform.os_version.is_empty() {
+        line.push_str(&format!(", version {}", Escaped(&platform.os_version)));
+    }
+    let features = &platform.os_features;
+    match features.len() {
+        0 => line.push_str(", no kconfig features"),
+        n => {
+            let list: Vec<String> = features.iter().map(|f| Escaped(f).to_string()).collect();
+            let s = if n == 1 { "" } else { "s" };
+            line.push_str(&format!(", {n} kconfig feature{s}: {}", list.join(", ")));
+        }
+    }
+    line
+}
+
+/// Reads what the reference names: from the store, else (or with `--remote`) from the
+/// registry, saying so on stderr when it falls back.
+pub async fn run(manager: &PackageManager, args: &InspectArgs, printer: &Printer) -> Result<Inspected> {
+    if args.remote {
+        let inspection = manager
+            .inspect_remote_name(&args.reference)
+            .await
+            .with_context(|| format!("failed to inspect {} on the registry", args.reference))?;
+        return Ok(Inspected(inspection));
+    }
     let reference = manager.local_name(&args.reference)?;
-    let inspection = manager
-        .inspect(&reference)
-        .await
-        .with_context(|| format!("failed to inspect {reference}"))?;
-    Ok(Inspected(inspection))
+    let local = match manager.inspect(&reference).await {
+        Ok(inspection) => return Ok(Inspected(inspection)),
+        Err(err) if err.kind() == ErrorKind::NotFound => err,
+        Err(err) => return Err(err).with_context(|| format!("failed to inspect {reference}")),
+    };
+    if reference.reference().is_none() {
+        // A bare ref name another tool wrote names nothing on a registry.
+        return Err(local).with_context(|| format!("failed to inspect {reference}"));
+    }
+    printer.note(&format!(
+        "{} is not in the store; reading it from the registry",
+        Escaped(&args.reference)
+    ));
+    match manager.inspect_remote_name(&args.reference).await {
+        Ok(inspection) => Ok(Inspected(inspection)),
+        // Offline, the answer is still that the store lacks it; why the registry could not
+        // tell is a note.
+        Err(remote) if remote.kind() == ErrorKind::Network => {
+            printer.note(&format!(
+                "cannot ask the registry either: {}",
+                Escaped(&remote.to_string())
+            ));
+            Err(local).with_context(|| format!("failed to inspect {reference}"))
+        }
+        Err(remote) if remote.kind() == ErrorKind::NotFound => {
+            Err(local).with_context(|| format!("failed to inspect {reference} (nor is it on the registry)"))
+        }
+        Err(remote) => Err(remote).with_context(|| format!("failed to inspect {reference} on the registry")),
+    }
 }

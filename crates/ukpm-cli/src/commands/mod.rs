@@ -6,6 +6,8 @@
 //! [`dispatch`].
 
 mod copy;
+mod delete;
+mod digest;
 mod export;
 mod fsck;
 mod gc;
@@ -54,7 +56,9 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
     match command {
         Command::Pack(args) => show(printer, pack::run(manager, args).await?),
         Command::Ls(args) => show(printer, ls::run(manager, args).await?),
-        Command::Inspect(args) => show(printer, inspect::run(manager, args).await?),
+        Command::Inspect(args) => show(printer, inspect::run(manager, args, printer).await?),
+        Command::Digest(args) => show(printer, digest::run(manager, args).await?),
+        Command::Delete(args) => show(printer, delete::run(manager, args).await?),
         Command::Unpack(args) => show(printer, unpack::run(manager, args).await?),
         Command::Pull(args) => show(printer, pull::run(manager, args, printer).await?),
         Command::Push(args) => show(printer, push::run(manager, args).await?),
