@@ -40,9 +40,7 @@ impl Client {
         if self.blob_size(reference, descriptor.digest).await? == Some(descriptor.size) {
             return Ok(PushOutcome::Exists);
         }
-        let registry = reference.registry();
         let repo = reference.repository();
-        let what = format!("blob {}", descriptor.digest);
         let mut scopes = vec![Scope::push(repo)];
         let mount = mount_from.filter(|from| *from != repo);
         if let Some(from) = mount {
@@ -53,33 +51,74 @@ impl Client {
             return Ok(PushOutcome::Mounted);
         };
         if descriptor.size < self.config().chunk_threshold {
-            let size = descriptor.size.to_string();
+            return self
+                .upload_whole(reference, descriptor, &scopes, location, body)
+                .await;
+        }
+        self.upload_chunks(reference, descriptor, &scopes, location, chunk_min, body)
+            .await
+    }
+
+    /// Sends a blob in one PUT. A PUT cut mid-body may end its session (docker-registry answers
+    /// the next request on it with 404 `BLOB_UPLOAD_INVALID`), so each retry opens a fresh
+    /// session first; the client's one retry policy decides how often and how long. A registry
+    /// that refuses the whole blob (413) gets it in chunks instead.
+    async fn upload_whole(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        scopes: &[Scope],
+        mut location: String,
+        body: &(dyn Fn(u64, u64) -> reqwest::Body + Send + Sync),
+    ) -> Result<PushOutcome> {
+        let registry = reference.registry();
+        let what = format!("blob {}", descriptor.digest);
+        let size = descriptor.size.to_string();
+        let mut setbacks = 0u32;
+        loop {
             let put = with_digest(&location, descriptor.digest);
-            let response = self
-                .send(registry, &scopes, &what, &|http| {
+            let sent = self
+                .send_once(registry, scopes, &what, &|http| {
                     http.put(&put)
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_LENGTH, &size)
                         .body(body(0, descriptor.size))
                 })
-                .await?;
-            if response.status().is_success() {
-                return Ok(PushOutcome::Uploaded);
-            }
-            if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
-                return Err(self.status_error(registry, &what, response).await);
-            }
-            tracing::debug!(%what, "the registry refused a whole upload; sending chunks");
-            let Some((location, chunk_min)) = self.start_upload(reference, descriptor, None, &scopes).await?
-            else {
-                return Ok(PushOutcome::Mounted);
-            };
-            return self
-                .upload_chunks(reference, descriptor, &scopes, location, chunk_min, body)
                 .await;
+            let (failure, retry_after) = match sent {
+                Ok(response) if response.status().is_success() => return Ok(PushOutcome::Uploaded),
+                Ok(response) if response.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    tracing::debug!(%what, "the registry refused a whole upload; sending chunks");
+                    let Some((location, chunk_min)) =
+                        self.start_upload(reference, descriptor, None, scopes).await?
+                    else {
+                        return Ok(PushOutcome::Mounted);
+                    };
+                    return self
+                        .upload_chunks(reference, descriptor, scopes, location, chunk_min, body)
+                        .await;
+                }
+                // 404: the session is gone (a cut PUT ends it); 429 and 5xx: transient.
+                Ok(response) if matches!(response.status().as_u16(), 404 | 429 | 500..=599) => {
+                    let retry_after = retry::retry_after(response.headers(), SystemTime::now());
+                    (self.status_error(registry, &what, response).await, retry_after)
+                }
+                Ok(response) => return Err(self.status_error(registry, &what, response).await),
+                Err(error) if error.is_network() => (error, None),
+                Err(other) => return Err(other),
+            };
+            let policy = self.policy();
+            if setbacks >= policy.retries {
+                return Err(failure);
+            }
+            tracing::debug!(%what, error = %failure, "the upload failed; starting a new session");
+            tokio::time::sleep(policy.delay(setbacks, retry_after)).await;
+            setbacks += 1;
+            match self.start_upload(reference, descriptor, None, scopes).await? {
+                Some((next, _)) => location = next,
+                None => return Ok(PushOutcome::Mounted),
+            }
         }
-        self.upload_chunks(reference, descriptor, &scopes, location, chunk_min, body)
-            .await
     }
 
     /// Opens an upload session (or mounts); `None` when the mount succeeded. Returns the

@@ -539,3 +539,42 @@ fn a_malformed_index_from_a_registry_is_the_registrys_fault_and_nothing_is_store
     let listed = runtime.block_on(manager.list(&ukpm::Query::default())).unwrap();
     assert!(listed.is_empty(), "nothing of a malformed pull is visible");
 }
+
+/// A push whose blob upload is cut mid-body: docker-registry then forgets the session (the next
+/// PUT on it is 404 `BLOB_UPLOAD_INVALID`), so the retry must open a new session, not resend to
+/// the dead one. The proxy cuts every upload once it has passed 64 KiB, half the time.
+#[test]
+fn an_upload_cut_mid_body_is_retried_in_a_new_session() {
+    use ukpm_test::proxy::{Faults, Proxy};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = Registry::plain();
+    let proxy = Proxy::start(
+        registry.host(),
+        Faults::none()
+            .seed(7)
+            .drop_mid_upload(0.5)
+            .fault_after(64 << 10, 512 << 10),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("kernel");
+    fs_err::write(&kernel, vec![3u8; 1 << 20]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let manager = manager(&dir.path().join("store"), &recorder);
+    let reference: ukpm::Reference = format!("{}/cut/upload:v1", proxy.addr()).parse().unwrap();
+    runtime
+        .block_on(manager.pack(
+            &Target::new(&kernel, Architecture::X86_64, Plat::Qemu),
+            &PackOptions::new(reference.clone()),
+        ))
+        .unwrap();
+    let report = runtime.block_on(manager.push(&reference, None)).unwrap();
+    assert_eq!(report.uploaded, 2, "{report:?}");
+    assert!(
+        proxy.stats().faults() > 0,
+        "the proxy cut no upload: {:?}",
+        proxy.stats()
+    );
+}
