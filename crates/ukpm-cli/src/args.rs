@@ -233,6 +233,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Copy packages from this store into KraftKit's store, in the layout `kraft run` reads
     Export(ExportArgs),
+    /// Write packages, every platform and blob, as an OCI layout tar (`skopeo`'s `oci-archive:`)
+    Save(SaveArgs),
+    /// Read an OCI layout tar (`ukpm save`, `skopeo`, `docker save`), verified, into the store
+    Load(LoadArgs),
 }
 
 impl Command {
@@ -253,6 +257,8 @@ impl Command {
             Command::Fsck(_) => "fsck",
             Command::Import(_) => "import",
             Command::Export(_) => "export",
+            Command::Save(_) => "save",
+            Command::Load(_) => "load",
         }
     }
 }
@@ -559,4 +565,30 @@ pub struct ExportArgs {
         required = true
     )]
     pub to_kraftkit: Option<Option<PathBuf>>,
+}
+
+/// `ukpm save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The packages to write (`helloworld`, `unikraft.org/nginx:1.25`)
+    #[arg(value_name = "REF", required = true)]
+    pub references: Vec<String>,
+    /// The tar to write (replaced whole, only once complete); `-` for stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `ukpm load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The tar to read; `-` for stdin
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "input",
+        conflicts_with = "input"
+    )]
+    pub file: Option<PathBuf>,
+    /// The tar to read (docker's `load -i` form); `-` for stdin
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }

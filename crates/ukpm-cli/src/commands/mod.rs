@@ -10,6 +10,7 @@ mod fsck;
 mod gc;
 mod import;
 mod inspect;
+mod load;
 mod login;
 mod logout;
 mod ls;
@@ -17,6 +18,7 @@ mod pack;
 mod pull;
 mod push;
 mod rm;
+mod save;
 mod tag;
 mod unpack;
 
@@ -65,6 +67,8 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Fsck(args) => show(printer, fsck::run(manager, args).await?),
         Command::Import(args) => show(printer, import::run(manager, args).await?),
         Command::Export(args) => show(printer, export::run(manager, args).await?),
+        Command::Save(args) => show(printer, save::run(manager, args, printer).await?),
+        Command::Load(args) => show(printer, load::run(manager, args).await?),
     }
 }
 
