@@ -179,7 +179,28 @@ impl PackageManager {
 
     /// [`PackageManager::save`] into the file `path`: written to a temp file beside it, synced
     /// and renamed over `path` only when complete, so a failure leaves no half archive.
+    ///
+    /// A path that is not a regular file (`/dev/stdout`, a fifo, a device) is written
+    /// directly, since a rename would replace the device with a file; a symlink is followed,
+    /// so its target is replaced.
     pub async fn save_to_file(&self, names: &[String], path: &Path) -> Result<SaveReport> {
+        let path = match fs_err::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs_err::canonicalize(path)?,
+            _ => path.to_path_buf(),
+        };
+        let path = path.as_path();
+        if fs_err::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+            if path.is_dir() {
+                return Err(Error::InvalidInput(format!(
+                    "{} is a folder; give the archive's file name",
+                    path.display()
+                )));
+            }
+            let file = fs_err::OpenOptions::new().write(true).open(path)?;
+            let (report, writer) = self.save(names, io::BufWriter::new(file)).await?;
+            writer.into_inner().map_err(|e| e.into_error())?;
+            return Ok(report);
+        }
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => std::path::PathBuf::from("."),
@@ -542,7 +563,12 @@ fn read_archive<R: Read>(reader: R, root: &Path) -> Result<ReadArchive> {
                 if !matches!(seen.get(&path), Some(Seen::Blob)) {
                     let mut ingest = store.ingest()?;
                     io::copy(&mut entry, &mut ingest).map_err(bad_tar)?;
-                    ingest.commit(Some((digest, size)))?;
+                    ingest.commit(Some((digest, size))).map_err(|e| match e {
+                        StoreError::DigestMismatch { actual, .. } => hostile(format!(
+                            "its blob {digest} is damaged or truncated: its content hashes to {actual}"
+                        )),
+                        other => Error::Store(other),
+                    })?;
                     blobs += 1;
                     bytes += size;
                 }
