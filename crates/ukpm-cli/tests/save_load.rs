@@ -390,7 +390,7 @@ fn save_writes_into_a_fifo_instead_of_replacing_it() {
 
     // A symlink is followed: its target gets the archive.
     env.write("target.tar", b"old", 0o644);
-    std::os::unix::fs::symlink("target.tar", env.path("link.tar")).unwrap();
+    fs_err::os::unix::fs::symlink("target.tar", env.path("link.tar")).unwrap();
     ukpm_in(&env, "store", &["save", "hello", "-o", "link.tar"]).assert_success();
     assert!(
         fs_err::symlink_metadata(env.path("link.tar"))
