@@ -152,6 +152,14 @@ fn saving_twice_gives_the_same_bytes_and_a_round_trip_keeps_every_digest() {
     assert_eq!(blob_set(&env, "fresh"), blob_set(&env, "store"));
     ukpm_in(&env, "fresh", &["fsck"]).assert_success();
 
+    // A gzip-compressed archive (`ukpm save ... | gzip`) loads as well.
+    env.command("sh")
+        .args(["-c", "gzip -c a.tar > a.tar.gz"])
+        .run()
+        .assert_success();
+    ukpm_in(&env, "gz", &["load", "a.tar.gz"]).assert_success();
+    assert_eq!(listing(&env, "gz"), listing(&env, "store"));
+
     // Loading again writes nothing new; saving from the loaded store gives the same archive.
     let again = ukpm_in(&env, "fresh", &["--json", "load", "-i", "a.tar"]);
     again.assert_success();
@@ -322,6 +330,18 @@ fn hostile_archives_fail_and_leave_the_store_unchanged() {
     // Truncated before index.json.
     let cut = good.len() - 3 * 1024;
     h.refused(&good[..cut], "no index.json");
+
+    // A name that is a digest, not a tag.
+    let mut files = h.good.clone();
+    let index = files.iter_mut().find(|(p, _)| p == "index.json").unwrap();
+    let text = String::from_utf8(index.1.clone()).unwrap();
+    index.1 = text
+        .replace(
+            NAME,
+            "unikraft.org/hello@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .into_bytes();
+    h.refused(&rebuild(&files), "by digest");
 
     // No index.json at all, and plain garbage.
     let files: Vec<_> = h
