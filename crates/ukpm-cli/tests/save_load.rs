@@ -343,6 +343,15 @@ fn hostile_archives_fail_and_leave_the_store_unchanged() {
         .into_bytes();
     h.refused(&rebuild(&files), "by digest");
 
+    // A descriptor whose size is not its blob's.
+    let mut files = h.good.clone();
+    let index = files.iter_mut().find(|(p, _)| p == "index.json").unwrap();
+    let mut doc: Value = serde_json::from_slice(&index.1).unwrap();
+    let size = doc["manifests"][0]["size"].as_u64().unwrap();
+    doc["manifests"][0]["size"] = Value::from(size + 1);
+    index.1 = serde_json::to_vec(&doc).unwrap();
+    h.refused(&rebuild(&files), "where its descriptor says");
+
     // No index.json at all, and plain garbage.
     let files: Vec<_> = h
         .good
@@ -352,6 +361,9 @@ fn hostile_archives_fail_and_leave_the_store_unchanged() {
         .collect();
     h.refused(&rebuild(&files), "no index.json");
     h.refused(b"this is not a tar", "not a complete tar");
+    let json = ukpm_in(&h.env, "store", &["--json", "load", "bad.tar"]);
+    json.assert_failure();
+    assert_eq!(json.json()["error"]["code"], "invalid_input");
 
     // After all that, the good archive loads.
     let out = ukpm_in(&h.env, "store", &["load", "good.tar"]);

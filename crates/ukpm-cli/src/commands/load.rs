@@ -1,7 +1,7 @@
 //! `ukpm load`: an OCI layout tar (`ukpm save`, `skopeo copy ... oci-archive:`, `docker save`)
 //! read into the store, every blob verified; a bad archive leaves the store unchanged.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -82,6 +82,11 @@ pub async fn run(manager: &PackageManager, args: &LoadArgs) -> Result<LoadOutput
         ));
     };
     let report = if file == Path::new("-") {
+        if io::stdin().is_terminal() {
+            bail!(ukpm::Error::InvalidInput(
+                "refusing to read a tar from a terminal; pipe one in or give FILE".into()
+            ));
+        }
         manager
             .load(io::BufReader::with_capacity(1 << 20, io::stdin()))
             .await

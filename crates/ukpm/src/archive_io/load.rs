@@ -297,11 +297,10 @@ fn check_tree(
     let present = |d: &Descriptor| -> Result<()> {
         match stage.blob_size(&d.digest) {
             Some(size) if size == d.size => Ok(()),
-            Some(size) => Err(Error::Store(StoreError::StoredSizeMismatch {
-                digest: d.digest,
-                expected: d.size,
-                actual: size,
-            })),
+            Some(size) => Err(hostile(format!(
+                "its blob {} is {size} bytes where its descriptor says {}",
+                d.digest, d.size
+            ))),
             None => Err(hostile(format!("it lacks the blob {}", d.digest))),
         }
     };
