@@ -1,5 +1,5 @@
 //! Packages across an air gap: `ukpm save` writes packages as an OCI image layout in a tar
-//! (what `skopeo copy oci-archive:FILE.tar:NAME` and `docker load` read), and `ukpm load`
+//! (what `skopeo copy oci-archive:FILE.tar:NAME` reads), and `ukpm load`
 //! reads such a tar back, verified, into the store.
 //!
 //! The archive is deterministic: entries sorted (`blobs/`, `blobs/sha256/`, every blob by
