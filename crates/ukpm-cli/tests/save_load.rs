@@ -432,3 +432,30 @@ fn save_writes_into_a_fifo_instead_of_replacing_it() {
     );
     assert_eq!(env.read("target.tar"), env.read("file.tar"));
 }
+
+#[test]
+fn docker_style_names_load_under_the_full_reference_and_unnamed_entries_are_skipped() {
+    // `docker save` writes the bare tag as `org.opencontainers.image.ref.name` and the full
+    // reference as `io.containerd.image.name`; an entry with neither is not loaded.
+    let env = TestEnv::new();
+    two_platforms(&env);
+    ukpm_in(&env, "store", &["save", "hello", "-o", "good.tar"]).assert_success();
+    let mut files = files(&env.read("good.tar"));
+    let index = files.iter_mut().find(|(p, _)| p == "index.json").unwrap();
+    let mut doc: Value = serde_json::from_slice(&index.1).unwrap();
+    let entry = doc["manifests"][0].clone();
+    let mut docker = entry.clone();
+    docker["annotations"]["org.opencontainers.image.ref.name"] = "1.0".into();
+    docker["annotations"]["io.containerd.image.name"] = "docker.io/library/hello:1.0".into();
+    let mut unnamed = entry;
+    unnamed["annotations"] = serde_json::json!({});
+    doc["manifests"] = serde_json::json!([docker, unnamed]);
+    index.1 = serde_json::to_vec(&doc).unwrap();
+    env.write("docker.tar", rebuild(&files), 0o644);
+
+    let out = ukpm_in(&env, "fresh", &["--json", "load", "docker.tar"]);
+    out.assert_success();
+    assert_eq!(out.json()["loaded"][0]["name"], "docker.io/library/hello:1.0");
+    assert_eq!(out.json()["unnamed"], 1);
+    assert_eq!(out.json()["loaded"].as_array().unwrap().len(), 1);
+}
