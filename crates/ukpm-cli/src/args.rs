@@ -241,6 +241,10 @@ pub enum Command {
     /// Copy a package between registries, without the store (only --plat/--arch: a new index, another digest)
     #[command(alias = "cp")]
     Copy(CopyArgs),
+    /// Write packages, every platform and blob, as an OCI layout tar (`skopeo`'s `oci-archive:`)
+    Save(SaveArgs),
+    /// Read an OCI layout tar (`ukpm save`, `skopeo`, `docker save`), verified, into the store
+    Load(LoadArgs),
 }
 
 impl Command {
@@ -264,6 +268,8 @@ impl Command {
             Command::Import(_) => "import",
             Command::Export(_) => "export",
             Command::Copy(_) => "copy",
+            Command::Save(_) => "save",
+            Command::Load(_) => "load",
         }
     }
 }
@@ -609,4 +615,30 @@ pub struct CopyArgs {
     /// Also copy the OCI referrers (signatures, SBOMs) and their `sha256-<hex>` fallback tags
     #[arg(long)]
     pub referrers: bool,
+}
+
+/// `ukpm save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The packages to write (`helloworld`, `unikraft.org/nginx:1.25`)
+    #[arg(value_name = "REF", required = true)]
+    pub references: Vec<String>,
+    /// The tar to write (replaced whole, only once complete); `-` for stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `ukpm load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The tar to read; `-` for stdin
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "input",
+        conflicts_with = "input"
+    )]
+    pub file: Option<PathBuf>,
+    /// The tar to read (docker's `load -i` form); `-` for stdin
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }

@@ -36,6 +36,7 @@
 //! This crate must not depend on clap, anyhow or indicatif: presentation belongs to the binary,
 //! and progress reaches it through [`Reporter`].
 
+mod archive_io;
 mod catalog;
 mod copy;
 mod credentials;
@@ -62,6 +63,7 @@ mod time;
 mod transfer;
 mod unpack;
 
+pub use archive_io::{LoadReport, Loaded, SaveReport, Saved};
 pub use catalog::{Catalog, LocalName, Resolved};
 pub use copy::{Copied, CopyFailure, CopyReport, copy_between};
 pub use credentials::{

@@ -13,6 +13,7 @@ mod fsck;
 mod gc;
 mod import;
 mod inspect;
+mod load;
 mod login;
 mod logout;
 mod ls;
@@ -20,6 +21,7 @@ mod pack;
 mod pull;
 mod push;
 mod rm;
+mod save;
 mod tag;
 mod unpack;
 
@@ -71,6 +73,8 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Import(args) => show(printer, import::run(manager, args).await?),
         Command::Export(args) => show(printer, export::run(manager, args).await?),
         Command::Copy(args) => show(printer, copy::run(manager, args).await?),
+        Command::Save(args) => show(printer, save::run(manager, args, printer).await?),
+        Command::Load(args) => show(printer, load::run(manager, args).await?),
     }
 }
 
