@@ -52,6 +52,7 @@ mod package;
 mod project;
 mod pull;
 mod push;
+mod push_merge;
 mod remove;
 mod reporter;
 mod rootfs;
@@ -79,6 +80,7 @@ pub use package::{HostPlatform, Package, Query};
 pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;
 pub use push::PushReport;
+pub use push_merge::MERGE_INTO_ANNOTATION;
 pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};
 pub use rootfs::{ROOTFS_IMAGE_REGISTRY, Rootfs};
 #[cfg(feature = "containerd")]
