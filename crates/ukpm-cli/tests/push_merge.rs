@@ -3,6 +3,10 @@
 //! against a real `docker-registry`, directly and through a proxy that delays every chunk so
 //! that the jobs interleave. Every time, the tag's index must hold all eight, each job's own
 //! manifest. And a plain `push` still overwrites the tag.
+#![allow(
+    clippy::print_stderr,
+    reason = "tests print how much the jobs interleaved to the output libtest captures"
+)]
 
 mod common;
 
@@ -125,12 +129,39 @@ fn race(jobs: &[Job], registry: &Registry, host: &str, tag_prefix: &str) {
             let merged = out.json()["merged_platforms"].as_u64().unwrap();
             assert!((1..=JOBS.len() as u64).contains(&merged), "{}", out.stdout);
         }
+        // How much the jobs interleaved: puts of the destination beyond one per job are
+        // repairs of a stale put.
+        let puts = registry
+            .requests()
+            .iter()
+            .filter(|r| *r == &format!("PUT /v2/merge/app/manifests/{tag_prefix}{round}"))
+            .count();
+        eprintln!(
+            "round {round}: {puts} puts of the destination by {} jobs",
+            JOBS.len()
+        );
+        assert!(puts >= 1);
         // A re-run of one job changes nothing: the merge is already there.
         let again = ukpm(&jobs[3].env)
             .args(["--json", "push", "--merge", "app:v1", "--to", &target])
             .run();
         again.assert_success();
         assert_eq!(again.json()["manifests_written"], 0, "{}", again.stdout);
+        assert_eq!(entry_digests(&raw(&jobs[0].env, &direct)), found);
+
+        // A stale put landing last (here a plain push of one job's package, as a job killed
+        // between its put and its check would leave) is repaired by any job's re-run: the job
+        // tags still hold every platform.
+        ukpm(&jobs[1].env)
+            .args(["push", "app:v1", "--to", &target])
+            .run()
+            .assert_success();
+        assert_eq!(entry_digests(&raw(&jobs[0].env, &direct)).len(), 1);
+        let repair = ukpm(&jobs[6].env)
+            .args(["--json", "push", "--merge", "app:v1", "--to", &target])
+            .run();
+        repair.assert_success();
+        assert_eq!(repair.json()["merged_platforms"], JOBS.len(), "{}", repair.stdout);
         assert_eq!(entry_digests(&raw(&jobs[0].env, &direct)), found);
     }
 }

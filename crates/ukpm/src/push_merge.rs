@@ -118,6 +118,12 @@ impl PackageManager {
             )
             .await?;
         let entries = self.own_entries(&stored, entry, &top, &bytes).await?;
+        if let Some(bare) = entries.iter().find(|e| e.platform.is_none()) {
+            return Err(Error::InvalidInput(format!(
+                "cannot merge {stored}: its manifest {} has no platform, so it fills no slot of an index",
+                bare.digest
+            )));
+        }
 
         // Step 2: a job tag per slot, written before the first look at the destination.
         let mut mine = BTreeSet::new();
