@@ -176,9 +176,18 @@ fn eight_concurrent_merging_pushers_keep_every_platform_every_round() {
 #[test]
 fn eight_merging_pushers_through_a_slow_proxy_keep_every_platform() {
     let registry = Registry::plain();
-    let proxy = Proxy::start(registry.host(), Faults::none().delay(Duration::from_millis(15)));
+    // 15 ms before every chunk, and 5% of connections answered 503 (retried by the client).
+    let proxy = Proxy::start(
+        registry.host(),
+        Faults::none()
+            .seed(ukpm_test::proxy::test_seed("push_merge_slow"))
+            .delay(Duration::from_millis(15))
+            .error_status(503, 0.05),
+    );
     let jobs = jobs();
     race(&jobs, &registry, &proxy.addr(), "slow");
+    let stats = proxy.stats();
+    eprintln!("proxy: {stats:?}");
 }
 
 #[test]
