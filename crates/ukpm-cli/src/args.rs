@@ -525,6 +525,9 @@ pub struct PushArgs {
     /// Push it under another name (another registry or repository)
     #[arg(long, value_name = "REF")]
     pub to: Option<String>,
+    /// Join its platforms to the index the tag points at, safe from parallel jobs (docs/push-merge.md)
+    #[arg(long)]
+    pub merge: bool,
 }
 
 /// `ukpm tag`.

@@ -37,8 +37,16 @@ impl Client {
         mount_from: Option<&str>,
         body: &(dyn Fn(u64, u64) -> reqwest::Body + Send + Sync),
     ) -> Result<PushOutcome> {
-        if self.blob_size(reference, descriptor.digest).await? == Some(descriptor.size) {
-            return Ok(PushOutcome::Exists);
+        match self.blob_size(reference, descriptor.digest).await {
+            Ok(Some(size)) if size == descriptor.size => return Ok(PushOutcome::Exists),
+            Ok(_) => {}
+            // The check is only a shortcut, so a 5xx sends the bytes instead: docker-registry
+            // rewrites a repository's blob link in place, and answers 500 (`invalid checksum
+            // digest format`) to a HEAD that races another client's upload of the same blob.
+            Err(RegistryError::Status { status, .. }) if status >= 500 => {
+                tracing::debug!(digest = %descriptor.digest, status, "the blob check failed; uploading");
+            }
+            Err(e) => return Err(e),
         }
         let repo = reference.repository();
         let mut scopes = vec![Scope::push(repo)];

@@ -32,6 +32,8 @@ pub struct PushReport {
     pub mounted: usize,
     /// Manifests and indexes written.
     pub manifests_written: usize,
+    /// With `push_merge`: how many entries the destination's index holds after the merge.
+    pub merged_platforms: Option<usize>,
 }
 
 impl PackageManager {
@@ -64,56 +66,19 @@ impl PackageManager {
                 media_type: top.media_type,
             });
         }
-        let mount_from = (stored.registry() == target.registry()
-            && stored.repository() != target.repository())
-        .then(|| stored.repository().to_string());
+        let mount_from = mount_source(&stored, &target);
         let mut report = PushReport::default();
-        let mut seen = Vec::new();
         // What the tag points at now is asked while the rest goes up.
-        let children = async {
-            if top.is_manifest() {
-                return self
-                    .push_manifest(
-                        &transfer,
-                        &target,
-                        &top,
-                        mount_from.as_deref(),
-                        &mut report,
-                        &mut seen,
-                    )
-                    .await;
-            }
-            let bytes = store.read_bytes(top.clone()).await?;
-            let index: ukpm_types::Index = parse(&top, &bytes, "image index")?;
-            for child in index.manifests.iter().filter(|d| d.is_manifest()) {
-                if store.has_blob(child.digest, None).await? {
-                    self.push_manifest(
-                        &transfer,
-                        &target,
-                        child,
-                        mount_from.as_deref(),
-                        &mut report,
-                        &mut seen,
-                    )
-                    .await?;
-                } else if client
-                    .head_manifest(&digest_reference(&target, child.digest)?)
-                    .await?
-                    .is_none()
-                {
-                    return Err(Error::InvalidInput(format!(
-                        "cannot push {stored}: its manifest {} ({}) is neither in the store nor in {}; pull it with --all-platforms first",
-                        child.digest,
-                        describe_entry(child),
-                        target.name()
-                    )));
-                }
-            }
-            Ok(bytes)
-        };
+        let children = self.push_contents(
+            &transfer,
+            &stored,
+            &top,
+            &target,
+            mount_from.as_deref(),
+            &mut report,
+        );
         let (bytes, present) = tokio::join!(children, client.head_manifest(&target));
         let (bytes, present) = (bytes?, present?);
-        self.remember(seen).await?;
         if present.is_none_or(|d| d.digest != top.digest) {
             client
                 .put_manifest(&target, &top.media_type, Bytes::from(bytes))
@@ -123,6 +88,51 @@ impl PackageManager {
         report.reference = Some(target);
         report.digest = Some(top.digest);
         Ok(report)
+    }
+
+    /// Pushes everything `top` (a stored index or manifest) needs under `target`'s repository:
+    /// blobs, then manifests by digest, but no tag; returns `top`'s bytes. An index entry the
+    /// store lacks must already be in the registry (a partial pull's other platforms).
+    pub(crate) async fn push_contents(
+        &self,
+        transfer: &Transfer,
+        stored: &Reference,
+        top: &Descriptor,
+        target: &Reference,
+        mount_from: Option<&str>,
+        report: &mut PushReport,
+    ) -> Result<Vec<u8>> {
+        let store = self.store();
+        let mut seen = Vec::new();
+        if top.is_manifest() {
+            let bytes = self
+                .push_manifest(transfer, target, top, mount_from, report, &mut seen)
+                .await?;
+            self.remember(seen).await?;
+            return Ok(bytes);
+        }
+        let bytes = store.read_bytes(top.clone()).await?;
+        let index: ukpm_types::Index = parse(top, &bytes, "image index")?;
+        for child in index.manifests.iter().filter(|d| d.is_manifest()) {
+            if store.has_blob(child.digest, None).await? {
+                self.push_manifest(transfer, target, child, mount_from, report, &mut seen)
+                    .await?;
+            } else if transfer
+                .client
+                .head_manifest(&digest_reference(target, child.digest)?)
+                .await?
+                .is_none()
+            {
+                return Err(Error::InvalidInput(format!(
+                    "cannot push {stored}: its manifest {} ({}) is neither in the store nor in {}; pull it with --all-platforms first",
+                    child.digest,
+                    describe_entry(child),
+                    target.name()
+                )));
+            }
+        }
+        self.remember(seen).await?;
+        Ok(bytes)
     }
 
     /// Pushes a manifest's blobs, then the manifest by digest; returns its bytes and adds where
@@ -164,9 +174,21 @@ impl PackageManager {
             }
         }
         if present.is_none_or(|d| d.digest != entry.digest) {
-            client
-                .put_manifest(&by_digest, &entry.media_type, Bytes::from(bytes.clone()))
-                .await?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match client
+                    .put_manifest(&by_digest, &entry.media_type, Bytes::from(bytes.clone()))
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(e) if attempt < RACE_ATTEMPTS && racing(&e) => {
+                        tracing::debug!(error = %e, attempt, "manifest put raced another push; again");
+                        tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             report.manifests_written += 1;
         }
         Ok(bytes)
@@ -218,5 +240,29 @@ impl PackageManager {
             PushOutcome::Uploaded => {}
         }
         Ok(outcome)
+    }
+}
+
+/// The repository blobs may be mounted from: the package's own, when it goes to another
+/// repository of the same registry.
+pub(crate) fn mount_source(stored: &Reference, target: &Reference) -> Option<String> {
+    (stored.registry() == target.registry() && stored.repository() != target.repository())
+        .then(|| stored.repository().to_string())
+}
+
+/// How many times a manifest put that raced another client's push of the same blobs is made.
+const RACE_ATTEMPTS: u64 = 6;
+
+/// Whether a registry error may come from another client pushing the same content at the same
+/// moment, so that the same request may succeed a moment later. `docker-registry`'s filesystem
+/// storage rewrites a repository's blob and tag link files in place: while another client's
+/// upload of a blob this manifest uses completes, the manifest put is refused with
+/// `MANIFEST_BLOB_UNKNOWN`, and a read of the link answers 500.
+pub(crate) fn racing(error: &ukpm_registry::RegistryError) -> bool {
+    match error {
+        ukpm_registry::RegistryError::Status { status, codes, .. } => {
+            *status >= 500 || codes.contains(&ukpm_registry::ErrorCode::ManifestBlobUnknown)
+        }
+        _ => false,
     }
 }

@@ -23,6 +23,9 @@ pub struct PushedJson {
     reference: String,
     uploaded: usize,
     uploaded_bytes: u64,
+    /// With `--merge`: the entries of the destination's index after the merge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_platforms: Option<usize>,
 }
 
 impl Pushed {
@@ -51,6 +54,7 @@ impl Pushed {
             reference: self.reference(),
             uploaded: r.uploaded,
             uploaded_bytes: r.uploaded_bytes,
+            merged_platforms: r.merged_platforms,
         }
     }
 }
@@ -68,6 +72,14 @@ impl Output for Pushed {
 /// Pushes the package, under `--to` if given.
 pub async fn run(manager: &PackageManager, args: &PushArgs) -> Result<Pushed> {
     let target = args.to.as_deref().map(|t| manager.parse_name(t)).transpose()?;
+    if args.merge {
+        let source = manager.local_name(&args.reference)?;
+        let report = manager
+            .push_merge(&source, target.as_ref())
+            .await
+            .with_context(|| format!("failed to merge {source} into its tag's index"))?;
+        return Ok(Pushed(report));
+    }
     push(manager, &args.reference, target.as_ref()).await
 }
 
