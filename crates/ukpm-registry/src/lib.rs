@@ -30,6 +30,7 @@
 mod auth;
 mod client;
 mod error;
+mod listing;
 mod ops;
 mod pace;
 mod retry;
@@ -38,6 +39,7 @@ mod upload;
 pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret};
 pub use client::{Client, ClientConfig, DEFAULT_MIN_RATE, DEFAULT_READ_TIMEOUT, is_loopback, transport_host};
 pub use error::{ErrorCode, Flow, RegistryError, Result};
+pub use listing::{CatalogRefusal, Page};
 pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT};
 /// The request body type uploads take, so callers need not depend on reqwest.
 pub use reqwest::Body;

@@ -52,9 +52,11 @@ mod package;
 mod project;
 mod pull;
 mod push;
+mod remote_catalog;
 mod remove;
 mod reporter;
 mod rootfs;
+mod sources;
 mod store;
 mod time;
 mod transfer;
@@ -79,8 +81,10 @@ pub use package::{HostPlatform, Package, Query};
 pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;
 pub use push::PushReport;
+pub use remote_catalog::{LISTING_PAGE_SIZE, RemoteListing, RemoteOptions, default_remote_cache_dir};
 pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};
 pub use rootfs::{ROOTFS_IMAGE_REGISTRY, Rootfs};
+pub use sources::{SOURCES_KEY, Sources, normalize_source};
 #[cfg(feature = "containerd")]
 pub use store::ContainerdImageStore;
 pub use store::{
