@@ -46,6 +46,8 @@ pub struct RemoteOptions {
     pub refresh: bool,
     /// The cache folder; `None`: [`default_remote_cache_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// Entries asked for per page of `_catalog` and `tags/list`; 0: [`LISTING_PAGE_SIZE`].
+    pub page_size: usize,
 }
 
 /// Where `update` keeps what it found: `$XDG_CACHE_HOME/ukpm/remote`, else
@@ -114,7 +116,12 @@ impl PackageManager {
             listing.cached_at = Some(index.fetched_at);
             return Ok(listing);
         }
-        let snapshot = self.fetch_remote(&options.names).await?;
+        let page_size = if options.page_size == 0 {
+            LISTING_PAGE_SIZE
+        } else {
+            options.page_size
+        };
+        let snapshot = self.fetch_remote(&options.names, page_size).await?;
         write_cache(&dir, &snapshot).await?;
         self.packages(query, &options.names, &snapshot)
     }
@@ -124,7 +131,7 @@ impl PackageManager {
     pub async fn list_tags(&self, name: &str) -> Result<(Reference, Vec<String>)> {
         let reference = self.parse_name(name)?;
         let client = self.client()?;
-        let tags = all_tags(&client, &reference).await?;
+        let tags = all_tags(&client, &reference, LISTING_PAGE_SIZE).await?;
         Ok((reference, tags))
     }
 
@@ -191,14 +198,14 @@ impl PackageManager {
         }
     }
 
-    async fn fetch_remote(&self, names: &[String]) -> Result<Snapshot> {
+    async fn fetch_remote(&self, names: &[String], page_size: usize) -> Result<Snapshot> {
         let client = self.client()?;
         // registry -> explicit repositories (None: the whole catalog).
         let mut plan: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
-        if names.is_empty() {
-            for registry in self.registries() {
-                plan.insert(registry.clone(), None);
-            }
+        // The configured registries' catalogs are read even when names are given: a name
+        // filters them, and a refusal is then said (the rest is missing for that reason).
+        for registry in self.registries() {
+            plan.insert(registry.clone(), None);
         }
         let mut explicit: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for name in names {
@@ -212,8 +219,9 @@ impl PackageManager {
         }
         let mut snapshot = Snapshot::default();
         let mut repositories: Vec<Reference> = Vec::new();
+        let mut failed: Option<Error> = None;
         for (registry, _) in plan {
-            match all_repositories(&client, &registry).await {
+            match all_repositories(&client, &registry, page_size).await {
                 Ok(repos) => {
                     for repo in repos {
                         let reference = Reference::new(&registry, &repo, ukpm_types::DEFAULT_TAG)?;
@@ -228,8 +236,21 @@ impl PackageManager {
                         "registry {registry} lists no repositories: {why}; name them as {registry}/REPO to list them"
                     ));
                 }
-                Err(err) => return Err(err),
+                // One unreachable registry does not hide the others' packages.
+                Err(err) => {
+                    snapshot
+                        .warnings
+                        .push(format!("cannot list registry {registry}: {err}"));
+                    failed.get_or_insert(err);
+                }
             }
+        }
+        // Nothing could be asked at all: that is the answer, not an empty listing.
+        if let Some(err) = failed
+            && repositories.is_empty()
+            && explicit.is_empty()
+        {
+            return Err(err);
         }
         for (registry, repos) in explicit {
             for repo in repos {
@@ -245,7 +266,7 @@ impl PackageManager {
             .map(|repo| {
                 let client = client.clone();
                 async move {
-                    let tags = all_tags(&client, &repo).await?;
+                    let tags = all_tags(&client, &repo, page_size).await?;
                     tags.iter()
                         .map(|t| Ok(repo.with_tag(t)?))
                         .collect::<Result<Vec<_>>>()
@@ -296,13 +317,11 @@ fn name_pattern(name: &str) -> String {
     }
 }
 
-async fn all_repositories(client: &Client, registry: &str) -> Result<Vec<String>> {
+async fn all_repositories(client: &Client, registry: &str, page_size: usize) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut next: Option<String> = None;
     loop {
-        let page = client
-            .catalog_page(registry, LISTING_PAGE_SIZE, next.as_deref())
-            .await?;
+        let page = client.catalog_page(registry, page_size, next.as_deref()).await?;
         out.extend(page.items);
         match page.next {
             Some(n) => next = Some(n),
@@ -311,13 +330,11 @@ async fn all_repositories(client: &Client, registry: &str) -> Result<Vec<String>
     }
 }
 
-async fn all_tags(client: &Client, reference: &Reference) -> Result<Vec<String>> {
+async fn all_tags(client: &Client, reference: &Reference, page_size: usize) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut next: Option<String> = None;
     loop {
-        let page = client
-            .tags_page(reference, LISTING_PAGE_SIZE, next.as_deref())
-            .await?;
+        let page = client.tags_page(reference, page_size, next.as_deref()).await?;
         out.extend(page.items);
         match page.next {
             Some(n) => next = Some(n),

@@ -87,7 +87,7 @@ pub async fn ls(manager: &PackageManager, args: &LsArgs) -> Result<Remote> {
     let options = RemoteOptions {
         names: args.names.clone(),
         refresh: args.update,
-        cache_dir: None,
+        ..RemoteOptions::default()
     };
     let listing = manager
         .list_remote(&query, &options)
@@ -101,7 +101,7 @@ pub async fn update(manager: &PackageManager, args: &UpdateArgs) -> Result<Updat
     let options = RemoteOptions {
         names: args.names.clone(),
         refresh: true,
-        cache_dir: None,
+        ..RemoteOptions::default()
     };
     let listing = manager
         .list_remote(&ukpm::Query::default(), &options)
