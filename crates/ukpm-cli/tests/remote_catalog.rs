@@ -232,6 +232,26 @@ fn a_registry_that_refuses_the_catalog_still_lists_named_repositories_and_says_w
         .run();
     human.assert_success();
     assert!(human.stderr.contains("lists no repositories"), "{}", human.stderr);
+
+    // The cache answers for the named repository now; a name it never asked for is fetched.
+    let cached = ukpm(&env)
+        .args(["--json", "--registry", &host, "ls", "--remote", &named])
+        .run();
+    cached.assert_success();
+    assert!(cached.json()["cached_at"].is_string());
+    assert_eq!(remote_rows(&cached.json()).len(), 2);
+    let other = ukpm(&env)
+        .args([
+            "--json",
+            "--registry",
+            &host,
+            "ls",
+            "--remote",
+            &format!("{host}/hidden/none"),
+        ])
+        .run();
+    other.assert_success();
+    assert_eq!(other.json()["cached_at"], Value::Null, "{}", other.stdout);
 }
 
 #[test]

@@ -182,6 +182,38 @@ fn resolve(base: &str, link: &str) -> String {
 mod tests {
     use super::*;
 
+    fn status(status: u16, codes: Vec<ErrorCode>) -> RegistryError {
+        RegistryError::Status {
+            registry: "r".into(),
+            what: "the repository catalog".into(),
+            status,
+            codes,
+            message: None,
+        }
+    }
+
+    /// docker-registry cannot be told to refuse `_catalog`; other registries answer so.
+    #[test]
+    fn refusals_are_recognised() {
+        assert_eq!(
+            CatalogRefusal::of(&status(404, vec![])),
+            Some(CatalogRefusal::Unsupported)
+        );
+        assert_eq!(
+            CatalogRefusal::of(&status(400, vec![ErrorCode::Unsupported])),
+            Some(CatalogRefusal::Unsupported)
+        );
+        assert_eq!(
+            CatalogRefusal::of(&status(403, vec![])),
+            Some(CatalogRefusal::Denied)
+        );
+        assert_eq!(
+            CatalogRefusal::of(&status(401, vec![])),
+            Some(CatalogRefusal::Unauthorized)
+        );
+        assert_eq!(CatalogRefusal::of(&status(500, vec![])), None);
+    }
+
     #[test]
     fn next_links_are_found() {
         assert_eq!(

@@ -79,6 +79,9 @@ struct CacheIndex {
     entries: Vec<Entry>,
     #[serde(default)]
     warnings: Vec<String>,
+    /// What was asked: registries whose catalogs were tried, and `registry/repo` names.
+    #[serde(default)]
+    covered: Vec<String>,
 }
 
 /// A tag and the raw documents read for it.
@@ -90,6 +93,8 @@ struct Snapshot {
     entries: Vec<Entry>,
     documents: HashMap<Digest, Bytes>,
     warnings: Vec<String>,
+    /// As [`CacheIndex::covered`].
+    covered: Vec<String>,
 }
 
 /// A name split into what to list: the registry and either a repository or a glob.
@@ -111,6 +116,7 @@ impl PackageManager {
         };
         if !options.refresh
             && let Some((index, snapshot)) = read_cache(&dir).await?
+            && self.covers(&index.covered, &options.names)
         {
             let mut listing = self.packages(query, &options.names, &snapshot)?;
             listing.cached_at = Some(index.fetched_at);
@@ -133,6 +139,20 @@ impl PackageManager {
         let client = self.client()?;
         let tags = all_tags(&client, &reference, LISTING_PAGE_SIZE).await?;
         Ok((reference, tags))
+    }
+
+    /// Whether a cache that asked for `covered` answers for the configured registries and
+    /// `names`; one that does not is refreshed rather than answering with nothing.
+    fn covers(&self, covered: &[String], names: &[String]) -> bool {
+        let has = |s: &str| covered.iter().any(|c| c == s);
+        self.registries().iter().all(|r| has(r) || has(&no_catalog(r)))
+            && names.iter().all(|name| {
+                let target = self.target(name);
+                has(&target.registry)
+                    || target
+                        .repository
+                        .is_some_and(|repo| has(&format!("{}/{repo}", target.registry)))
+            })
     }
 
     fn packages(&self, query: &Query, names: &[String], snapshot: &Snapshot) -> Result<RemoteListing> {
@@ -223,6 +243,7 @@ impl PackageManager {
         for (registry, _) in plan {
             match all_repositories(&client, &registry, page_size).await {
                 Ok(repos) => {
+                    snapshot.covered.push(registry.clone());
                     for repo in repos {
                         let reference = Reference::new(&registry, &repo, ukpm_types::DEFAULT_TAG)?;
                         if names.is_empty() || names.iter().any(|n| self.name_matches(n, &reference)) {
@@ -231,6 +252,7 @@ impl PackageManager {
                     }
                 }
                 Err(Error::Registry(err)) if CatalogRefusal::of(&err).is_some() => {
+                    snapshot.covered.push(no_catalog(&registry));
                     let why = CatalogRefusal::of(&err).map_or("", |r| r.describe());
                     snapshot.warnings.push(format!(
                         "registry {registry} lists no repositories: {why}; name them as {registry}/REPO to list them"
@@ -254,6 +276,7 @@ impl PackageManager {
         }
         for (registry, repos) in explicit {
             for repo in repos {
+                snapshot.covered.push(format!("{registry}/{repo}"));
                 let reference = Reference::new(&registry, &repo, ukpm_types::DEFAULT_TAG)?;
                 if !repositories.contains(&reference) {
                     repositories.push(reference);
@@ -306,6 +329,11 @@ impl PackageManager {
         }
         Ok(snapshot)
     }
+}
+
+/// How [`CacheIndex::covered`] records a registry whose catalog was asked for but not read.
+fn no_catalog(registry: &str) -> String {
+    format!("{registry} (no catalog)")
 }
 
 /// The name with any `:tag` or `@digest` cut off (a tag is matched by the query's name glob).
@@ -467,6 +495,7 @@ async fn read_cache(dir: &Path) -> Result<Option<(CacheIndex, Snapshot)>> {
             entries: index.entries.clone(),
             documents: HashMap::new(),
             warnings: index.warnings.clone(),
+            covered: index.covered.clone(),
         };
         let blobs = dir.join("blobs");
         if blobs.is_dir() {
@@ -495,6 +524,7 @@ async fn write_cache(dir: &Path, snapshot: &Snapshot) -> Result<()> {
         fetched_at: crate::time::now_or_epoch()?,
         entries: snapshot.entries.clone(),
         warnings: snapshot.warnings.clone(),
+        covered: snapshot.covered.clone(),
     };
     tokio::task::spawn_blocking(move || -> Result<()> {
         fs_err::create_dir_all(&dir)?;
