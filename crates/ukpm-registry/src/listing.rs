@@ -72,7 +72,7 @@ impl Client {
     pub async fn catalog_page(&self, registry: &str, page_size: usize, next: Option<&str>) -> Result<Page> {
         let base = self.base_url(registry).await;
         let url = match next {
-            Some(next) => resolve(&base, next),
+            Some(next) => resolve(&base, next).ok_or_else(|| off_origin(registry, next))?,
             None => format!("{base}_catalog?n={page_size}"),
         };
         self.page(
@@ -96,7 +96,7 @@ impl Client {
     ) -> Result<Page> {
         let base = self.base_url(reference.registry()).await;
         let url = match next {
-            Some(next) => resolve(&base, next),
+            Some(next) => resolve(&base, next).ok_or_else(|| off_origin(reference.registry(), next))?,
             None => format!("{base}{}/tags/list?n={page_size}", reference.repository()),
         };
         let what = format!("tags of {}", reference.repository());
@@ -124,7 +124,7 @@ impl Client {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(next_link)
-            .map(|link| resolve(base, &link));
+            .and_then(|link| resolve(base, &link));
         let bytes = self.read_capped(response, MANIFEST_LIMIT, registry, what).await?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|_| RegistryError::Protocol {
@@ -150,6 +150,14 @@ impl Client {
     }
 }
 
+/// A page URL that is not on the registry's own origin: never asked (credentials stay home).
+fn off_origin(registry: &str, next: &str) -> RegistryError {
+    RegistryError::Protocol {
+        registry: registry.to_string(),
+        problem: format!("the next page {next} is not on the registry"),
+    }
+}
+
 /// The target of a `Link` header value's `rel="next"` entry.
 fn next_link(value: &str) -> Option<String> {
     value.split(',').find_map(|part| {
@@ -168,14 +176,10 @@ fn next_link(value: &str) -> Option<String> {
 /// A `Link` target made absolute against the registry's `/v2/` base: registries send
 /// `/v2/_catalog?last=x&n=2`, a path on the same origin. An absolute URL is taken as given only
 /// if it stays on that origin (credentials never leave it).
-fn resolve(base: &str, link: &str) -> String {
-    let Ok(base_url) = url::Url::parse(base) else {
-        return link.to_string();
-    };
-    match base_url.join(link) {
-        Ok(url) if url.origin() == base_url.origin() => url.to_string(),
-        _ => base_url.to_string(),
-    }
+fn resolve(base: &str, link: &str) -> Option<String> {
+    let base_url = url::Url::parse(base).ok()?;
+    let url = base_url.join(link).ok()?;
+    (url.origin() == base_url.origin()).then(|| url.to_string())
 }
 
 #[cfg(test)]
@@ -222,13 +226,13 @@ mod tests {
         );
         assert_eq!(next_link(r#"</x>; rel="prev""#), None);
         assert_eq!(
-            resolve("http://127.0.0.1:5000/v2/", "/v2/_catalog?last=b&n=2"),
-            "http://127.0.0.1:5000/v2/_catalog?last=b&n=2"
+            resolve("http://127.0.0.1:5000/v2/", "/v2/_catalog?last=b&n=2").as_deref(),
+            Some("http://127.0.0.1:5000/v2/_catalog?last=b&n=2")
         );
         // Another origin is not followed.
         assert_eq!(
             resolve("http://127.0.0.1:5000/v2/", "http://evil.example/v2/_catalog"),
-            "http://127.0.0.1:5000/v2/"
+            None
         );
     }
 }

@@ -121,3 +121,65 @@ async fn a_token_registry_without_catalog_access_is_a_typed_refusal() {
     let page = client.tags_page(&reference, 10, None).await.unwrap();
     assert_eq!(page.items, ["v1"]);
 }
+
+#[path = "fake/mod.rs"]
+mod fake;
+
+/// Registries that refuse the catalog as Docker Hub (`UNSUPPORTED`/404) and GHCR-like
+/// deployments (`DENIED`/403) do: docker-registry cannot be told to, so the fake does.
+#[tokio::test]
+async fn catalog_refusals_are_typed() {
+    for (status, code, expected) in [
+        (404, "UNSUPPORTED", CatalogRefusal::Unsupported),
+        (403, "DENIED", CatalogRefusal::Denied),
+    ] {
+        let server = fake::Fake::start(move |request| {
+            if request.path() == "/v2/_catalog" {
+                fake::Reply::status(status)
+                    .body(format!(r#"{{"errors":[{{"code":"{code}","message":"no"}}]}}"#))
+            } else {
+                fake::Reply::status(404)
+            }
+        })
+        .await;
+        let err = fake::anonymous(0)
+            .catalog_page(&server.host(), 2, None)
+            .await
+            .unwrap_err();
+        assert_eq!(CatalogRefusal::of(&err), Some(expected), "{err}");
+    }
+}
+
+/// A `Link` that names the page itself ends the listing rather than looping; one to another
+/// origin is dropped (credentials never leave the registry).
+#[tokio::test]
+async fn links_that_loop_or_leave_end_the_listing() {
+    let server = fake::Fake::start(|request| {
+        if request.path() == "/v2/_catalog" {
+            let link = if request.query("last").is_empty() {
+                r#"</v2/_catalog?last=a&n=2>; rel="next""#
+            } else {
+                r#"</v2/_catalog?last=a&n=2>; rel="next", <http://elsewhere.invalid/x>; rel="prev""#
+            };
+            fake::Reply::ok(r#"{"repositories":["a"]}"#).header("Link", link)
+        } else if request.path() == "/v2/r/tags/list" {
+            fake::Reply::ok(r#"{"name":"r","tags":["x"]}"#).header(
+                "Link",
+                r#"<http://elsewhere.invalid/v2/r/tags/list?last=x>; rel="next""#,
+            )
+        } else {
+            fake::Reply::status(404)
+        }
+    })
+    .await;
+    let client = fake::anonymous(0);
+    let first = client.catalog_page(&server.host(), 2, None).await.unwrap();
+    let next = first.next.expect("a second page");
+    let second = client.catalog_page(&server.host(), 2, Some(&next)).await.unwrap();
+    assert_eq!(second.items, ["a"]);
+    assert_eq!(second.next, None, "a page that links to itself loops");
+    let reference = Reference::new(&server.host(), "r", "latest").unwrap();
+    let tags = client.tags_page(&reference, 2, None).await.unwrap();
+    assert_eq!(tags.items, ["x"]);
+    assert_eq!(tags.next, None, "an off-origin link was kept");
+}
