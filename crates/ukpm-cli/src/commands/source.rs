@@ -1,29 +1,42 @@
 //! `ukpm source add|rm|ls` (and KraftKit's `src`/`unsrc`): the registries in the config file.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 use ukpm::{PackageManager, Sources};
 
 use crate::args::{SourceAddArgs, SourceCommand, SourceRmArgs};
-use crate::output::{Escaped, Output};
+use crate::output::{Escaped, JsonPath, Output};
 use crate::settings::config_path;
 
-/// The sources after the command, and what it changed; its own `--json` document.
-#[derive(Serialize)]
+/// The sources after the command, and what it changed.
 pub struct SourcesOut {
     changed: Vec<String>,
-    config: String,
+    config: PathBuf,
     sources: Vec<String>,
     unchanged: Vec<String>,
-    #[serde(skip)]
     verb: &'static str,
+}
+
+/// `{"changed", "config", "sources", "unchanged"}` (docs/json.md).
+#[derive(Serialize)]
+struct SourcesJson<'a> {
+    changed: &'a [String],
+    config: JsonPath<'a>,
+    sources: &'a [String],
+    unchanged: &'a [String],
 }
 
 impl Output for SourcesOut {
     fn json(&self) -> impl Serialize + '_ {
-        self
+        SourcesJson {
+            changed: &self.changed,
+            config: JsonPath(&self.config),
+            sources: &self.sources,
+            unchanged: &self.unchanged,
+        }
     }
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -67,7 +80,7 @@ fn out(
 ) -> Result<SourcesOut> {
     Ok(SourcesOut {
         changed,
-        config: sources.path().display().to_string(),
+        config: sources.path().to_path_buf(),
         sources: sources.list()?,
         unchanged,
         verb,
