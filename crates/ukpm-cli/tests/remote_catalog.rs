@@ -158,8 +158,27 @@ fn update_caches_raw_bytes_and_ls_remote_works_offline_and_shows_its_age() {
     let index_digest = live.json()["packages"][0]["index"].as_str().unwrap().to_string();
     assert!(blobs.join(index_digest.trim_start_matches("sha256:")).exists());
 
-    // With the registry gone, the listing comes from the cache, and says how old it is.
+    // A listing by name refreshes that name only: the cache still answers for everything.
     let expected = remote_rows(&live.json());
+    ukpm(&env)
+        .args([
+            "--json",
+            "--registry",
+            &host,
+            "ls",
+            "--remote",
+            "--update",
+            "uk/app:v2",
+        ])
+        .run()
+        .assert_success();
+    let whole = ukpm(&env)
+        .args(["--json", "--registry", &host, "ls", "--remote"])
+        .run();
+    whole.assert_success();
+    assert_eq!(remote_rows(&whole.json()), expected, "{}", whole.stdout);
+
+    // With the registry gone, the listing comes from the cache, and says how old it is.
     drop(registry);
     let cached = ukpm(&env)
         .args(["--json", "--registry", &host, "ls", "--remote"])

@@ -128,8 +128,16 @@ impl PackageManager {
             options.page_size
         };
         let snapshot = self.fetch_remote(&options.names, page_size).await?;
-        write_cache(&dir, &snapshot).await?;
-        self.packages(query, &options.names, &snapshot)
+        let listing = self.packages(query, &options.names, &snapshot)?;
+        if options.names.is_empty() {
+            write_cache(&dir, snapshot, true).await?;
+        } else {
+            // A listing by name refreshes what those names select; the rest of the cache stays
+            // (a damaged cache is simply replaced).
+            let old = read_cache(&dir).await.ok().flatten();
+            write_cache(&dir, self.merge(snapshot, old, &options.names), false).await?;
+        }
+        Ok(listing)
     }
 
     /// The tags of the repository `name` names (`REGISTRY/REPO`, or a repository of the first
@@ -141,18 +149,40 @@ impl PackageManager {
         Ok((reference, tags))
     }
 
-    /// Whether a cache that asked for `covered` answers for the configured registries and
-    /// `names`; one that does not is refreshed rather than answering with nothing.
+    /// Whether a cache that asked for `covered` answers for the configured registries (no
+    /// names) or for `names`; one that does not is refreshed rather than answering with nothing.
     fn covers(&self, covered: &[String], names: &[String]) -> bool {
         let has = |s: &str| covered.iter().any(|c| c == s);
-        self.registries().iter().all(|r| has(r) || has(&no_catalog(r)))
-            && names.iter().all(|name| {
-                let target = self.target(name);
-                has(&target.registry)
-                    || target
-                        .repository
-                        .is_some_and(|repo| has(&format!("{}/{repo}", target.registry)))
-            })
+        if names.is_empty() {
+            return self.registries().iter().all(|r| has(r) || has(&no_catalog(r)));
+        }
+        names
+            .iter()
+            .all(|name| has(&self.target(name).registry) || has(&name_marker(name)))
+    }
+
+    /// The cache after a listing by `names`: the new entries, and the old ones the names do
+    /// not select.
+    fn merge(&self, mut new: Snapshot, old: Option<(CacheIndex, Snapshot)>, names: &[String]) -> Snapshot {
+        let Some((_, old)) = old else {
+            return new;
+        };
+        for entry in old.entries {
+            let selected = entry
+                .reference
+                .parse::<Reference>()
+                .map_or(true, |r| names.iter().any(|n| self.name_matches(n, &r)));
+            if !selected && !new.entries.iter().any(|e| e.reference == entry.reference) {
+                new.entries.push(entry);
+            }
+        }
+        new.entries.sort_by(|a, b| a.reference.cmp(&b.reference));
+        for c in old.covered {
+            if !new.covered.contains(&c) {
+                new.covered.push(c);
+            }
+        }
+        new
     }
 
     fn packages(&self, query: &Query, names: &[String], snapshot: &Snapshot) -> Result<RemoteListing> {
@@ -243,7 +273,9 @@ impl PackageManager {
         for (registry, _) in plan {
             match all_repositories(&client, &registry, page_size).await {
                 Ok(repos) => {
-                    snapshot.covered.push(registry.clone());
+                    if names.is_empty() {
+                        snapshot.covered.push(registry.clone());
+                    }
                     for repo in repos {
                         let reference = Reference::new(&registry, &repo, ukpm_types::DEFAULT_TAG)?;
                         if names.is_empty() || names.iter().any(|n| self.name_matches(n, &reference)) {
@@ -252,7 +284,9 @@ impl PackageManager {
                     }
                 }
                 Err(Error::Registry(err)) if CatalogRefusal::of(&err).is_some() => {
-                    snapshot.covered.push(no_catalog(&registry));
+                    if names.is_empty() {
+                        snapshot.covered.push(no_catalog(&registry));
+                    }
                     let why = CatalogRefusal::of(&err).map_or("", |r| r.describe());
                     snapshot.warnings.push(format!(
                         "registry {registry} lists no repositories: {why}; name them as {registry}/REPO to list them"
@@ -274,9 +308,9 @@ impl PackageManager {
         {
             return Err(err);
         }
+        snapshot.covered.extend(names.iter().map(|n| name_marker(n)));
         for (registry, repos) in explicit {
             for repo in repos {
-                snapshot.covered.push(format!("{registry}/{repo}"));
                 let reference = Reference::new(&registry, &repo, ukpm_types::DEFAULT_TAG)?;
                 if !repositories.contains(&reference) {
                     repositories.push(reference);
@@ -329,6 +363,11 @@ impl PackageManager {
         }
         Ok(snapshot)
     }
+}
+
+/// How [`CacheIndex::covered`] records a name a listing was asked for.
+fn name_marker(name: &str) -> String {
+    format!("name {name}")
 }
 
 /// How [`CacheIndex::covered`] records a registry whose catalog was asked for but not read.
@@ -517,29 +556,46 @@ async fn read_cache(dir: &Path) -> Result<Option<(CacheIndex, Snapshot)>> {
     .map_err(Error::Task)?
 }
 
-async fn write_cache(dir: &Path, snapshot: &Snapshot) -> Result<()> {
+/// Writes the documents, then the index that names them (so a reader never finds an entry
+/// without its bytes); `prune` (a full refresh) then deletes documents nothing names any more.
+async fn write_cache(dir: &Path, snapshot: Snapshot, prune: bool) -> Result<()> {
     let dir = dir.to_path_buf();
-    let documents: Vec<(Digest, Bytes)> = snapshot.documents.iter().map(|(d, b)| (*d, b.clone())).collect();
+    let documents = snapshot.documents;
     let index = CacheIndex {
         fetched_at: crate::time::now_or_epoch()?,
-        entries: snapshot.entries.clone(),
-        warnings: snapshot.warnings.clone(),
-        covered: snapshot.covered.clone(),
+        entries: snapshot.entries,
+        warnings: snapshot.warnings,
+        covered: snapshot.covered,
     };
     tokio::task::spawn_blocking(move || -> Result<()> {
         fs_err::create_dir_all(&dir)?;
-        for (digest, bytes) in documents {
-            let path = blob_path(&dir, &digest);
+        let keep: std::collections::HashSet<String> = documents.keys().map(Digest::hex).collect();
+        for (digest, bytes) in &documents {
+            let path = blob_path(&dir, digest);
             if path.exists() {
                 continue;
             }
             let parent = path.parent().unwrap_or(&dir);
             fs_err::create_dir_all(parent)?;
-            atomic_write(parent, &path, &bytes)?;
+            atomic_write(parent, &path, bytes)?;
         }
         let json = serde_json::to_vec_pretty(&index)
             .map_err(|e| Error::InvalidInput(format!("cannot write the remote cache: {e}")))?;
-        atomic_write(&dir, &dir.join("index.json"), &json)
+        atomic_write(&dir, &dir.join("index.json"), &json)?;
+        let blobs = dir.join("blobs").join("sha256");
+        if prune && blobs.is_dir() {
+            for file in fs_err::read_dir(&blobs)? {
+                let path = file?.path();
+                let known = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| keep.contains(n));
+                if !known {
+                    fs_err::remove_file(&path)?;
+                }
+            }
+        }
+        Ok(())
     })
     .await
     .map_err(Error::Task)?
