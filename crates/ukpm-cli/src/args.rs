@@ -245,6 +245,20 @@ pub enum Command {
     Save(SaveArgs),
     /// Read an OCI layout tar (`ukpm save`, `skopeo`, `docker save`), verified, into the store
     Load(LoadArgs),
+    /// List the registries' packages again and cache them for `ls --remote`
+    #[command(alias = "upd")]
+    Update(UpdateArgs),
+    /// List the tags of a repository on its registry
+    Tags(TagsArgs),
+    /// Manage the registries ukpm lists and resolves against (the config file's `registries`)
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// `source add`, as `kraft pkg source` (`src`) takes it
+    #[command(name = "src", hide = true)]
+    Src(SourceAddArgs),
+    /// `source rm`, as `kraft pkg unsource` (`unsrc`) takes it
+    #[command(name = "unsrc", alias = "unsource", hide = true)]
+    Unsrc(SourceRmArgs),
 }
 
 impl Command {
@@ -270,6 +284,11 @@ impl Command {
             Command::Copy(_) => "copy",
             Command::Save(_) => "save",
             Command::Load(_) => "load",
+            Command::Update(_) => "update",
+            Command::Tags(_) => "tags",
+            Command::Source(_) => "source",
+            Command::Src(_) => "src",
+            Command::Unsrc(_) => "unsrc",
         }
     }
 }
@@ -438,6 +457,66 @@ pub struct LsArgs {
     /// Every package whatever its platform, as `kraft pkg ls --all` (ukpm's ls always lists all)
     #[arg(long)]
     pub all: bool,
+    /// List the packages on the registries (from the cache `ukpm update` keeps, if there is one)
+    #[arg(long, short = 'u')]
+    pub remote: bool,
+    /// With --remote: ask the registries first and refresh the cache
+    #[arg(long, short = 'U', requires = "remote")]
+    pub update: bool,
+    /// With --remote: repositories (`REGISTRY/REPO`, listed even where the registry has no
+    /// catalog) or globs over them (`nginx*`, `ghcr.io/unikraft/*`)
+    #[arg(value_name = "NAME|GLOB", requires = "remote")]
+    pub names: Vec<String>,
+}
+
+/// `ukpm update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Repositories or globs to list beside (or, for a glob, instead of) every configured
+    /// registry's catalog
+    #[arg(value_name = "NAME|GLOB")]
+    pub names: Vec<String>,
+}
+
+/// `ukpm tags`.
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// The repository: `REGISTRY/REPO`, or a repository of the first configured registry
+    #[arg(value_name = "REPO")]
+    pub repository: String,
+}
+
+/// `ukpm source`.
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Add registries to the config file (each checked to answer as a registry)
+    #[command(alias = "src")]
+    Add(SourceAddArgs),
+    /// Remove registries from the config file
+    #[command(aliases = ["remove", "unsrc"])]
+    Rm(SourceRmArgs),
+    /// Show the registries in the config file
+    #[command(alias = "list")]
+    Ls,
+}
+
+/// `ukpm source add`.
+#[derive(Debug, Args)]
+pub struct SourceAddArgs {
+    /// Registry hosts, e.g. `ghcr.io` or `localhost:5000`
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<String>,
+    /// Add without checking that each answers as a registry
+    #[arg(long, short = 'F')]
+    pub force: bool,
+}
+
+/// `ukpm source rm`.
+#[derive(Debug, Args)]
+pub struct SourceRmArgs {
+    /// Registry hosts
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<String>,
 }
 
 /// `ukpm inspect`.

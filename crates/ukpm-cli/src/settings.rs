@@ -49,7 +49,8 @@ pub struct Settings {
     pub min_rate: u64,
 }
 
-fn config_path() -> Option<PathBuf> {
+/// The config file's path (which need not exist), as the settings read it.
+pub fn config_path() -> Option<PathBuf> {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     non_empty("UKPM_CONFIG")
         .or_else(|| non_empty("XDG_CONFIG_HOME").map(|d| d.join("ukpm").join("config.json")))

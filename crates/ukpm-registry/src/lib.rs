@@ -31,6 +31,7 @@ mod auth;
 mod client;
 mod delete;
 mod error;
+mod listing;
 mod ops;
 mod pace;
 mod referrers;
@@ -41,6 +42,7 @@ pub use auth::{Anonymous, Challenge, Credential, CredentialSource, Scope, Secret
 pub use client::{Client, ClientConfig, DEFAULT_MIN_RATE, DEFAULT_READ_TIMEOUT, is_loopback, transport_host};
 pub use delete::DeleteOutcome;
 pub use error::{ErrorCode, Flow, RegistryError, Result};
+pub use listing::{CatalogRefusal, Page};
 pub use ops::{BlobDownload, FetchedManifest, MANIFEST_LIMIT};
 pub use referrers::referrers_tag;
 /// The request body type uploads take, so callers need not depend on reqwest.

@@ -54,11 +54,13 @@ mod project;
 mod pull;
 mod push;
 mod push_merge;
+mod remote_catalog;
 mod remote_copy;
 mod remote_inspect;
 mod remove;
 mod reporter;
 mod rootfs;
+mod sources;
 mod store;
 mod time;
 mod transfer;
@@ -85,10 +87,12 @@ pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;
 pub use push::PushReport;
 pub use push_merge::MERGE_INTO_ANNOTATION;
+pub use remote_catalog::{LISTING_PAGE_SIZE, RemoteListing, RemoteOptions, default_remote_cache_dir};
 pub use remote_copy::{RemoteCopyOptions, RemoteCopyReport};
 pub use remote_inspect::Deleted;
 pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};
 pub use rootfs::{ROOTFS_IMAGE_REGISTRY, Rootfs};
+pub use sources::{SOURCES_KEY, Sources, normalize_source};
 #[cfg(feature = "containerd")]
 pub use store::ContainerdImageStore;
 pub use store::{

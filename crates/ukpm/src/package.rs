@@ -141,7 +141,7 @@ impl Query {
 }
 
 /// Matches `*` (any run) and `?` (one byte); everything else literally.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while t < text.len() {

@@ -20,8 +20,10 @@ mod ls;
 mod pack;
 mod pull;
 mod push;
+mod remote;
 mod rm;
 mod save;
+mod source;
 mod tag;
 mod unpack;
 
@@ -57,6 +59,12 @@ pub async fn run(cli: &Cli) -> Result<()> {
 async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer) -> Result<()> {
     match command {
         Command::Pack(args) => show(printer, pack::run(manager, args).await?),
+        Command::Ls(args) if args.remote => show(printer, remote::ls(manager, args).await?),
+        Command::Update(args) => show(printer, remote::update(manager, args).await?),
+        Command::Tags(args) => show(printer, remote::tags(manager, args).await?),
+        Command::Source(command) => show(printer, source::run(manager, command).await?),
+        Command::Src(args) => show(printer, source::add(manager, args).await?),
+        Command::Unsrc(args) => show(printer, source::rm(args)?),
         Command::Ls(args) => show(printer, ls::run(manager, args).await?),
         Command::Inspect(args) => show(printer, inspect::run(manager, args, printer).await?),
         Command::Digest(args) => show(printer, digest::run(manager, args).await?),
