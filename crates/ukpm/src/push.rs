@@ -36,29 +36,34 @@ pub struct PushReport {
     pub merged_platforms: Option<usize>,
 }
 
+/// What every push (plain or `--merge`) starts from: the transfer engine, a lease on the store,
+/// the package as stored and where it goes.
+pub(crate) struct PushStart {
+    pub(crate) transfer: Transfer,
+    pub(crate) _lease: crate::store::StoreLease,
+    /// The package's stored name.
+    pub(crate) stored: Reference,
+    /// Where it goes (default: its stored name).
+    pub(crate) target: Reference,
+    /// What the stored ref points at, with its annotations.
+    pub(crate) entry: Descriptor,
+    /// The same without annotations: the index or manifest to put.
+    pub(crate) top: Descriptor,
+}
+
 impl PackageManager {
-    /// Pushes the package `source` to `target` (default: where its name says).
-    pub async fn push(
+    /// Resolves `source` in the store under a lease and checks it is an image.
+    pub(crate) async fn start_push(
         &self,
-        source: impl Into<crate::LocalName>,
+        source: crate::LocalName,
         target: Option<&Reference>,
-    ) -> Result<PushReport> {
-        let source = source.into();
+    ) -> Result<PushStart> {
         let transfer = self.transfer()?;
-        let client = &transfer.client;
-        let store = self.store();
-        let _lease = store.lease().await?;
+        let _lease = self.store().lease().await?;
         let resolved = self.catalog().resolve(&source).await?;
         let stored = self.catalog().stored_reference(&resolved, &source)?;
         let target = target.cloned().unwrap_or_else(|| stored.clone());
-        if target.tag().is_none() && target.digest().is_none() {
-            return Err(Error::InvalidInput(format!("{target} needs a tag to push to")));
-        }
-        self.reporter().on_step(&Step::Push {
-            source: stored.clone(),
-            target: target.clone(),
-        });
-        let entry = &resolved.entry.descriptor;
+        let entry = resolved.entry.descriptor;
         let top = Descriptor::new(&entry.media_type, entry.digest, entry.size);
         if !top.is_index() && !top.is_manifest() {
             return Err(Error::NotAnImage {
@@ -66,6 +71,38 @@ impl PackageManager {
                 media_type: top.media_type,
             });
         }
+        Ok(PushStart {
+            transfer,
+            _lease,
+            stored,
+            target,
+            entry,
+            top,
+        })
+    }
+
+    /// Pushes the package `source` to `target` (default: where its name says).
+    pub async fn push(
+        &self,
+        source: impl Into<crate::LocalName>,
+        target: Option<&Reference>,
+    ) -> Result<PushReport> {
+        let PushStart {
+            transfer,
+            _lease,
+            stored,
+            target,
+            top,
+            ..
+        } = self.start_push(source.into(), target).await?;
+        let client = &transfer.client;
+        if target.tag().is_none() && target.digest().is_none() {
+            return Err(Error::InvalidInput(format!("{target} needs a tag to push to")));
+        }
+        self.reporter().on_step(&Step::Push {
+            source: stored.clone(),
+            target: target.clone(),
+        });
         let mount_from = mount_source(&stored, &target);
         let mut report = PushReport::default();
         // What the tag points at now is asked while the rest goes up.

@@ -40,7 +40,7 @@ use ukpm_types::{
 use crate::catalog::parse;
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
-use crate::push::{PushReport, mount_source, racing};
+use crate::push::{PushReport, PushStart, mount_source, racing};
 use crate::reporter::Step;
 
 /// The annotation on a job tag's index naming the destination tag it is for, so that a job tag
@@ -76,14 +76,15 @@ impl PackageManager {
         source: impl Into<crate::LocalName>,
         target: Option<&Reference>,
     ) -> Result<PushReport> {
-        let source = source.into();
-        let transfer = self.transfer()?;
+        let PushStart {
+            transfer,
+            _lease,
+            stored,
+            target,
+            entry,
+            top,
+        } = self.start_push(source.into(), target).await?;
         let client = &transfer.client;
-        let store = self.store();
-        let _lease = store.lease().await?;
-        let resolved = self.catalog().resolve(&source).await?;
-        let stored = self.catalog().stored_reference(&resolved, &source)?;
-        let target = target.cloned().unwrap_or_else(|| stored.clone());
         let Some(tag) = target
             .tag()
             .filter(|_| target.digest().is_none())
@@ -97,14 +98,7 @@ impl PackageManager {
             source: stored.clone(),
             target: target.clone(),
         });
-        let entry = &resolved.entry.descriptor;
-        let top = Descriptor::new(&entry.media_type, entry.digest, entry.size);
-        if !top.is_index() && !top.is_manifest() {
-            return Err(Error::NotAnImage {
-                reference: stored,
-                media_type: top.media_type,
-            });
-        }
+        let entry = &entry;
         let mut report = PushReport::default();
         let mount_from = mount_source(&stored, &target);
         let bytes = self

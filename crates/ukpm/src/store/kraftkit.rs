@@ -433,8 +433,7 @@ impl KraftKitStore {
         T: Send + 'static,
         F: FnOnce(KraftKitStore) -> Result<T> + Send + 'static,
     {
-        let this = self.clone();
-        Box::pin(async move { tokio::task::spawn_blocking(move || f(this)).await? })
+        super::on_blocking(self, f)
     }
 }
 

@@ -103,8 +103,7 @@ impl LocalImageStore {
         T: Send + 'static,
         F: FnOnce(LocalImageStore) -> Result<T> + Send + 'static,
     {
-        let this = self.clone();
-        Box::pin(async move { tokio::task::spawn_blocking(move || f(this)).await? })
+        super::on_blocking(self, f)
     }
 }
 

@@ -195,3 +195,15 @@ pub trait ImageStore: ContentStore + RefStore + 'static {
     /// fsck and repair, if this store leaves checking its content to ukpm.
     fn maintenance(&self) -> Option<&dyn Maintenance>;
 }
+
+/// Runs a store's synchronous work on tokio's blocking pool with its own clone of the store
+/// (the local and KraftKit stores are file-system code behind an async trait).
+pub(crate) fn on_blocking<S, T, F>(store: &S, f: F) -> BoxFuture<'static, Result<T>>
+where
+    S: Clone + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(S) -> Result<T> + Send + 'static,
+{
+    let this = store.clone();
+    Box::pin(async move { tokio::task::spawn_blocking(move || f(this)).await? })
+}
