@@ -137,6 +137,9 @@ pub struct Faults {
     /// The range the "random number of response bytes" of drops and stalls is drawn from,
     /// log-uniformly, so both small documents and large blobs get hit.
     pub fault_after: (u64, u64),
+    /// How many drops and stalls may strike in all (`None`: no limit), so a test can cut exactly
+    /// the first upload and let the retry through.
+    pub max_cuts: Option<u64>,
 }
 
 impl Default for Faults {
@@ -152,6 +155,7 @@ impl Default for Faults {
             stall_for: Duration::from_secs(2),
             error_status: Vec::new(),
             fault_after: (64, 8 << 20),
+            max_cuts: None,
         }
     }
 }
@@ -211,6 +215,12 @@ impl Faults {
     /// probability `p`; 429 answers carry `Retry-After: 1`.
     pub fn error_status(mut self, status: u16, p: f64) -> Faults {
         self.error_status.push((status, p));
+        self
+    }
+
+    /// Lets at most `n` drops and stalls strike; later connections pass untouched.
+    pub fn max_cuts(mut self, n: u64) -> Faults {
+        self.max_cuts = Some(n);
         self
     }
 
@@ -690,7 +700,7 @@ fn forward(shared: &Arc<Shared>, id: u64, client: TcpStream, cut: Option<(Way, C
 /// Copies `from` to `to` with the rate cap and delay of its direction, applying `cut` after its
 /// byte count. A clean end of input half-closes `to`; anything else closes both sockets so the
 /// other direction ends too.
-fn pump(shared: &Shared, mut from: TcpStream, mut to: TcpStream, way: Way, cut: Option<Cut>) {
+fn pump(shared: &Shared, mut from: TcpStream, mut to: TcpStream, way: Way, mut cut: Option<Cut>) {
     let faults = &shared.faults;
     let rate = match way {
         Way::Up => faults.rate_up,
@@ -730,6 +740,18 @@ fn pump(shared: &Shared, mut from: TcpStream, mut to: TcpStream, way: Way, cut: 
             if !shared.sleep(Duration::from_millis(10)) {
                 return close_both(&from, &to);
             }
+        }
+        // A cut that would exceed `max_cuts` is dropped: this connection passes untouched.
+        if cut.is_some()
+            && faults.max_cuts.is_some_and(|max| {
+                let c = &shared.counters;
+                let struck = c.dropped.load(Ordering::SeqCst)
+                    + c.dropped_up.load(Ordering::SeqCst)
+                    + c.stalled.load(Ordering::SeqCst);
+                struck >= max
+            })
+        {
+            cut = None;
         }
         let limit = cut.map_or(u64::MAX, |cut| cut.after().saturating_sub(sent));
         let take = (n as u64).min(limit) as usize;
