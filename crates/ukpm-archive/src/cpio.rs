@@ -373,10 +373,6 @@ mod tests {
         fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    fn mode_of(path: &Path) -> u32 {
-        fs_err::symlink_metadata(path).unwrap().mode() & 0o7777
-    }
-
     fn render_fields(fields: [u32; 13]) -> String {
         let mut text = String::from("070701");
         for v in fields {
@@ -441,7 +437,7 @@ mod tests {
         let c = out.join("a/b/c");
         for dir in ["a", "a/b", "a/b/c"] {
             assert!(out.join(dir).is_dir(), "{dir}");
-            assert_eq!(mode_of(&out.join(dir)), 0o755, "{dir}");
+            assert_eq!(ukpm_test::mode_of(out.join(dir)), 0o755, "{dir}");
         }
         for file in ["d", "f-hardlink"] {
             let meta = fs_err::symlink_metadata(c.join(file)).unwrap();
@@ -506,8 +502,8 @@ mod tests {
         for (name, data) in &expected {
             assert_eq!(&fs_err::read(out.join(name)).unwrap(), data, "{name}");
         }
-        assert_eq!(mode_of(&out.join("private")), 0o750);
-        assert_eq!(mode_of(&out.join("private/key")), 0o600);
+        assert_eq!(ukpm_test::mode_of(out.join("private")), 0o750);
+        assert_eq!(ukpm_test::mode_of(out.join("private/key")), 0o600);
     }
 
     #[test]

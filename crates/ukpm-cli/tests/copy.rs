@@ -11,24 +11,13 @@ use common::{UKPM, pack, ukpm};
 use serde_json::Value;
 use ukpm::registry::{Anonymous, Client, ClientConfig, referrers_tag};
 use ukpm::{Descriptor, Digest, Reference};
+use ukpm_test::TestEnv;
 use ukpm_test::proxy::{Faults, Proxy};
 use ukpm_test::registry::Registry;
-use ukpm_test::{TestEnv, require_program};
 
 /// `skopeo inspect --raw` of a reference: the document exactly as the registry serves it.
 fn raw(env: &TestEnv, reference: &str) -> String {
-    let skopeo = require_program("skopeo", "skopeo");
-    let out = env
-        .command(skopeo)
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
-        .run();
-    out.assert_success();
-    out.stdout
+    common::skopeo_raw(env, reference)
 }
 
 /// Two platforms of `multi:1` packed and pushed to `registry` as `uk/multi:1`.

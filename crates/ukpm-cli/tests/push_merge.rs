@@ -62,14 +62,7 @@ fn jobs() -> Vec<Job> {
 
 /// The raw document a reference points at, read by skopeo (the oracle, not ukpm).
 fn raw(env: &TestEnv, reference: &str) -> Value {
-    let skopeo = require_program("skopeo", "skopeo");
-    let out = env
-        .command(skopeo)
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .run();
-    out.assert_success();
-    serde_json::from_str(&out.stdout).unwrap()
+    serde_json::from_str(&common::skopeo_raw(env, reference)).unwrap()
 }
 
 fn entry_digests(index: &Value) -> BTreeSet<String> {

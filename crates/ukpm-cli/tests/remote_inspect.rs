@@ -10,18 +10,7 @@ use ukpm_test::{TestEnv, conformance, require_program, sha256_digest};
 
 /// The registry's exact document bytes for `reference`, as skopeo reads them.
 fn skopeo_raw(env: &TestEnv, reference: &str) -> String {
-    let skopeo = require_program("skopeo", "skopeo");
-    let out = env
-        .command(skopeo)
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
-        .run();
-    out.assert_success();
-    out.stdout.trim_end().to_string()
+    common::skopeo_raw(env, reference).trim_end().to_string()
 }
 
 /// Packs the conformance package and pushes it to `registry` as `uk/hello:v1`.

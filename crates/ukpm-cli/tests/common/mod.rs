@@ -111,3 +111,16 @@ pub fn find_named(env: &TestEnv, name: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// `skopeo inspect --raw` of a registry reference: the document exactly as the registry serves
+/// it, read by the oracle rather than by ukpm.
+pub fn skopeo_raw(env: &TestEnv, reference: &str) -> String {
+    let skopeo = ukpm_test::require_program("skopeo", "skopeo");
+    let out = env
+        .command(skopeo)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .run();
+    out.assert_success();
+    out.stdout
+}
