@@ -182,6 +182,16 @@ fn save_to_stdout_and_load_from_stdin() {
         sha256_hex(env.read("piped.tar")),
         sha256_hex(env.read("file.tar"))
     );
+    // `-o /dev/stdout` is stdout too: the tar alone, no summary line after it.
+    let devstdout = format!(
+        "{} --store store save hello -o /dev/stdout | cat > dev.tar",
+        common::UKPM
+    );
+    env.command("sh")
+        .args(["-c", &devstdout])
+        .run_within(DEADLINE)
+        .assert_success();
+    assert_eq!(sha256_hex(env.read("dev.tar")), sha256_hex(env.read("file.tar")));
     // --json has nowhere to go when the tar is on stdout.
     ukpm_in(&env, "store", &["--json", "save", "hello", "-o", "-"]).assert_failure();
 

@@ -74,9 +74,17 @@ impl Output for SaveOutput {
     }
 }
 
+/// Whether `-o` names standard output: `-`, or one of the paths that link to it. Written as
+/// stdout, the tar is the only thing there (no summary line after it).
+fn names_stdout(path: &Path) -> bool {
+    ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"]
+        .iter()
+        .any(|name| path == Path::new(name))
+}
+
 /// Writes the packages named into the file (or stdout, never a terminal).
 pub async fn run(manager: &PackageManager, args: &SaveArgs, printer: &Printer) -> Result<SaveOutput> {
-    if args.output == Path::new("-") {
+    if names_stdout(&args.output) {
         if io::stdout().is_terminal() {
             bail!(ukpm::Error::InvalidInput(
                 "refusing to write a tar to a terminal; redirect stdout or give -o FILE".into()

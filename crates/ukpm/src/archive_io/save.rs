@@ -111,11 +111,8 @@ impl PackageManager {
     /// directly, since a rename would replace the device with a file; a symlink is followed,
     /// so its target is replaced.
     pub async fn save_to_file(&self, names: &[String], path: &Path) -> Result<SaveReport> {
-        let path = match fs_err::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => fs_err::canonicalize(path)?,
-            _ => path.to_path_buf(),
-        };
-        let path = path.as_path();
+        // What the path names, following links: `/dev/stdout` is a link to a pipe, which has
+        // no canonical path, so this is decided before any link is resolved.
         if fs_err::metadata(path).is_ok_and(|meta| !meta.is_file()) {
             if path.is_dir() {
                 return Err(Error::InvalidInput(format!(
@@ -128,6 +125,11 @@ impl PackageManager {
             writer.into_inner().map_err(|e| e.into_error())?;
             return Ok(report);
         }
+        let path = match fs_err::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs_err::canonicalize(path)?,
+            _ => path.to_path_buf(),
+        };
+        let path = path.as_path();
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => std::path::PathBuf::from("."),
