@@ -192,6 +192,17 @@ fn save_to_stdout_and_load_from_stdin() {
         .run_within(DEADLINE)
         .assert_success();
     assert_eq!(sha256_hex(env.read("dev.tar")), sha256_hex(env.read("file.tar")));
+    // A reader that stops early (`| head`) is not a failure.
+    let early = format!(
+        "{} --store store save hello -o - | head -c 10 >/dev/null",
+        common::UKPM
+    );
+    let out = env
+        .command("bash")
+        .args(["-c", &format!("set -o pipefail; {early}")])
+        .run_within(DEADLINE);
+    out.assert_success();
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
     // --json has nowhere to go when the tar is on stdout.
     ukpm_in(&env, "store", &["--json", "save", "hello", "-o", "-"]).assert_failure();
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use ukpm::{PackageManager, SaveReport};
 
 use crate::args::{Format, SaveArgs};
-use crate::output::{Escaped, JsonPath, Output, Printer};
+use crate::output::{Escaped, JsonPath, Output, Printer, StdoutClosed};
 
 /// What `ukpm save` wrote, and where.
 pub struct SaveOutput {
@@ -74,6 +74,23 @@ impl Output for SaveOutput {
     }
 }
 
+/// Whether writing failed because stdout's reader closed it.
+fn broken_pipe(err: &ukpm::Error) -> bool {
+    let pipe = |io: &io::Error| io.kind() == io::ErrorKind::BrokenPipe;
+    // `Io` is transparent: its io::Error is the error itself, not a source in the chain.
+    if let ukpm::Error::Io(io) | ukpm::Error::Store(ukpm::StoreError::Io(io)) = err {
+        return pipe(io);
+    }
+    let mut cause = std::error::Error::source(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<io::Error>().is_some_and(pipe) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Whether `-o` names standard output: `-`, or one of the paths that link to it. Written as
 /// stdout, the tar is the only thing there (no summary line after it).
 fn names_stdout(path: &Path) -> bool {
@@ -95,13 +112,19 @@ pub async fn run(manager: &PackageManager, args: &SaveArgs, printer: &Printer) -
                 "-o - writes the tar to stdout, where --json cannot go too; give -o FILE".into()
             ));
         }
-        let (report, _) = manager
+        let saved = manager
             .save(
                 &args.references,
                 io::BufWriter::with_capacity(1 << 20, io::stdout()),
             )
-            .await
-            .context("failed to save to stdout")?;
+            .await;
+        let (report, _) = match saved {
+            // The reader went away (`save -o - | tar -t | head`): not a failure, exit 0.
+            Err(err) if broken_pipe(&err) => {
+                return Err(StdoutClosed(io::Error::from(io::ErrorKind::BrokenPipe)).into());
+            }
+            other => other.context("failed to save to stdout")?,
+        };
         return Ok(SaveOutput { path: None, report });
     }
     let report = manager
