@@ -6,9 +6,39 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ukpm::Architecture;
 
-/// ukpm, the unikernel package manager: package unikernels as OCI images and manage them.
+/// What `--version` says: the version, the commit it was built from and the cargo features it
+/// was built with (build.rs), so a report names the exact build.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("UKPM_GIT_COMMIT"),
+    ", features: ",
+    env!("UKPM_FEATURES"),
+    ")"
+);
+
+/// The unikernel package manager: package unikernels as OCI images and manage them
+///
+/// ukpm packs a built unikernel (kernel, kconfig, initrd) as an OCI image exactly as KraftKit's
+/// `kraft pkg` does, keeps packages in a local store (an OCI image layout, by default
+/// $XDG_DATA_HOME/ukpm/oci) and moves them to and from OCI registries and containerd. Settings
+/// come from flags, then UKPM_* variables, then the config file ($UKPM_CONFIG, else
+/// $XDG_CONFIG_HOME/ukpm/config.json). Results go to stdout (one JSON document with --json),
+/// progress and messages to stderr. Exit codes: 0 success, 1 failure, 2 usage, 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "ukpm", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "ukpm",
+    version = VERSION,
+    propagate_version = true,
+    after_help = "Examples:
+  ukpm pack helloworld:latest --kernel build/kernel --arch x86_64 --plat qemu
+  ukpm ls
+  ukpm push helloworld --to ghcr.io/me/helloworld:latest
+  ukpm pull unikraft.org/nginx:latest
+  ukpm help pack                            # a command's options and examples
+  source <(ukpm completions bash)           # completions in this bash session
+  ukpm man > ukpm.1 && man ./ukpm.1         # the manual page"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -123,8 +153,9 @@ pub fn plat_arch<'a>(
 /// 1..=64 is refused as a usage error.
 pub const MAX_CONCURRENCY: usize = 64;
 
-/// Flags every command takes.
+/// Flags every command takes, listed apart from a command's own in `--help`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The local store: an OCI image layout, or `kraftkit:[DIR]` for KraftKit's own store (its
     /// runtime folder; `kraftkit:` alone finds KraftKit's default) [default: $XDG_DATA_HOME/ukpm/oci]
@@ -197,61 +228,261 @@ pub enum Color {
     Never,
 }
 
-/// The commands.
+/// The commands. Each has a one-line summary (the list in `ukpm --help`), a paragraph for its
+/// own `--help` and the man page, and examples.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Package a built kernel (and initrd) as an OCI image in the store
-    #[command(alias = "pkg")]
+    ///
+    /// Packs a kernel, its kconfig (`.config`, whose entries become OS features) and an optional
+    /// rootfs into the store as an OCI image, exactly as `kraft pkg` does: one index per name,
+    /// one manifest per platform, the kernel and initrd as single-file layers. Without --kernel
+    /// it packs the KraftKit project in DIR (default `.`), one entry per target of its
+    /// Kraftfile; with --runtime, a rootfs on a prebuilt runtime package. When NAME already holds
+    /// this platform, --strategy decides (merge, the default, keeps the other platforms). No
+    /// clock time goes in unless SOURCE_DATE_EPOCH or --created is set: the same inputs give the
+    /// same digests.
+    #[command(
+        alias = "pkg",
+        after_help = "Examples:
+  ukpm pack helloworld:latest --kernel build/kernel --kconfig .config --arch x86_64 --plat qemu
+  ukpm pack nginx:1.25 --kernel kernel --plat fc/x86_64 --rootfs ./rootfs -- -c /etc/nginx.conf
+  ukpm pack myapp .                         # the KraftKit project in this folder
+  ukpm pack myapp --runtime nginx:latest --rootfs ./rootfs --plat qemu/x86_64
+  ukpm pack -n ghcr.io/me/app:v1 --target qemu/x86_64 --push"
+    )]
     Pack(Box<PackArgs>),
     /// List the packages in the store, one line per platform
-    #[command(alias = "list")]
+    ///
+    /// Lists the packages in the store, one line per platform of each name, narrowed by
+    /// architecture, platform, kconfig entries or a name glob. With --remote it lists what the
+    /// configured registries hold instead, from the cache `ukpm update` keeps (--update asks
+    /// the registries first). -o json (or --json) gives a document for scripts.
+    #[command(
+        alias = "list",
+        after_help = "Examples:
+  ukpm ls
+  ukpm ls --plat qemu/x86_64 --kconfig CONFIG_LIBPOSIX_SOCKET
+  ukpm ls --name 'unikraft.org/*' -o json
+  ukpm ls --remote --update 'ghcr.io/unikraft/*'"
+    )]
     Ls(LsArgs),
     /// Show a package's index, manifests and configs
-    #[command(aliases = ["info", "show", "get", "i"])]
+    ///
+    /// Shows what a name resolves to: its index and, for each platform, the manifest and the
+    /// config (kconfig, kernel version, command). A name not in the store is read from its
+    /// registry; with --remote the registry is always asked, never the store.
+    #[command(
+        aliases = ["info", "show", "get", "i"],
+        after_help = "Examples:
+  ukpm inspect helloworld
+  ukpm inspect unikraft.org/nginx:latest --remote
+  ukpm inspect helloworld -o yaml"
+    )]
     Inspect(InspectArgs),
     /// Print the digest a reference resolves to on its registry (tag to index or manifest)
+    ///
+    /// Asks the reference's registry what the tag points at, without pulling anything, and
+    /// prints that digest: the index's, or with --platform that platform's manifest's. Use it
+    /// to pin a tag in a script or a deployment (`NAME@sha256:...`).
+    #[command(after_help = "Examples:
+  ukpm digest unikraft.org/nginx:latest
+  ukpm digest ghcr.io/me/app:v1 --platform qemu/x86_64")]
     Digest(DigestArgs),
     /// Delete a manifest or index (by digest, or a tag's target) from its registry
+    ///
+    /// Deletes from the registry, not from the store, the manifest or index REF names: the
+    /// digest given, or the one the tag points at (every other tag pointing at it loses it
+    /// too). The registry must allow deletes (docker-registry:
+    /// REGISTRY_STORAGE_DELETE_ENABLED=true); its blobs go when the registry collects garbage.
+    #[command(after_help = "Examples:
+  ukpm delete ghcr.io/me/app:old
+  ukpm delete localhost:5000/app@sha256:<digest>")]
     Delete(DeleteArgs),
     /// Write a package's kernel and initrd into a folder
+    ///
+    /// Writes the files of one of the package's platforms into DIR (created if missing): the
+    /// kernel at DIR/unikraft/bin/kernel, the initrd at DIR/unikraft/bin/initrd. --arch, --plat
+    /// and --kconfig choose the platform when the package has several. Every blob is verified
+    /// as it is read and the layers are extracted into a staging folder, moved into DIR only
+    /// when complete; entries that would land outside DIR are refused.
+    #[command(after_help = "Examples:
+  ukpm unpack helloworld ./out
+  ukpm unpack unikraft.org/nginx:latest ./nginx --plat qemu/x86_64")]
     Unpack(UnpackArgs),
     /// Fetch a package from a registry into the store
-    #[command(alias = "pl")]
+    ///
+    /// Downloads packages from their registries into the store, verifying every blob. Without
+    /// --arch, --plat, --kconfig or --all-platforms it pulls this machine's architecture and
+    /// platform (qemu, or xen in a Xen control domain) and says so on stderr. A pull that was
+    /// interrupted, even killed, resumes where it stopped when run again. Short names resolve
+    /// against the configured registries (unikraft.org unless --registry or the config file
+    /// say otherwise); credentials come from `ukpm login`, KraftKit's or docker's config.
+    #[command(
+        alias = "pl",
+        after_help = "Examples:
+  ukpm pull nginx:latest
+  ukpm pull unikraft.org/nginx:latest --plat fc/x86_64
+  ukpm pull ghcr.io/me/app:v1 --all-platforms
+  ukpm pull helloworld -o ./out             # pull, then unpack into ./out"
+    )]
     Pull(PullArgs),
     /// Send a package from the store to a registry
-    #[command(alias = "ph")]
+    ///
+    /// Uploads a stored package, every platform, to the registry its name points at (or to
+    /// --to): blobs the registry has are skipped, blobs in another repository of that registry
+    /// are mounted, then the manifests and the index go up under the tag. --merge joins the
+    /// platforms to the index the tag already holds instead of replacing it, safe for CI jobs
+    /// that each push one platform (docs/push-merge.md).
+    #[command(
+        alias = "ph",
+        after_help = "Examples:
+  ukpm push ghcr.io/me/helloworld:latest
+  ukpm push helloworld --to ghcr.io/me/helloworld:v1
+  ukpm push ghcr.io/me/app:latest --merge   # from each of several CI jobs"
+    )]
     Push(PushArgs),
     /// Give a stored package another name
+    ///
+    /// Points DST at the same index as SRC, in the store; no blob is copied. Push DST to
+    /// publish it under that name, or push SRC with --to DST in one step.
+    #[command(after_help = "Examples:
+  ukpm tag helloworld:latest ghcr.io/me/helloworld:v1
+  ukpm push ghcr.io/me/helloworld:v1")]
     Tag(TagArgs),
     /// Check credentials for a registry and save them in the docker config.json
+    ///
+    /// Asks the registry whether it accepts the user and password (or token), and only then
+    /// saves them in the docker config.json ($DOCKER_CONFIG, else ~/.docker), where docker,
+    /// skopeo and crane find them too. Without --password-stdin or --token it prompts on the
+    /// terminal, the password without echo. It warns when a KraftKit entry or a token variable
+    /// for the host takes precedence over what it saved.
+    #[command(after_help = "Examples:
+  ukpm login ghcr.io -u me
+  printf '%s' \"$TOKEN\" | ukpm login ghcr.io -u me --password-stdin")]
     Login(LoginArgs),
     /// Remove saved credentials for a registry
+    ///
+    /// Removes the registry's entry from the docker config.json that `ukpm login` (or `docker
+    /// login`) wrote. Credentials from KraftKit's config or from variables are left as they are.
+    #[command(after_help = "Examples:
+  ukpm logout ghcr.io")]
     Logout(LogoutArgs),
     /// Remove references from the store (their blobs stay until `ukpm gc`)
-    #[command(alias = "remove")]
+    ///
+    /// Removes names from the store. Their blobs stay: `ukpm gc` deletes the blobs no remaining
+    /// name reaches, so a kernel another package shares is kept.
+    #[command(
+        alias = "remove",
+        after_help = "Examples:
+  ukpm rm helloworld
+  ukpm rm helloworld nginx:1.25 && ukpm gc
+  ukpm rm --all"
+    )]
     Rm(RmArgs),
     /// Delete blobs no reference reaches
+    ///
+    /// Walks every name in the store through its index, manifests and configs (and every
+    /// descriptor in a document of a type it does not know) and deletes the blobs none of them
+    /// reaches. It refuses, naming the reference, when a document it must follow cannot be read.
+    #[command(after_help = "Examples:
+  ukpm rm helloworld && ukpm gc")]
     Gc,
     /// Check every blob against its digest and every reference against what it needs
+    ///
+    /// Hashes every blob in the store and checks that every name reaches the documents and
+    /// layers it needs, present and intact; it exits 1 when anything is wrong. --repair fetches
+    /// damaged or missing blobs again from the package's registry, then collects garbage.
+    #[command(after_help = "Examples:
+  ukpm fsck
+  ukpm fsck --repair")]
     Fsck(FsckArgs),
     /// Copy packages from KraftKit's store into this store, verified, digests kept
+    ///
+    /// Copies the packages `kraft pkg` keeps in its runtime folder (all of them when no REF is
+    /// named) into this store, byte for byte, so their digests stay; every blob is checked as it
+    /// is read and as it is written. A package with a damaged blob is reported and not copied;
+    /// the others are.
+    #[command(after_help = "Examples:
+  ukpm import
+  ukpm import helloworld --from-kraftkit ~/.local/share/kraftkit/runtime")]
     Import(ImportArgs),
     /// Copy packages from this store into KraftKit's store, in the layout `kraft run` reads
+    ///
+    /// Copies packages from this store (all of them when no REF is named) into KraftKit's
+    /// runtime folder, byte for byte, so `kraft pkg ls` and `kraft run` see them; a package's
+    /// name is set only once all its blobs arrived.
+    #[command(after_help = "Examples:
+  ukpm export --to-kraftkit
+  ukpm export helloworld --to-kraftkit=/srv/kraftkit/runtime")]
     Export(ExportArgs),
     /// Copy a package between registries, without the store (only --plat/--arch: a new index, another digest)
-    #[command(alias = "cp")]
+    ///
+    /// Streams every blob from SRC's registry into DST's, never through the store nor whole in
+    /// memory; blobs DST has are skipped, and on one registry they are mounted. With every
+    /// platform (the default) the index is copied byte for byte and DST has SRC's digest; with
+    /// --plat, --arch or --kconfig a new index holding only the matching platforms is written,
+    /// and its digest differs. --referrers also copies signatures and SBOMs.
+    #[command(
+        alias = "cp",
+        after_help = "Examples:
+  ukpm copy unikraft.org/nginx:latest ghcr.io/me/nginx:latest
+  ukpm copy ghcr.io/me/app:v1 ghcr.io/me/app:stable --referrers
+  ukpm copy ghcr.io/me/app:v1 registry.internal:5000/app:v1 --plat qemu/x86_64"
+    )]
     Copy(CopyArgs),
     /// Write packages, every platform and blob, as an OCI layout tar (`skopeo`'s `oci-archive:`)
+    ///
+    /// Writes the named packages, with every platform the store holds, as an OCI image layout
+    /// in a tar that `ukpm load` and `skopeo copy oci-archive:FILE:NAME` read: packages cross an
+    /// air gap this way. The bytes are deterministic; the file is replaced only once complete;
+    /// `-o -` writes to stdout (never to a terminal).
+    #[command(after_help = "Examples:
+  ukpm save helloworld nginx:1.25 -o packages.tar
+  ukpm save helloworld -o - | ssh host ukpm load -")]
     Save(SaveArgs),
     /// Read an OCI layout tar (`ukpm save`, `skopeo`, `docker save`), verified, into the store
+    ///
+    /// Reads a tar that `ukpm save` or `skopeo copy ... oci-archive:` wrote (gzipped too),
+    /// checks every blob and every package in a staging folder under $TMPDIR, and only then
+    /// copies the blobs into the store and sets the names: a damaged or hostile archive leaves
+    /// the store as it was.
+    #[command(after_help = "Examples:
+  ukpm load packages.tar
+  ssh host ukpm save helloworld -o - | ukpm load -")]
     Load(LoadArgs),
     /// List the registries' packages again and cache them for `ls --remote`
-    #[command(alias = "upd")]
+    ///
+    /// Reads each configured registry's catalog and the repositories named, every tag with its
+    /// index and manifests, and keeps them in $XDG_CACHE_HOME/ukpm/remote, from which `ukpm ls
+    /// --remote` answers, offline too. A registry that refuses to list its catalog (most token
+    /// registries) is listed only for the repositories named as REGISTRY/REPO.
+    #[command(
+        alias = "upd",
+        after_help = "Examples:
+  ukpm update
+  ukpm update ghcr.io/unikraft/nginx 'unikraft.org/*'"
+    )]
     Update(UpdateArgs),
     /// List the tags of a repository on its registry
+    ///
+    /// Asks the repository's registry for its tags, page by page, and prints them one per line.
+    #[command(after_help = "Examples:
+  ukpm tags unikraft.org/nginx
+  ukpm tags localhost:5000/app --json")]
     Tags(TagsArgs),
     /// Manage the registries ukpm lists and resolves against (the config file's `registries`)
-    #[command(subcommand)]
+    ///
+    /// The sources are the registries short names resolve against and `ls --remote` lists:
+    /// the `registries` key of the config file ($UKPM_CONFIG, else
+    /// $XDG_CONFIG_HOME/ukpm/config.json). The file is rewritten with its other keys kept.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ukpm source add ghcr.io localhost:5000
+  ukpm source ls
+  ukpm source rm localhost:5000"
+    )]
     Source(SourceCommand),
     /// `source add`, as `kraft pkg source` (`src`) takes it
     #[command(name = "src", hide = true)]
@@ -259,6 +490,26 @@ pub enum Command {
     /// `source rm`, as `kraft pkg unsource` (`unsrc`) takes it
     #[command(name = "unsrc", alias = "unsource", hide = true)]
     Unsrc(SourceRmArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    ///
+    /// Prints a script that completes ukpm's commands, flags and values in SHELL, generated
+    /// from the same definitions that parse the command line. Load it into the running shell,
+    /// or save it where the shell looks for completions.
+    #[command(after_help = "Examples:
+  source <(ukpm completions bash)           # this bash session
+  ukpm completions bash > ~/.local/share/bash-completion/completions/ukpm
+  ukpm completions zsh > ~/.zfunc/_ukpm     # with fpath+=~/.zfunc before compinit
+  ukpm completions fish > ~/.config/fish/completions/ukpm.fish")]
+    Completions(CompletionsArgs),
+    /// Print the manual page, ukpm.1, in roff
+    ///
+    /// Prints the manual page of ukpm and every command, generated from the same definitions
+    /// as --help. Save it as ukpm.1 to read it with man, or put it in a man1 folder on the
+    /// manual path.
+    #[command(after_help = "Examples:
+  ukpm man > ukpm.1 && man ./ukpm.1
+  mkdir -p ~/.local/share/man/man1 && ukpm man > ~/.local/share/man/man1/ukpm.1")]
+    Man,
 }
 
 impl Command {
@@ -289,6 +540,8 @@ impl Command {
             Command::Source(_) => "source",
             Command::Src(_) => "src",
             Command::Unsrc(_) => "unsrc",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
         }
     }
 }
@@ -490,13 +743,34 @@ pub struct TagsArgs {
 #[derive(Debug, Subcommand)]
 pub enum SourceCommand {
     /// Add registries to the config file (each checked to answer as a registry)
-    #[command(alias = "src")]
+    ///
+    /// Adds registries to the config file's `registries`, after checking that each answers
+    /// `GET /v2/` as a registry does (200, or 401 asking for credentials) unless --force. One
+    /// already there is a note, not an error.
+    #[command(
+        alias = "src",
+        after_help = "Examples:
+  ukpm source add ghcr.io
+  ukpm source add registry.internal:5000 --force"
+    )]
     Add(SourceAddArgs),
     /// Remove registries from the config file
-    #[command(aliases = ["remove", "unsrc"])]
+    ///
+    /// Removes registries from the config file's `registries`. One that is not there is a
+    /// note, not an error.
+    #[command(aliases = ["remove", "unsrc"], after_help = "Examples:
+  ukpm source rm registry.internal:5000")]
     Rm(SourceRmArgs),
     /// Show the registries in the config file
-    #[command(alias = "list")]
+    ///
+    /// Prints the registries of the config file, in the order short names are tried against
+    /// them.
+    #[command(
+        alias = "list",
+        after_help = "Examples:
+  ukpm source ls
+  ukpm source ls --json"
+    )]
     Ls,
 }
 
@@ -723,4 +997,12 @@ pub struct LoadArgs {
     /// The tar to read (docker's `load -i` form); `-` for stdin
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+}
+
+/// `ukpm completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }

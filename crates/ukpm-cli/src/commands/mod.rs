@@ -5,6 +5,7 @@
 //! A new command is a new module here, a variant in `args::Command` and one line in
 //! [`dispatch`].
 
+mod completions;
 mod copy;
 mod delete;
 mod digest;
@@ -17,6 +18,7 @@ mod load;
 mod login;
 mod logout;
 mod ls;
+mod man;
 mod pack;
 mod pull;
 mod push;
@@ -43,6 +45,12 @@ use crate::settings::Settings;
 /// Runs the parsed command line: resolves the settings, builds the manager, runs the command,
 /// prints its result, and closes the manager (whose error counts even after a success).
 pub async fn run(cli: &Cli) -> Result<()> {
+    // Generated from the command line's definitions alone: no config file, no store.
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args),
+        Command::Man => return man::run(),
+        _ => {}
+    }
     let settings = Settings::resolve(&cli.global)?;
     let manager = manager(&cli.global, &settings).await?;
     let printer = Printer {
@@ -83,6 +91,8 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Copy(args) => show(printer, copy::run(manager, args).await?),
         Command::Save(args) => show(printer, save::run(manager, args, printer).await?),
         Command::Load(args) => show(printer, load::run(manager, args).await?),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => man::run(),
     }
 }
 
