@@ -245,9 +245,10 @@ pub enum Command {
     #[command(
         alias = "pkg",
         after_help = "Examples:
-  ukpm pack helloworld:latest --kernel build/kernel --kconfig .config --arch x86_64 --plat qemu
-  ukpm pack nginx:1.25 --kernel kernel --plat fc/x86_64 --rootfs ./rootfs -- -c /etc/nginx.conf
-  ukpm pack myapp .                         # the KraftKit project in this folder
+  ukpm pack hello:1 --kernel build/kernel --kconfig .config --plat qemu/x86_64
+  ukpm pack nginx:1.25 --kernel kernel --plat fc/x86_64 --rootfs ./rootfs
+  ukpm pack app --kernel kernel --arch arm64 --plat qemu -- /app --port 8080
+  ukpm pack myapp .                         # the KraftKit project here
   ukpm pack myapp --runtime nginx:latest --rootfs ./rootfs --plat qemu/x86_64
   ukpm pack -n ghcr.io/me/app:v1 --target qemu/x86_64 --push"
     )]
@@ -498,7 +499,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   source <(ukpm completions bash)           # this bash session
   ukpm completions bash > ~/.local/share/bash-completion/completions/ukpm
-  ukpm completions zsh > ~/.zfunc/_ukpm     # with fpath+=~/.zfunc before compinit
+  ukpm completions zsh > ~/.zfunc/_ukpm     # with fpath+=~/.zfunc
   ukpm completions fish > ~/.config/fish/completions/ukpm.fish")]
     Completions(CompletionsArgs),
     /// Print the manual page, ukpm.1, in roff

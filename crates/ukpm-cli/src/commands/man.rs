@@ -144,3 +144,104 @@ fn once_preamble(page: &[u8]) -> Vec<u8> {
         None => page.to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::args::Cli;
+
+    /// Every visible command below `command`, with its full name (`ukpm source add`).
+    fn commands(prefix: &str, command: &clap::Command, all: &mut Vec<(String, clap::Command)>) {
+        for sub in command
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        {
+            let name = format!("{prefix} {}", sub.get_name());
+            commands(&name, sub, all);
+            all.push((name, sub.clone()));
+        }
+    }
+
+    /// The `ukpm ...` invocations in one line of shell: after `|`, `&&`, `<(`, `ssh host`;
+    /// without a `#` comment or a `>` redirection.
+    fn invocations(line: &str) -> Vec<Vec<String>> {
+        let line = line.split(" # ").next().unwrap_or_default();
+        line.split(['|', '(', ')', ';'])
+            .flat_map(|part| part.split("&&"))
+            .filter_map(|part| {
+                let start = part.find("ukpm ")?;
+                let command = part[start..].split(" > ").next().unwrap_or_default();
+                Some(shlex::split(command).unwrap_or_else(|| panic!("not shell words: {command}")))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_command_has_a_paragraph_and_examples_that_parse() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut all = vec![("ukpm".to_string(), cli.clone())];
+        commands("ukpm", &cli, &mut all);
+        assert!(all.len() > 25, "{} commands", all.len());
+        for (name, command) in &all {
+            let about = command.get_about().map(ToString::to_string).unwrap_or_default();
+            let long = command
+                .get_long_about()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                long.len() > about.len() + 40,
+                "`{name} --help` has no paragraph of its own: {long:?}"
+            );
+            let examples = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let mut lines = examples.lines();
+            assert_eq!(lines.next(), Some("Examples:"), "`{name} --help` has no examples");
+            let mut parsed = 0;
+            for line in lines {
+                // Help wraps at the terminal's width: an example must fit 80 columns unbroken.
+                assert!(
+                    line.chars().count() <= 80,
+                    "`{name}`: an example is too wide: {line}"
+                );
+                assert!(
+                    line.starts_with("  "),
+                    "`{name}`: an example is not indented: {line}"
+                );
+                for words in invocations(line) {
+                    let parsed_ok = match Cli::try_parse_from(&words).and_then(|cli| cli.check()) {
+                        Ok(()) => true,
+                        Err(err) => err.kind() == clap::error::ErrorKind::DisplayHelp,
+                    };
+                    assert!(parsed_ok, "`{name}` example `{line}` does not parse");
+                    parsed += 1;
+                }
+            }
+            assert!(parsed > 0, "`{name}` has no example that runs ukpm");
+        }
+    }
+
+    #[test]
+    fn the_page_has_a_section_for_every_command() {
+        let page = String::from_utf8(super::render().expect("render")).expect("utf-8");
+        let mut cli = Cli::command();
+        cli.build();
+        let mut all = Vec::new();
+        commands("ukpm", &cli, &mut all);
+        for (name, _) in all {
+            let heading = format!(".SS \"{name}\"");
+            let bare = format!(".SS {name}\n");
+            assert!(
+                page.contains(&heading) || page.contains(&bare),
+                "no section for {name}"
+            );
+        }
+        assert_eq!(page.matches(".ds Aq").count(), 2, "the preamble is repeated");
+        assert!(page.starts_with(".ie"));
+        assert!(page.contains(".SH EXAMPLES"));
+        assert!(page.contains(".SH \"GLOBAL OPTIONS\""));
+    }
+}
