@@ -98,9 +98,10 @@ impl Cli {
         Ok(())
     }
 
-    /// A usage error with the command's own usage line, as clap's own errors have.
+    /// A usage error with the command's own usage line, as clap's own errors have; unstyled,
+    /// so [`plain_message`] can take its text as it is.
     fn usage_error(&self, kind: clap::error::ErrorKind, message: impl std::fmt::Display) -> clap::Error {
-        let mut cli = Cli::command();
+        let mut cli = Cli::command().styles(clap::builder::Styles::plain());
         cli.build();
         match cli.find_subcommand_mut(self.command.name()) {
             Some(command) => command.error(kind, message),
@@ -121,6 +122,21 @@ impl Cli {
         } else {
             Format::Table
         })
+    }
+}
+
+/// clap's message for a refused command line as plain text, the refused argument in it exactly
+/// as given. With clap's `color` feature, `render().to_string()` strips every escape sequence,
+/// the argument's own too: a hostile one would vanish from the message unseen and from the
+/// `--json` document. So the command line is parsed again with plain styles, whose message has
+/// no styling to strip; an error of [`Cli::check`] is unstyled already.
+pub fn plain_message(err: &clap::Error) -> String {
+    let again = Cli::command()
+        .styles(clap::builder::Styles::plain())
+        .try_get_matches_from(std::env::args_os());
+    match again {
+        Err(plain) if plain.kind() == err.kind() => plain.render().ansi().to_string(),
+        _ => err.render().ansi().to_string(),
     }
 }
 

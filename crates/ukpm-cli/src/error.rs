@@ -69,13 +69,13 @@ pub fn usage(err: &clap::Error, json: bool) -> ExitCode {
     }
     if json {
         let message = err.kind().as_str().unwrap_or("invalid usage");
-        let detail = err.render().to_string();
+        let detail = crate::args::plain_message(err);
         print_error_document("usage", message, &[detail.trim().to_string()]);
     } else {
         // clap quotes the argument it refused, which may be anything a script passed on: when
-        // it holds something to escape, the message is printed plain and escaped line by line
-        // (clap's colours would be escaped too), else as clap styles it.
-        let plain = err.render().to_string();
+        // it holds something to escape, the message is printed plain (clap's colours would be
+        // escaped too) and escaped line by line, else as clap styles it.
+        let plain = crate::args::plain_message(err);
         if plain.lines().any(|line| escape(line) != line) {
             let mut out = io::stderr().lock();
             for line in plain.lines() {
