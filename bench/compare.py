@@ -14,6 +14,7 @@ Environment knobs (defaults in brackets):
   WAN_RATE_MB   per-connection cap of the WAN proxy in MiB/s [25]
   WAN_DELAY_MS  one-way delay per chunk of the WAN proxy [20]
   SMALL_IMAGES  small images in cases (d) and (e) [50]
+  REPOS         repositories (3 tags each) listed in case (i) [1000]
   CASES         which cases to run, e.g. "a b f g h" [all]
 Nothing it starts outlives it; everything it writes is under one temp folder.
 """
@@ -38,7 +39,8 @@ WAN_MB = int(os.environ.get("WAN_MB", "128"))
 WAN_RATE = float(os.environ.get("WAN_RATE_MB", "25")) * (1 << 20)
 WAN_DELAY = float(os.environ.get("WAN_DELAY_MS", "20")) / 1000.0
 SMALL_IMAGES = int(os.environ.get("SMALL_IMAGES", "50"))
-CASES = os.environ.get("CASES", "a b c d e f g h").split()
+REPOS = int(os.environ.get("REPOS", "1000"))
+CASES = os.environ.get("CASES", "a b c d e f g h i").split()
 
 WORK = tempfile.mkdtemp(prefix="ukpm-bench-")
 CRANE = shutil.which("crane")
@@ -223,6 +225,42 @@ def blobs_of(registry, repo, tag):
     return digests
 
 
+def fill_repositories(registry, source_repo, tag, count):
+    """Copies one pushed package into `count` repositories (r0 .. r{count-1}), three tags each,
+    straight through the registry API on one keep-alive connection: blobs mounted from the
+    source repository, the manifest and index put by digest and by tag."""
+    import http.client
+
+    host, port = registry.split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+
+    def call(method, path, body=None, headers=None):
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise SystemExit(f"{method} {path}: {response.status} {data[:200]!r}")
+        return response, data
+
+    index_type = "application/vnd.oci.image.index.v1+json"
+    manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    _, index = call("GET", f"/v2/{source_repo}/manifests/{tag}", headers={"Accept": index_type})
+    entry = json.loads(index)["manifests"][0]
+    _, manifest = call("GET", f"/v2/{source_repo}/manifests/{entry['digest']}", headers={"Accept": manifest_type})
+    parsed = json.loads(manifest)
+    blobs = [parsed["config"]["digest"]] + [layer["digest"] for layer in parsed["layers"]]
+    for i in range(1, count):
+        repo = f"bench/r{i}"
+        for digest in blobs:
+            call("POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={source_repo}")
+        call("PUT", f"/v2/{repo}/manifests/{entry['digest']}", manifest, {"Content-Type": manifest_type})
+        for t in ("v1", "v2", "v3"):
+            call("PUT", f"/v2/{repo}/manifests/{t}", index, {"Content-Type": index_type})
+    for t in ("v2", "v3"):
+        call("PUT", f"/v2/{source_repo}/manifests/{t}", index, {"Content-Type": index_type})
+    conn.close()
+
+
 def curl_pull(registry, repo, digests, out):
     cmd = ["curl", "-sf", "--parallel", "--parallel-max", "4"]
     for d in digests:
@@ -405,6 +443,32 @@ def main():
             ukpm(many, "pack", f"many/p{i}:v1", "--kernel", kernel, "--arch", "x86_64", "--plat", "qemu",
                  "--cmd", str(i))
         report("h", "ukpm ls", [ukpm(many, "ls") for _ in range(RUNS)])
+    if "i" in CASES:
+        print(f"(i) ls --remote of {REPOS} repositories, 3 tags each, through the WAN proxy")
+        listed = Registry()
+        ukpm(store, "push", "bench/small0:v1", "--to", f"{listed.host}/bench/r0:v1")
+        fill_repositories(listed.host, "bench/r0", "v1", REPOS)
+        proxy = Proxy(listed.port, WAN_RATE, WAN_DELAY)
+        samples = {"ukpm ls --remote": [], "crane catalog + ls": []}
+        for _ in range(RUNS):
+            cache = fresh("remote-cache")
+            env = {"XDG_CACHE_HOME": cache}
+            samples["ukpm ls --remote"].append(
+                ukpm(fresh("empty"), "ls", "--remote", "--update", "--registry", proxy.host, env=env))
+            if CRANE:
+                start = time.monotonic()
+                repos = subprocess.run([CRANE, "catalog", "--insecure", proxy.host], capture_output=True,
+                                       check=True, text=True).stdout.split()
+                for repo in repos:
+                    subprocess.run([CRANE, "ls", "--insecure", f"{proxy.host}/{repo}"], capture_output=True,
+                                   check=True)
+                samples["crane catalog + ls"].append((time.monotonic() - start, 0))
+        for label, s in samples.items():
+            if s:
+                report("i", label, s)
+        ratio_lines("i")
+        proxy.stop()
+        listed.stop()
     reg.stop()
 
     print("\nsummary (case, tool, median seconds, peak RSS MiB):")
