@@ -20,7 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// Packs a kernel of [`KERNEL`] bytes and pushes it straight to `registry`; returns the blob
 /// bytes the image holds (config, kernel, manifest and index are all small but the kernel).
 fn publish(env: &TestEnv, registry: &Registry, name: &str) {
-    let kernel: Vec<u8> = (0..KERNEL).map(|i| (i * 2_654_435_761 >> 13) as u8).collect();
+    let kernel: Vec<u8> = (0..KERNEL).map(|i| ((i * 2_654_435_761) >> 13) as u8).collect();
     env.write("kernel", kernel, 0o644);
     let remote = format!("{}/{name}", registry.host());
     ukpm(env)
