@@ -14,6 +14,9 @@ Environment knobs (defaults in brackets):
   WAN_RATE_MB   per-connection cap of the WAN proxy in MiB/s [25]
   WAN_DELAY_MS  one-way delay per chunk of the WAN proxy [20]
   SMALL_IMAGES  small images in cases (d) and (e) [50]
+  REPOS         repositories (3 tags each) listed in case (i) [1000]
+  HUGE_GB       size of the initrd of case (j), which is not in the default CASES: it needs
+                about four times this much free disk [10]
   CASES         which cases to run, e.g. "a b f g h" [all]
 Nothing it starts outlives it; everything it writes is under one temp folder.
 """
@@ -38,7 +41,9 @@ WAN_MB = int(os.environ.get("WAN_MB", "128"))
 WAN_RATE = float(os.environ.get("WAN_RATE_MB", "25")) * (1 << 20)
 WAN_DELAY = float(os.environ.get("WAN_DELAY_MS", "20")) / 1000.0
 SMALL_IMAGES = int(os.environ.get("SMALL_IMAGES", "50"))
-CASES = os.environ.get("CASES", "a b c d e f g h").split()
+REPOS = int(os.environ.get("REPOS", "1000"))
+HUGE_GB = float(os.environ.get("HUGE_GB", "10"))
+CASES = os.environ.get("CASES", "a b c d e f g h i").split()
 
 WORK = tempfile.mkdtemp(prefix="ukpm-bench-")
 CRANE = shutil.which("crane")
@@ -223,6 +228,140 @@ def blobs_of(registry, repo, tag):
     return digests
 
 
+def fill_repositories(registry, source_repo, tag, count):
+    """Copies one pushed package into `count` repositories (r0 .. r{count-1}), three tags each,
+    straight through the registry API on one keep-alive connection: blobs mounted from the
+    source repository, the manifest and index put by digest and by tag."""
+    import http.client
+
+    host, port = registry.split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+
+    def call(method, path, body=None, headers=None):
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise SystemExit(f"{method} {path}: {response.status} {data[:200]!r}")
+        return response, data
+
+    index_type = "application/vnd.oci.image.index.v1+json"
+    manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    _, index = call("GET", f"/v2/{source_repo}/manifests/{tag}", headers={"Accept": index_type})
+    entry = json.loads(index)["manifests"][0]
+    _, manifest = call("GET", f"/v2/{source_repo}/manifests/{entry['digest']}", headers={"Accept": manifest_type})
+    parsed = json.loads(manifest)
+    blobs = [parsed["config"]["digest"]] + [layer["digest"] for layer in parsed["layers"]]
+    for i in range(1, count):
+        repo = f"bench/r{i}"
+        for digest in blobs:
+            call("POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={source_repo}")
+        call("PUT", f"/v2/{repo}/manifests/{entry['digest']}", manifest, {"Content-Type": manifest_type})
+        for t in ("v1", "v2", "v3"):
+            call("PUT", f"/v2/{repo}/manifests/{t}", index, {"Content-Type": index_type})
+    for t in ("v2", "v3"):
+        call("PUT", f"/v2/{source_repo}/manifests/{t}", index, {"Content-Type": index_type})
+    conn.close()
+
+
+class DiskWatch:
+    """Samples the free space of WORK's file system while a command runs: how much more disk
+    the command held at its peak than before it started."""
+
+    def __init__(self):
+        self.start = self.free()
+        self.low = self.start
+        self.running = True
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def free():
+        st = os.statvfs(WORK)
+        return st.f_bavail * st.f_frsize
+
+    def sample(self):
+        while self.running:
+            self.low = min(self.low, self.free())
+            time.sleep(0.05)
+
+    def peak(self):
+        self.running = False
+        self.thread.join()
+        return self.start - min(self.low, self.free())
+
+
+def huge_case(kernel):
+    """(j) One initrd of HUGE_GB GiB, a real file: pack, push, pull, unpack and fsck against
+    cp, curl and GNU tar, one run each, with peak RSS and the disk each held at its peak."""
+    size = int(HUGE_GB * (1 << 30))
+    gib = size / (1 << 30)
+    print(f"(j) a {gib:.1f} GiB initrd: pack, push, pull, unpack, fsck (one run each)")
+    src = fresh("huge")
+    huge = os.path.join(src, "initrd")
+    write_file(huge, size, 7)
+
+    def step(case, label, cmd, env=None):
+        watch = DiskWatch()
+        seconds, rss = timed(cmd, env)
+        extra = watch.peak()
+        print(f"  {label:<28} {seconds:8.2f} s  peak RSS {rss / 1024:7.1f} MiB  "
+              f"disk held {extra / size:5.2f} x the file")
+        results.append((case, label, seconds, rss))
+        return seconds
+
+    def ratio(case, ours, floor, name):
+        print(f"  ({case}) ukpm / {name}: {ours / floor:.2f}")
+
+    copy = os.path.join(src, "copy")
+    floor = step("j pack", "cp", ["cp", huge, copy])
+    os.remove(copy)
+    store = fresh("huge-store")
+    ours = step("j pack", "ukpm pack", [UKPM, "-q", "--store", store, "pack", "bench/huge:v1", "--kernel", kernel,
+                                         "--initrd", huge, "--arch", "x86_64", "--plat", "qemu"])
+    ratio("j pack", ours, floor, "cp")
+    os.remove(huge)
+    blobs = os.path.join(store, "blobs", "sha256")
+    layer = max((os.path.join(blobs, n) for n in os.listdir(blobs)), key=os.path.getsize)
+    digest = "sha256:" + os.path.basename(layer)
+
+    reg = Registry()
+    floor = step("j push", "curl floor (POST + PUT)", ["sh", "-c",
+        f"loc=$(curl -sf -X POST -D - -o /dev/null http://{reg.host}/v2/floor/x/blobs/uploads/ "
+        "| tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); "
+        f"case $loc in http*) ;; *) loc=http://{reg.host}$loc;; esac; "
+        f"curl -sf -T {layer} \"$loc&digest={digest}\""])
+    reg.stop()
+    reg = Registry()
+    ours = step("j push", "ukpm push", [UKPM, "-q", "--store", store, "push", "bench/huge:v1",
+                                         "--to", f"{reg.host}/bench/huge:v1"])
+    ratio("j push", ours, floor, "curl")
+
+    out = os.path.join(src, "curl-out")
+    floor = step("j pull", "curl floor", ["curl", "-sf", "-o", out, f"http://{reg.host}/v2/bench/huge/blobs/{digest}"])
+    os.remove(out)
+    pulled = fresh("huge-pulled")
+    ours = step("j pull", "ukpm pull", [UKPM, "-q", "--store", pulled, "pull", f"{reg.host}/bench/huge:v1"])
+    ratio("j pull", ours, floor, "curl")
+    reg.stop()
+    shutil.rmtree(pulled)
+
+    target = fresh("huge-tar")
+    floor = step("j unpack", "tar -xf + sha256sum", ["sh", "-c",
+        f"tar -xf {layer} -C {target} && sha256sum {layer} >/dev/null"])
+    shutil.rmtree(target)
+    target = os.path.join(fresh("huge-unpack"), "out")
+    ours = step("j unpack", "ukpm unpack", [UKPM, "-q", "--store", store, "unpack", "bench/huge:v1", target])
+    ratio("j unpack", ours, floor, "tar + sha256sum")
+    shutil.rmtree(os.path.dirname(target))
+
+    floor = step("j fsck", "sha256sum of the blobs", ["sh", "-c", f"sha256sum {blobs}/* >/dev/null"])
+    ours = step("j fsck", "ukpm fsck", [UKPM, "-q", "--store", store, "fsck"])
+    ratio("j fsck", ours, floor, "sha256sum")
+    shutil.rmtree(store)
+    shutil.rmtree(src)
+
+
 def curl_pull(registry, repo, digests, out):
     cmd = ["curl", "-sf", "--parallel", "--parallel-max", "4"]
     for d in digests:
@@ -405,6 +544,34 @@ def main():
             ukpm(many, "pack", f"many/p{i}:v1", "--kernel", kernel, "--arch", "x86_64", "--plat", "qemu",
                  "--cmd", str(i))
         report("h", "ukpm ls", [ukpm(many, "ls") for _ in range(RUNS)])
+    if "i" in CASES:
+        print(f"(i) ls --remote of {REPOS} repositories, 3 tags each, through the WAN proxy")
+        listed = Registry()
+        ukpm(store, "push", "bench/small0:v1", "--to", f"{listed.host}/bench/r0:v1")
+        fill_repositories(listed.host, "bench/r0", "v1", REPOS)
+        proxy = Proxy(listed.port, WAN_RATE, WAN_DELAY)
+        samples = {"ukpm ls --remote": [], "crane catalog + ls": []}
+        for _ in range(RUNS):
+            cache = fresh("remote-cache")
+            env = {"XDG_CACHE_HOME": cache}
+            samples["ukpm ls --remote"].append(
+                ukpm(fresh("empty"), "ls", "--remote", "--update", "--registry", proxy.host, env=env))
+            if CRANE:
+                start = time.monotonic()
+                repos = subprocess.run([CRANE, "catalog", "--insecure", proxy.host], capture_output=True,
+                                       check=True, text=True).stdout.split()
+                for repo in repos:
+                    subprocess.run([CRANE, "ls", "--insecure", f"{proxy.host}/{repo}"], capture_output=True,
+                                   check=True)
+                samples["crane catalog + ls"].append((time.monotonic() - start, 0))
+        for label, s in samples.items():
+            if s:
+                report("i", label, s)
+        ratio_lines("i")
+        proxy.stop()
+        listed.stop()
+    if "j" in CASES:
+        huge_case(kernel)
     reg.stop()
 
     print("\nsummary (case, tool, median seconds, peak RSS MiB):")

@@ -157,78 +157,70 @@ impl Client {
     }
 
     /// `scheme://host/v2/` for a registry: HTTPS, plain HTTP for `--plain-http` hosts, and for
-    /// loopback hosts HTTPS if they speak it, else plain HTTP (as Docker and go-containerregistry
-    /// decide). The choice is probed once per registry and remembered.
+    /// loopback hosts plain HTTP until the host shows it speaks TLS (as Docker and
+    /// go-containerregistry decide). There is no probe: the first real request learns the
+    /// scheme ([`Client::send`] switches to HTTPS when a TLS server refuses plain HTTP), which
+    /// saves a round trip on every run of a short command.
     pub async fn base_url(&self, registry: &str) -> String {
         let host = transport_host(registry);
-        if self.config.plain_http.iter().any(|h| h == registry || h == host) {
-            return format!("http://{host}/v2/");
-        }
-        if !is_loopback(host) {
-            return format!("https://{host}/v2/");
-        }
-        let known = || {
-            self.schemes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(host)
-                .copied()
-        };
-        if let Some(scheme) = known() {
-            return format!("{scheme}://{host}/v2/");
-        }
-        // One probe per host, however many blobs ask at once; a silent host is given no longer
-        // than any other request.
-        let _probing = self.probing.lock().await;
-        let probe = self.pace.idle.min(Duration::from_secs(5));
-        let scheme = match known() {
-            Some(scheme) => scheme,
-            None => {
-                // Plain HTTP first: it is what loopback registries speak, and it spares a TLS
-                // handshake (and loading the system roots) on every run. A TLS server answers
-                // it with Go's "HTTP request to an HTTPS server" 400, or hangs up.
-                let plain = self
-                    .http_for(registry)
-                    .get(format!("http://{host}/v2/"))
-                    .timeout(probe)
-                    .send()
-                    .await;
-                let scheme = match plain {
-                    Ok(response) if response.status() == StatusCode::BAD_REQUEST => {
-                        let tls = response.text().await.is_ok_and(|body| body.contains("HTTPS"));
-                        Some(if tls { "https" } else { "http" })
-                    }
-                    Ok(_) => Some("http"),
-                    // Nothing listens: say plain HTTP, and let the request report the refusal
-                    // (without remembering, so a registry started later is probed again).
-                    Err(e) if e.is_connect() => None,
-                    // The plain probe broke off: ask over TLS before believing it is TLS, since
-                    // one broken connection must not switch a plain registry to HTTPS.
-                    Err(_) => {
-                        let tls = self
-                            .http_for(registry)
-                            .get(format!("https://{host}/v2/"))
-                            .timeout(probe)
-                            .send()
-                            .await;
-                        tls.is_ok().then_some("https")
-                    }
-                };
-                let Some(scheme) = scheme else {
-                    tracing::debug!(
-                        registry,
-                        "loopback registry scheme unknown; using plain HTTP this time"
-                    );
-                    return format!("http://{host}/v2/");
-                };
-                self.schemes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(host.to_string(), scheme);
-                scheme
-            }
+        let scheme = if self.config.plain_http.iter().any(|h| h == registry || h == host) {
+            "http"
+        } else if !is_loopback(host) {
+            "https"
+        } else {
+            self.learnt_scheme(host).unwrap_or("http")
         };
         format!("{scheme}://{host}/v2/")
+    }
+
+    /// The scheme a loopback host was seen to speak, if any request has told yet.
+    fn learnt_scheme(&self, host: &str) -> Option<&'static str> {
+        self.schemes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .copied()
+    }
+
+    fn learn_scheme(&self, host: &str, scheme: &'static str) {
+        tracing::debug!(host, scheme, "loopback registry scheme learnt");
+        self.schemes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_string(), scheme);
+    }
+
+    /// Whether a loopback registry speaks TLS, asked apart from any request, when a request's
+    /// own answer could not tell (a 400 to a HEAD has no body to read; a broken-off plain
+    /// request may be a TLS server hanging up). A plain `GET /v2/` first, read whole; over TLS
+    /// only if that broke off too, since one broken connection must not switch a plain
+    /// registry to HTTPS. Learnt for the rest of the process; `false` when nothing answers.
+    async fn speaks_tls(&self, registry: &str) -> bool {
+        let host = transport_host(registry);
+        let _probing = self.probing.lock().await;
+        if let Some(scheme) = self.learnt_scheme(host) {
+            return scheme == "https";
+        }
+        let probe = self.pace.idle.min(Duration::from_secs(5));
+        let get = |scheme: &str| {
+            self.http_for(registry)
+                .get(format!("{scheme}://{host}/v2/"))
+                .timeout(probe)
+                .send()
+        };
+        let scheme = match get("http").await {
+            Ok(response) if response.status() == StatusCode::BAD_REQUEST => {
+                let tls = response.text().await.is_ok_and(|body| body.contains("HTTPS"));
+                Some(if tls { "https" } else { "http" })
+            }
+            Ok(_) => Some("http"),
+            Err(e) if e.is_connect() => None,
+            Err(_) => get("https").await.is_ok().then_some("https"),
+        };
+        if let Some(scheme) = scheme {
+            self.learn_scheme(host, scheme);
+        }
+        scheme == Some("https")
     }
 
     /// The HTTP client for requests to `registry`: the unverified one only for an
@@ -299,9 +291,17 @@ impl Client {
     ) -> Result<Response> {
         // Credentials go only where the registry itself is: a URL it hands back (an upload
         // `Location`, a redirect) on another scheme, host or port gets none.
-        let origin = self.origin(registry)?;
+        // A loopback registry whose scheme no request had told when this one started: its
+        // answer tells, and a TLS server's refusal sends it again over HTTPS (`upgrade`).
+        let learning = !self.origin(registry)?.scheme_known;
+        let mut upgrade = false;
+        let host = transport_host(registry);
+        let plain = url::Url::parse(&format!("http://{host}/")).ok();
         let mut challenged = false;
         loop {
+            // Taken again each round: once the scheme is learnt, a URL on the other scheme is
+            // not the registry's and gets no credentials.
+            let origin = self.origin(registry)?;
             // Asked once per round, outside the retries: a token request retries on its own,
             // and its failure must not be retried again here.
             let authorization = self.auth.authorization(registry, scopes).await?;
@@ -310,9 +310,20 @@ impl Client {
                     let request = build(self.http_for(registry)).build();
                     let authorization = authorization.clone();
                     let origin = &origin;
+                    let plain = &plain;
                     async move {
                         let mut request =
                             request.map_err(|source| RegistryError::network(registry, source))?;
+                        // Built before the scheme was learnt (or by a caller that read the
+                        // tentative base URL): follow what the registry said it speaks.
+                        if upgrade
+                            && request.url().scheme() == "http"
+                            && plain
+                                .as_ref()
+                                .is_some_and(|plain| same_origin(request.url(), plain))
+                        {
+                            let _ = request.url_mut().set_scheme("https");
+                        }
                         if let Some(value) = authorization
                             && origin.holds(request.url())
                         {
@@ -321,7 +332,26 @@ impl Client {
                         execute(self.http_for(registry), request, self.pace, registry, what).await
                     }
                 })
-                .await?;
+                .await;
+            let response = match response {
+                Ok(response) if learning && !upgrade => match self.learn_from(registry, response).await {
+                    Some(response) => response,
+                    // A TLS server refused plain HTTP: the same request again, over TLS.
+                    None => {
+                        upgrade = true;
+                        continue;
+                    }
+                },
+                Ok(response) => response,
+                // The plain request broke off: a TLS server may hang up rather than answer.
+                Err(RegistryError::Network { source, .. })
+                    if learning && !upgrade && !source.is_connect() && self.speaks_tls(registry).await =>
+                {
+                    upgrade = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -341,6 +371,46 @@ impl Client {
             }
             return Err(self.auth.unauthorized(registry, what).await);
         }
+    }
+
+    /// What the first answer of a loopback registry over plain HTTP says of its scheme: a TLS
+    /// server answers plain HTTP with a 400 that says "HTTPS" (Go's and nginx's words; a 400
+    /// without them, as to a HEAD, is checked with one TLS request), and then `None` (ask
+    /// again over TLS); any other answer is plain HTTP's, given back whole.
+    async fn learn_from(&self, registry: &str, response: Response) -> Option<Response> {
+        let host = transport_host(registry);
+        if response.url().scheme() != "http" {
+            return Some(response);
+        }
+        // Another request may have learnt it meanwhile; the first to learn decides.
+        let learn = |scheme| {
+            if self.learnt_scheme(host).is_none() {
+                self.learn_scheme(host, scheme);
+            }
+        };
+        if response.status() != StatusCode::BAD_REQUEST {
+            learn("http");
+            return Some(response);
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = self
+            .read_capped(response, 64 << 10, registry, "its first answer")
+            .await
+            .unwrap_or_default();
+        if String::from_utf8_lossy(&body).contains("HTTPS") {
+            learn("https");
+            return None;
+        }
+        // An answer to HEAD has no body to read the refusal from: ask over TLS once.
+        if self.speaks_tls(registry).await {
+            return None;
+        }
+        learn("http");
+        let mut rebuilt = http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.headers_mut() = headers;
+        Some(Response::from(rebuilt))
     }
 
     /// Where `registry` is, for deciding what may carry its credentials: its scheme (when known

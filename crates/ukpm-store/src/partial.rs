@@ -375,3 +375,30 @@ impl Ranged {
         Ok((self.digest, self.size))
     }
 }
+
+impl LocalStore {
+    /// Waits while another process downloads `digest` (holds the lock on its partial file),
+    /// so that two pulls of one blob on one store fetch it once: the waiter then finds the
+    /// blob stored, or, if the other process died, takes over what it left. Returns whether it
+    /// waited. Creates nothing: no partial file means nobody is downloading it.
+    pub fn wait_for_download(&self, digest: &Digest) -> Result<bool> {
+        // Neither a symlink nor a fifo planted at the name may redirect or hang the wait.
+        let file = match crate::open_regular(&self.partial_path(digest)) {
+            Ok(file) if file.metadata()?.is_file() => file,
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let waited = match file.file().try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                file.file().lock()?;
+                true
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        };
+        // Only asked, never kept: the download itself takes the lock again.
+        file.file().unlock()?;
+        Ok(waited)
+    }
+}

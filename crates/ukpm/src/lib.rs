@@ -43,6 +43,7 @@ mod credentials;
 mod error;
 mod fsck;
 mod image;
+mod inflight;
 mod initrd;
 mod inspect;
 mod kraftfile;

@@ -30,6 +30,9 @@ pub struct PackageManager {
     client_config: ClientConfig,
     client: Arc<OnceLock<Client>>,
     transfers: Arc<tokio::sync::Semaphore>,
+    /// Blobs this process is downloading now: every operation of the manager shares it, so
+    /// two pulls needing one blob at once fetch it once.
+    in_flight: Arc<crate::inflight::InFlight>,
     concurrency: usize,
 }
 
@@ -137,6 +140,7 @@ impl PackageManagerBuilder {
             client_config: self.client_config.unwrap_or_default(),
             client: Arc::new(OnceLock::new()),
             transfers: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            in_flight: Arc::default(),
             concurrency,
         })
     }
@@ -208,6 +212,7 @@ impl PackageManager {
             store: self.store.clone(),
             reporter: self.reporter.clone(),
             permits: self.transfers.clone(),
+            in_flight: self.in_flight.clone(),
         })
     }
 

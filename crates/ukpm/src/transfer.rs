@@ -35,6 +35,7 @@ pub(crate) struct Transfer {
     pub(crate) store: Arc<dyn ImageStore>,
     pub(crate) reporter: Arc<dyn Reporter>,
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    pub(crate) in_flight: Arc<crate::inflight::InFlight>,
 }
 
 impl Transfer {
@@ -46,6 +47,14 @@ impl Transfer {
     /// Streams one blob of `reference` into the store, unless it is there already.
     pub(crate) async fn download(&self, reference: &Reference, blob: &Descriptor) -> Result<()> {
         let subject = Subject::of(reference, blob, Direction::Download);
+        // One download per blob: after another operation of this process, or another process
+        // on this store, that is fetching it now (then it is usually stored when our turn comes).
+        let _turn = self.in_flight.turn(blob.digest).await;
+        if let Some(resumable) = self.store.resumable_writes()
+            && resumable.wait_turn(blob.digest).await?
+        {
+            tracing::debug!(digest = %blob.digest, "waited for another process downloading this blob");
+        }
         if self.store.has_blob(blob.digest, Some(blob.size)).await? {
             self.reporter.on_transfer_skipped(&subject, &Skip::InStore);
             return Ok(());

@@ -66,6 +66,22 @@ fn list_remote_reads_every_page_and_tag() {
         .filter(|r| r.contains("/v2/_catalog"))
         .count();
     assert!(catalog_pages >= 3, "{catalog_pages} catalog pages");
+    // Sixteen tags of one package: each index is asked for by tag, the manifest they share once.
+    let by_digest = |requests: &[String]| {
+        requests
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains("/manifests/sha256:"))
+            .count()
+    };
+    assert_eq!(by_digest(&registry.requests()), 1, "{:#?}", registry.requests());
+
+    // A refresh asks again for every tag, but not for a document the cache already holds.
+    let seen = registry.requests().len();
+    let refreshed = runtime
+        .block_on(manager.list_remote(&Query::default(), &options))
+        .unwrap();
+    assert_eq!(refreshed.packages.len(), expected.len());
+    assert_eq!(by_digest(&registry.requests()[seen..]), 0);
 
     // From the cache, the same rows; the filters apply to it as to a live listing.
     let cached = runtime

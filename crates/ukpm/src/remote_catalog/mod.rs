@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
@@ -80,6 +81,9 @@ struct Entry {
 /// A tag and the raw documents read for it.
 type Fetched = (Entry, Vec<(Digest, Bytes)>);
 
+/// One repository's part of a listing: why its tags could not be read, or each tag's result.
+type RepositoryListing = (Option<Error>, Vec<(Reference, Result<Fetched>)>);
+
 /// One fetch: the tags and the raw documents.
 #[derive(Debug, Default)]
 struct Snapshot {
@@ -120,7 +124,14 @@ impl PackageManager {
         } else {
             options.page_size
         };
-        let snapshot = self.fetch_remote(&options.names, page_size).await?;
+        // What an earlier listing read is not asked for again (documents are immutable).
+        let known = Known::default();
+        if let Ok(Some((_, old))) = read_cache(&dir).await {
+            for (digest, bytes) in old.documents {
+                known.insert(digest, bytes);
+            }
+        }
+        let snapshot = self.fetch_remote(&options.names, page_size, known).await?;
         let listing = self.packages(query, &options.names, &snapshot)?;
         if options.names.is_empty() {
             write_cache(&dir, snapshot, true).await?;
@@ -241,7 +252,7 @@ impl PackageManager {
         }
     }
 
-    async fn fetch_remote(&self, names: &[String], page_size: usize) -> Result<Snapshot> {
+    async fn fetch_remote(&self, names: &[String], page_size: usize, known: Known) -> Result<Snapshot> {
         let client = self.client()?;
         // registry -> explicit repositories (None: the whole catalog).
         let mut plan: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
@@ -310,51 +321,102 @@ impl PackageManager {
                 }
             }
         }
-        let concurrency = self.concurrency().max(1);
-        // Every tag of every repository...
-        let tagged: Vec<Result<Vec<Reference>>> = stream::iter(repositories)
+        // Every tag of every repository, and each tag's documents as soon as its repository's
+        // tags are known: no phase waits for the slowest repository of the one before.
+        let slots = tokio::sync::Semaphore::new(LISTING_CONCURRENCY);
+        let slots = &slots;
+        let known = &known;
+        let per_repository: Vec<RepositoryListing> = stream::iter(repositories)
             .map(|repo| {
                 let client = client.clone();
                 async move {
-                    let tags = all_tags(&client, &repo, page_size).await?;
-                    tags.iter()
-                        .map(|t| Ok(repo.with_tag(t)?))
-                        .collect::<Result<Vec<_>>>()
+                    let tags = {
+                        let _slot = slots.acquire().await;
+                        all_tags(&client, &repo, page_size).await
+                    };
+                    let references = match tags.and_then(|tags| {
+                        tags.iter()
+                            .map(|t| Ok(repo.with_tag(t)?))
+                            .collect::<Result<Vec<_>>>()
+                    }) {
+                        Ok(references) => references,
+                        Err(err) => return (Some(err), Vec::new()),
+                    };
+                    let fetched = stream::iter(references)
+                        .map(|reference| {
+                            let client = client.clone();
+                            async move {
+                                let result = fetch_tag(&client, &reference, known, slots).await;
+                                (reference, result)
+                            }
+                        })
+                        .buffer_unordered(LISTING_CONCURRENCY)
+                        .collect()
+                        .await;
+                    (None, fetched)
                 }
             })
-            .buffer_unordered(concurrency)
+            .buffer_unordered(LISTING_CONCURRENCY)
             .collect()
             .await;
-        let mut references = Vec::new();
-        for tags in tagged {
-            match tags {
-                Ok(tags) => references.extend(tags),
-                Err(err) => snapshot.warnings.push(format!("skipped a repository: {err}")),
+        let mut fetched = Vec::new();
+        let mut skipped = Vec::new();
+        for (failure, tags) in per_repository {
+            if let Some(err) = failure {
+                skipped.push(format!("skipped a repository: {err}"));
             }
+            fetched.extend(tags);
         }
-        references.sort_by_key(|r| r.to_string());
-        // ...then each tag's documents.
-        let fetched: Vec<(Reference, Result<Fetched>)> = stream::iter(references)
-            .map(|reference| {
-                let client = client.clone();
-                async move {
-                    let result = fetch_tag(&client, &reference).await;
-                    (reference, result)
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
+        // Finished in whatever order the registry answered: listed in a stable one.
+        fetched.sort_by_key(|(reference, _)| reference.to_string());
         for (reference, result) in fetched {
             match result {
                 Ok((entry, documents)) => {
                     snapshot.entries.push(entry);
                     snapshot.documents.extend(documents);
                 }
-                Err(err) => snapshot.warnings.push(format!("skipped {reference}: {err}")),
+                Err(err) => skipped.push(format!("skipped {reference}: {err}")),
             }
         }
+        skipped.sort();
+        snapshot.warnings.extend(skipped);
         Ok(snapshot)
+    }
+}
+
+/// Requests in flight at once while listing. Each asks for a small document, so the link's
+/// latency, not its bandwidth, bounds a listing: 32 lists a registry of 1,000 repositories
+/// within seconds over a 40 ms link, far below the connection limits registries set.
+const LISTING_CONCURRENCY: usize = 32;
+
+/// Documents already read, by digest: a manifest or config that many tags and repositories
+/// share (the same package pushed under many names) is asked for once. Seeded with the old
+/// cache's documents, which were checked against their digests when read.
+#[derive(Default)]
+struct Known(std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<Bytes>>>>);
+
+impl Known {
+    fn insert(&self, digest: Digest, bytes: Bytes) {
+        self.cell(digest).set(bytes).ok();
+    }
+
+    fn cell(&self, digest: Digest) -> Arc<tokio::sync::OnceCell<Bytes>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(digest)
+            .or_default()
+            .clone()
+    }
+
+    /// The document `digest`, read by `fetch` unless it was read before or is being read now
+    /// (then this waits for that read; a failed read is tried again by the next asker).
+    async fn get_or_fetch<F, Fut>(&self, digest: Digest, fetch: F) -> Result<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes>>,
+    {
+        self.cell(digest).get_or_try_init(fetch).await.cloned()
     }
 }
 
@@ -404,8 +466,16 @@ async fn all_tags(client: &Client, reference: &Reference, page_size: usize) -> R
 }
 
 /// A tag's index (or manifest), its manifests, and the configs a listing needs, as raw bytes.
-async fn fetch_tag(client: &Client, reference: &Reference) -> Result<Fetched> {
-    let top = client.get_manifest(reference).await?;
+async fn fetch_tag(
+    client: &Client,
+    reference: &Reference,
+    known: &Known,
+    slots: &tokio::sync::Semaphore,
+) -> Result<Fetched> {
+    let top = {
+        let _slot = slots.acquire().await;
+        client.get_manifest(reference).await?
+    };
     let descriptor = Descriptor::new(&top.media_type, top.digest, top.bytes.len() as u64);
     let mut documents = vec![(top.digest, top.bytes.clone())];
     let manifests: Vec<Descriptor> = if descriptor.is_index() {
@@ -425,14 +495,25 @@ async fn fetch_tag(client: &Client, reference: &Reference) -> Result<Fetched> {
         } else {
             let by_digest: Reference =
                 format!("{}@{}", reference.without_digest().name(), entry.digest).parse()?;
-            let fetched = client.get_manifest(&by_digest).await?;
-            documents.push((fetched.digest, fetched.bytes.clone()));
-            fetched.bytes
+            let bytes = known
+                .get_or_fetch(entry.digest, || async {
+                    let _slot = slots.acquire().await;
+                    // The client checks what it got against the digest asked for.
+                    Ok(client.get_manifest(&by_digest).await?.bytes)
+                })
+                .await?;
+            documents.push((entry.digest, bytes.clone()));
+            bytes
         };
         if entry.platform.is_none() {
             let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
             if manifest.config.platform.is_none() && manifest.config.size <= limits::MANIFEST_LIMIT {
-                let config = read_blob(client, reference, &manifest.config).await?;
+                let config = known
+                    .get_or_fetch(manifest.config.digest, || async {
+                        let _slot = slots.acquire().await;
+                        read_blob(client, reference, &manifest.config).await
+                    })
+                    .await?;
                 documents.push((manifest.config.digest, config));
             }
         }

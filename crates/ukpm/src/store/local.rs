@@ -246,6 +246,13 @@ impl RefStore for LocalImageStore {
 }
 
 impl ResumableWrites for LocalImageStore {
+    fn wait_turn(&self, digest: Digest) -> BoxFuture<'_, Result<bool>> {
+        self.blocking(move |s| match s.readable()? {
+            Some(store) => Ok(store.wait_for_download(&digest)?),
+            None => Ok(false),
+        })
+    }
+
     fn resumable(&self, digest: Digest) -> BoxFuture<'_, Result<u64>> {
         self.blocking(move |s| Ok(s.readable()?.map_or(0, |store| store.partial_len(&digest))))
     }

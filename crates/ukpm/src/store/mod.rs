@@ -155,6 +155,11 @@ pub trait ResumableWrites: Send + Sync {
     /// Starts a download written in parallel ranges, verified whole at the end; `None` when
     /// another process is downloading the same blob (the caller downloads sequentially).
     fn ranged(&self, digest: Digest, size: u64) -> BoxFuture<'_, Result<Option<Arc<dyn RangedWrite>>>>;
+
+    /// Waits while another process downloads `digest` into this store, so that a blob two
+    /// pulls need at once is fetched once (the waiter then finds it stored, or takes over
+    /// what a process that died left). Whether it waited.
+    fn wait_turn(&self, digest: Digest) -> BoxFuture<'_, Result<bool>>;
 }
 
 /// Where blobs were last seen (`registry/repository`), so that a push mounts a blob from

@@ -1,0 +1,112 @@
+//! One download per blob: two `ukpm pull` processes that need the same blob on one store at
+//! the same time fetch it once; the second waits for the first and finds it stored, or takes
+//! over if the first dies. Bytes are counted by the harness's proxy in front of a real
+//! `docker-registry`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ukpm;
+use ukpm_test::proxy::{Faults, Proxy};
+use ukpm_test::registry::Registry;
+use ukpm_test::{TestEnv, wait_until};
+
+const MIB: u64 = 1 << 20;
+/// Large enough to be fetched as parallel ranges.
+const KERNEL: u64 = 24 * MIB;
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Packs a kernel of [`KERNEL`] bytes and pushes it straight to `registry`; returns the blob
+/// bytes the image holds (config, kernel, manifest and index are all small but the kernel).
+fn publish(env: &TestEnv, registry: &Registry, name: &str) {
+    let kernel: Vec<u8> = (0..KERNEL).map(|i| ((i * 2_654_435_761) >> 13) as u8).collect();
+    env.write("kernel", kernel, 0o644);
+    let remote = format!("{}/{name}", registry.host());
+    ukpm(env)
+        .args(["--store", "source", "pack", &remote, "--kernel", "kernel"])
+        .args(["--arch", "x86_64", "--plat", "qemu"])
+        .run()
+        .assert_success();
+    ukpm(env)
+        .args(["--store", "source", "push", &remote])
+        .run()
+        .assert_success();
+}
+
+#[test]
+fn two_processes_pulling_one_image_into_one_store_download_it_once() {
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    publish(&env, &registry, "one/blob:v1");
+    // Slow enough that the second pull starts while the first is still fetching.
+    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(2 * MIB));
+    let reference = format!("{}/one/blob:v1", proxy.addr());
+    let pull = || ukpm(&env).args(["--store", "store", "pull", &reference]).spawn();
+    let first = pull();
+    wait_until(
+        "the first pull is fetching the kernel",
+        Duration::from_secs(60),
+        || proxy.stats().bytes_down > MIB,
+    );
+    let second = pull();
+    let (a, b) = (first.wait_within(DEADLINE), second.wait_within(DEADLINE));
+    a.assert_success();
+    b.assert_success();
+    let moved = proxy.stats().bytes_down;
+    assert!(
+        moved < KERNEL + KERNEL / 20,
+        "two pulls moved {moved} bytes for a {KERNEL}-byte kernel: it was fetched twice"
+    );
+    ukpm(&env)
+        .args(["--store", "store", "fsck"])
+        .run()
+        .assert_success();
+}
+
+#[test]
+fn a_pull_waiting_for_another_takes_over_when_that_one_dies() {
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    publish(&env, &registry, "one/dies:v1");
+    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(2 * MIB));
+    let reference = format!("{}/one/dies:v1", proxy.addr());
+    let pull = || ukpm(&env).args(["--store", "store", "pull", &reference]).spawn();
+    let first = pull();
+    wait_until(
+        "the first pull is fetching the kernel",
+        Duration::from_secs(60),
+        || proxy.stats().bytes_down > MIB,
+    );
+    let second = pull();
+    // The second waits on the first's lock (it moves nothing of its own): kill the first
+    // mid-download.
+    wait_until(
+        "the second pull waits for the first",
+        Duration::from_secs(60),
+        || waits_on_a_lock(second.pid()),
+    );
+    first.kill();
+    let done = second.wait_within(DEADLINE);
+    done.assert_success();
+    // The second resumed what the first left instead of fetching the whole kernel again.
+    let moved = proxy.stats().bytes_down;
+    assert!(
+        moved < KERNEL + KERNEL / 5,
+        "{moved} bytes moved for a {KERNEL}-byte kernel"
+    );
+    ukpm(&env)
+        .args(["--store", "store", "fsck"])
+        .run()
+        .assert_success();
+}
+
+/// Whether one of `pid`'s threads sleeps in the kernel waiting for a file lock.
+fn waits_on_a_lock(pid: u32) -> bool {
+    let Ok(tasks) = fs_err::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .any(|task| fs_err::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("lock")))
+}
