@@ -344,7 +344,10 @@ impl Authenticator {
                 source => (format!("the credentials from {source} were refused"), None),
             },
             Ok(None) => (
-                format!("it needs credentials and {} has none for it", self.describe(registry)),
+                format!(
+                    "it needs credentials and {} has none for it",
+                    self.describe(registry)
+                ),
                 None,
             ),
             Err(error) => return error,
@@ -360,7 +363,9 @@ impl Authenticator {
     /// Whether `registry` asked for Basic credentials: its refusal of a second attempt is then
     /// a verdict on the user name and password.
     pub(crate) fn wants_basic(&self, registry: &str) -> bool {
-        self.with_state(registry, |state| matches!(state.challenge, Some(Challenge::Basic)))
+        self.with_state(registry, |state| {
+            matches!(state.challenge, Some(Challenge::Basic))
+        })
     }
 
     /// Asks the token endpoint `realm` for a token for `scopes`, caches and returns it.

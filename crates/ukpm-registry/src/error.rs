@@ -253,7 +253,9 @@ fn seconds(d: Duration) -> String {
 
 fn describe_unauthorized(registry: &str, what: &str, reason: &str, user: Option<&str>) -> String {
     match user {
-        Some(user) if reason.is_empty() => format!("registry {registry} refused the credentials for user {user}"),
+        Some(user) if reason.is_empty() => {
+            format!("registry {registry} refused the credentials for user {user}")
+        }
         Some(user) => format!("registry {registry} refused the credentials for user {user} (from {reason})"),
         None => format!("registry {registry} refused access to {what}: {reason}"),
     }

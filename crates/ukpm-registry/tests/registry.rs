@@ -378,7 +378,8 @@ async fn basic_auth_with_a_wrong_password_is_unauthorized_and_never_shows_it() {
     // Said plainly: the credentials of that user were refused (issue 13).
     assert_eq!(err.refused_user(), Some(USER), "{err:?}");
     assert!(
-        err.to_string().contains(&format!("refused the credentials for user {USER}")),
+        err.to_string()
+            .contains(&format!("refused the credentials for user {USER}")),
         "{err}"
     );
 
