@@ -219,8 +219,17 @@ fn usage_tip(err: &clap::Error, argv: &[OsString]) -> Option<String> {
         .filter_map(|a| a.to_str())
         .find(|a| !a.starts_with('-'))
         .is_some_and(|command| command == "push" || command == "ph");
+    // The package is the positional before the extra one, when that is what precedes it.
+    let args: Vec<&str> = argv.iter().filter_map(|a| a.to_str()).collect();
+    let source = args
+        .iter()
+        .position(|a| a == extra)
+        .and_then(|i| i.checked_sub(1))
+        .map(|i| args[i])
+        .filter(|a| !a.starts_with('-') && *a != "push" && *a != "ph")
+        .unwrap_or("SRC");
     (pushing && !extra.starts_with('-')).then(|| {
-        format!("push takes one package; to push it under another name, give that with --to: `ukpm push SRC --to {extra}`")
+        format!("push takes one package; to push it under another name, give that with --to: `ukpm push {source} --to {extra}`")
     })
 }
 

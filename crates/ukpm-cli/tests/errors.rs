@@ -361,7 +361,7 @@ fn clap_suggests_commands_and_flags_and_push_points_at_to() {
     out.assert_code(2);
     assert!(
         out.stderr
-            .contains("tip: push takes one package; to push it under another name, give that with --to: `ukpm push SRC --to 127.0.0.1:5000/hello:1`"),
+            .contains("tip: push takes one package; to push it under another name, give that with --to: `ukpm push hello:1 --to 127.0.0.1:5000/hello:1`"),
         "{}",
         out.snapshot_text()
     );
