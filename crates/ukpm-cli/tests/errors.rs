@@ -176,6 +176,17 @@ fn a_typo_in_a_stored_name_suggests_the_closest_one() {
         "{}",
         out.snapshot_text()
     );
+    // The name is there, the platform is not: where to see the ones it has.
+    let out = ukpm(&env)
+        .args(["unpack", "hello:1", "out", "--plat", "fc"])
+        .run();
+    out.assert_failure();
+    assert!(
+        out.stderr
+            .contains("hint: `ukpm ls --name unikraft.org/hello` lists the platforms the store has for it"),
+        "{}",
+        out.snapshot_text()
+    );
     // Nothing close: no guess.
     let out = ukpm(&env).args(["unpack", "redis", "out"]).run();
     out.assert_failure();

@@ -139,6 +139,12 @@ pub(super) fn hint(err: &ukpm::Error, command: &str, clues: &Clues) -> Option<St
         (_, K::NotFound) if matches!(err, ukpm::Error::NoPlatform { .. }) => {
             return no_platform_hint(err, command, clues);
         }
+        (_, K::NotFound) if let ukpm::Error::NoMatch { reference, .. } = err => {
+            return Some(format!(
+                "`ukpm ls --name {}` lists the platforms the store has for it; --plat PLAT/ARCH chooses one",
+                reference.name()
+            ));
+        }
         (O::Registry, K::NotFound) => return registry_error.and_then(not_on_registry_hint),
         (O::Registry, K::Integrity | K::Protocol) => Some(
             "the registry sent something other than it promised; nothing of it was stored: try again, and tell the registry's operator if it persists",
@@ -376,6 +382,16 @@ mod tests {
             "{asked}"
         );
         assert!(!hint_for(&err, "inspect").unwrap().contains("--all"));
+        let stored = ukpm::Error::NoMatch {
+            reference: "unikraft.org/nginx:1.25".parse().unwrap(),
+            query: "fc/any architecture".into(),
+        };
+        assert_eq!(
+            hint_for(&stored, "unpack").as_deref(),
+            Some(
+                "`ukpm ls --name unikraft.org/nginx` lists the platforms the store has for it; --plat PLAT/ARCH chooses one"
+            )
+        );
     }
 
     #[test]
