@@ -14,21 +14,23 @@ mod error;
 mod output;
 mod report;
 mod settings;
+mod style;
 
 use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Color};
+use crate::args::Cli;
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = argv.iter().any(|a| a == "--json");
     let cli = match Cli::try_parse_from(&argv).and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
-        Err(err) => return error::usage(&err, json),
+        Err(err) => return error::usage(&err, json, &argv),
     };
+    style::init(cli.global.color);
     init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -37,11 +39,8 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            return error::report(
-                &anyhow::Error::new(err).context("failed to start"),
-                cli.global.json,
-                cli.command.name(),
-            );
+            let err = anyhow::Error::new(err).context("failed to start");
+            return error::exit(Err(err), cli.global.json, cli.command.name(), &argv);
         }
     };
     let result = runtime.block_on(async {
@@ -53,7 +52,7 @@ fn main() -> ExitCode {
     // Interrupted work still on the blocking pool (hashing a large file) is not waited for:
     // nothing becomes visible before its final rename, so stopping it loses nothing.
     runtime.shutdown_timeout(std::time::Duration::from_millis(50));
-    error::exit(result, cli.global.json, cli.command.name())
+    error::exit(result, cli.global.json, cli.command.name(), &argv)
 }
 
 fn init_logging(global: &args::Global) {
@@ -70,19 +69,27 @@ fn init_logging(global: &args::Global) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(use_color(global.color))
+        .with_writer(|| LogWriter)
+        .with_ansi(style::wants(global.color))
         .with_target(false)
         .without_time()
         .try_init();
 }
 
-/// Whether stderr gets colour.
-pub fn use_color(color: Color) -> bool {
-    use std::io::IsTerminal;
-    match color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::env::var_os("NO_COLOR").is_none() && io::stderr().is_terminal(),
+/// stderr for log lines, each escaped by [`output::escape_log`] (tracing leaves a carriage
+/// return or a bidi override in a logged name as it is). tracing writes a whole line at once.
+struct LogWriter;
+
+impl io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        io::stderr()
+            .lock()
+            .write_all(output::escape_log(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
     }
 }

@@ -308,7 +308,7 @@ fn login_takes_kraft_logins_u_and_t_with_a_warning() {
     no_secret(&out, &[&token, "t0ken-pw"]);
     assert!(env.path("docker/config.json").exists());
     let out = login(&env, &[&host, "-u", "tester", "-t", &token]);
-    out.assert_failure();
+    out.assert_code(2);
     assert!(out.stderr.contains("cannot be given with"), "{}", out.stderr);
 
     // kraft login's variables, without a warning (the environment is not argv).
@@ -392,6 +392,36 @@ fn login_prompts_for_the_password_without_echo_on_a_terminal() {
     no_secret(&out, &["tty-s3cret"]);
     let saved = String::from_utf8(env.read("docker/config.json")).unwrap();
     assert!(saved.contains(&b64("tester:tty-s3cret")), "{saved}");
+
+    // A wrong password typed there: refused plainly, for that user, never shown, nothing saved,
+    // and no advice to log in (this is the login).
+    let wrong = TestEnv::new();
+    let out = login_on_a_tty(&wrong, &format!("{host} -u tester"), &["wr0ng-tty-pw"]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("refused the credentials for user tester"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("ukpm login"), "{}", out.stdout);
+    no_secret(&out, &["wr0ng-tty-pw"]);
+    assert!(!wrong.path("docker/config.json").exists());
+
+    // --password-stdin when standard input is the terminal: not echoed either.
+    let piped = TestEnv::new();
+    let out = login_on_a_tty(
+        &piped,
+        &format!("{host} -u tester --password-stdin"),
+        &["tty-s3cret"],
+    );
+    out.assert_success();
+    no_secret(&out, &["tty-s3cret"]);
+
+    // Ctrl-C at the password prompt is an interruption (130), not an error.
+    let interrupted = TestEnv::new();
+    let out = login_on_a_tty(&interrupted, &format!("{host} -u tester"), &["\x03"]);
+    out.assert_code(130);
+    assert!(!out.stdout.contains("error:"), "{}", out.stdout);
 
     // Without -u the user name is asked for too (echoed: it is no secret).
     let other = TestEnv::new();

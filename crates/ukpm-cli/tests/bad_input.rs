@@ -14,12 +14,21 @@ use ukpm_test::{OciLayoutWriter, Outcome, RawTar, TestEnv, conformance};
 /// store holding a package, which must stay byte-identical, and with no store at all, which must
 /// not be created. Both runs must say the same thing; the first is snapshotted.
 fn refused(snapshot: &str, setup: impl Fn(&TestEnv), args: &str) -> Outcome {
+    refused_with(1, snapshot, setup, args)
+}
+
+/// [`refused`] for a value refused on the command line: a usage error, exit 2 (issue 13).
+fn refused_usage(snapshot: &str, setup: impl Fn(&TestEnv), args: &str) -> Outcome {
+    refused_with(2, snapshot, setup, args)
+}
+
+fn refused_with(code: i32, snapshot: &str, setup: impl Fn(&TestEnv), args: &str) -> Outcome {
     let populated = TestEnv::new();
     pack(&populated, "existing", "x86_64", "qemu", &[]).assert_success();
     setup(&populated);
     let before = populated.dir_state("store");
     let out = ukpm(&populated).args(args.split_whitespace()).run();
-    out.assert_failure();
+    out.assert_code(code);
     insta::assert_snapshot!(snapshot, out.snapshot_text());
     assert_eq!(
         populated.dir_state("store"),
@@ -32,7 +41,7 @@ fn refused(snapshot: &str, setup: impl Fn(&TestEnv), args: &str) -> Outcome {
     fresh.conformance_inputs();
     setup(&fresh);
     let again = ukpm(&fresh).args(args.split_whitespace()).run();
-    again.assert_failure();
+    again.assert_code(code);
     assert_eq!(again.snapshot_text(), out.snapshot_text());
     assert!(!fresh.store().exists(), "`{}` created the store", out.command());
     out
@@ -50,21 +59,21 @@ fn a_missing_kernel_is_refused() {
 #[test]
 fn an_unknown_architecture_is_refused() {
     let args = format!("{PACK} --kernel kernel --arch mips --plat qemu");
-    let out = refused("bad_unknown_arch", |_| {}, &args);
+    let out = refused_usage("bad_unknown_arch", |_| {}, &args);
     assert!(out.stderr.contains("mips"));
 }
 
 #[test]
 fn an_unknown_platform_is_refused() {
     let args = format!("{PACK} --kernel kernel --arch x86_64 --plat vmware");
-    let out = refused("bad_unknown_plat", |_| {}, &args);
+    let out = refused_usage("bad_unknown_plat", |_| {}, &args);
     assert!(out.stderr.contains("vmware"));
 }
 
 #[test]
 fn a_malformed_reference_is_refused() {
     let args = "pack Bad_Name! --kernel kernel --arch x86_64 --plat qemu";
-    let out = refused("bad_reference", |_| {}, args);
+    let out = refused_usage("bad_reference", |_| {}, args);
     assert!(out.stderr.contains("Bad_Name!"));
 }
 
@@ -84,7 +93,7 @@ fn a_kconfig_with_a_garbage_line_is_refused() {
 #[test]
 fn a_bad_annotation_is_refused() {
     let args = format!("{PACK} --kernel kernel --arch x86_64 --plat qemu --annotation novalue");
-    let out = refused("bad_annotation", |_| {}, &args);
+    let out = refused_usage("bad_annotation", |_| {}, &args);
     assert!(out.stderr.contains("novalue"));
 }
 
@@ -184,7 +193,7 @@ fn json_errors_are_one_document_with_a_code() {
     let cases = [
         (
             "invalid_input",
-            1,
+            2,
             "pack x --kernel kernel --arch mips --plat qemu",
         ),
         (

@@ -258,7 +258,7 @@ fn ls_filters() {
     insta::assert_snapshot!("ls_nothing_matches", empty.snapshot_text());
 
     let bad = ukpm(&env).args(["--json", "ls", "--arch", "mips"]).run();
-    bad.assert_failure();
+    bad.assert_code(2);
     assert_eq!(bad.json()["error"]["code"], "invalid_input");
 }
 

@@ -193,7 +193,7 @@ fn bracketed_hosts_that_are_not_ipv6_are_usage_errors_naming_the_registry() {
         "fc00::1:5000/x",
     ] {
         let out = ukpm(&env).args(["pull", reference]).run();
-        assert_eq!(out.code, 1, "{}", out.snapshot_text());
+        assert_eq!(out.code, 2, "{}", out.snapshot_text());
         assert!(out.stderr.contains("invalid registry"), "{}", out.snapshot_text());
         assert!(!out.panicked(), "{}", out.snapshot_text());
     }

@@ -331,13 +331,24 @@ impl Authenticator {
     }
 
     /// The error for a request the registry still refused: says whether credentials were
-    /// missing or refused, and where they came from.
-    pub(crate) async fn unauthorized(&self, registry: &str, what: &str) -> RegistryError {
-        let reason = match self.credential(registry).await {
-            Ok(Some(_)) => format!("the credentials from {} were refused", self.describe(registry)),
-            Ok(None) => format!(
-                "it needs credentials and {} has none for it",
-                self.describe(registry)
+    /// missing or refused, and where they came from. `judged` says the refusal was a verdict
+    /// on the credentials themselves (a second 401 to Basic credentials, or the token endpoint
+    /// refusing them); then the error names the user whose password was refused.
+    pub(crate) async fn unauthorized(&self, registry: &str, what: &str, judged: bool) -> RegistryError {
+        let (reason, user) = match self.credential(registry).await {
+            Ok(Some(Credential::Basic { username, .. })) if judged => {
+                (self.describe(registry), Some(username))
+            }
+            Ok(Some(_)) => match self.describe(registry) {
+                source if source.is_empty() => ("the credentials given were refused".into(), None),
+                source => (format!("the credentials from {source} were refused"), None),
+            },
+            Ok(None) => (
+                format!(
+                    "it needs credentials and {} has none for it",
+                    self.describe(registry)
+                ),
+                None,
             ),
             Err(error) => return error,
         };
@@ -345,7 +356,16 @@ impl Authenticator {
             registry: registry.to_string(),
             what: what.to_string(),
             reason,
+            user,
         }
+    }
+
+    /// Whether `registry` asked for Basic credentials: its refusal of a second attempt is then
+    /// a verdict on the user name and password.
+    pub(crate) fn wants_basic(&self, registry: &str) -> bool {
+        self.with_state(registry, |state| {
+            matches!(state.challenge, Some(Challenge::Basic))
+        })
     }
 
     /// Asks the token endpoint `realm` for a token for `scopes`, caches and returns it.
@@ -424,7 +444,7 @@ impl Authenticator {
             })
             .await?;
         if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
-            return Err(self.unauthorized(registry, &what).await);
+            return Err(self.unauthorized(registry, &what, true).await);
         }
         if !response.status().is_success() {
             return Err(RegistryError::Protocol {

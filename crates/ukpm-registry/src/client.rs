@@ -369,7 +369,8 @@ impl Client {
                 challenged = true;
                 continue;
             }
-            return Err(self.auth.unauthorized(registry, what).await);
+            let judged = challenged && self.auth.wants_basic(registry);
+            return Err(self.auth.unauthorized(registry, what, judged).await);
         }
     }
 

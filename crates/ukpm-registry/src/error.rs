@@ -114,15 +114,22 @@ pub enum RegistryError {
         /// The first message of the envelope.
         message: Option<String>,
     },
-    /// Credentials were missing or refused.
-    #[error("registry {registry} refused access to {what}: {reason}")]
+    /// Credentials were missing or refused. When the registry (or its token endpoint) judged a
+    /// user name and password and said no, the message says so plainly, naming the user (a
+    /// wrong or expired password is the likely cause, not a missing login).
+    #[error("{}", describe_unauthorized(.registry, .what, .reason, .user.as_deref()))]
     Unauthorized {
         /// The registry host.
         registry: String,
         /// What was asked for.
         what: String,
-        /// Which credentials were tried, never their value.
+        /// Which credentials were tried (where they came from), never their value; with `user`,
+        /// where they came from, or empty when the caller gave them directly (`ukpm login`).
         reason: String,
+        /// The user whose password the registry refused, when a user name and password were
+        /// sent and judged; `None` when none were sent, or access was refused for another
+        /// reason (a token without the scope).
+        user: Option<String>,
     },
     /// The registry could not be reached.
     #[error("cannot reach registry {registry}")]
@@ -244,6 +251,16 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+fn describe_unauthorized(registry: &str, what: &str, reason: &str, user: Option<&str>) -> String {
+    match user {
+        Some(user) if reason.is_empty() => {
+            format!("registry {registry} refused the credentials for user {user}")
+        }
+        Some(user) => format!("registry {registry} refused the credentials for user {user} (from {reason})"),
+        None => format!("registry {registry} refused access to {what}: {reason}"),
+    }
+}
+
 fn describe_codes(codes: &[ErrorCode], message: &Option<String>) -> String {
     let mut out = String::new();
     if !codes.is_empty() {
@@ -296,6 +313,15 @@ impl RegistryError {
                 | RegistryError::TooLarge { .. }
                 | RegistryError::Truncated { .. }
         )
+    }
+
+    /// The user whose password the registry refused (a wrong or expired password), if that is
+    /// what happened.
+    pub fn refused_user(&self) -> Option<&str> {
+        match self {
+            RegistryError::Unauthorized { user, .. } => user.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether the network failed (the registry unreachable, or stalled).

@@ -361,6 +361,7 @@ async fn basic_auth_with_the_right_password_pushes_and_pulls() {
         .await
         .expect_err("anonymous pull of a Basic-auth registry");
     assert!(err.is_unauthorized(), "{err:?}");
+    assert_eq!(err.refused_user(), None, "no credentials were sent: {err}");
 }
 
 #[tokio::test]
@@ -374,6 +375,13 @@ async fn basic_auth_with_a_wrong_password_is_unauthorized_and_never_shows_it() {
         .expect_err("a wrong password must be refused");
     assert!(err.is_unauthorized(), "{err:?}");
     assert_no_secret(&err, wrong);
+    // Said plainly: the credentials of that user were refused (issue 13).
+    assert_eq!(err.refused_user(), Some(USER), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("refused the credentials for user {USER}")),
+        "{err}"
+    );
 
     let err = client
         .get_manifest(&reference(&registry.host(), "ukpm/basic", "v1"))
@@ -460,6 +468,7 @@ async fn bearer_token_with_a_wrong_password_is_unauthorized_and_never_shows_it()
         .expect_err("a wrong password must be refused");
     assert!(err.is_unauthorized(), "{err:?}");
     assert_no_secret(&err, wrong);
+    assert_eq!(err.refused_user(), Some(USER), "{err:?}");
     let requests = registry.token_requests();
     assert!(
         requests

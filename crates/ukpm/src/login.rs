@@ -48,7 +48,8 @@ impl CredentialSource for Given {
         Some(self.0.clone())
     }
 
+    /// Nothing: the caller gave them, so a refusal names only the user.
     fn describe(&self, _registry: &str) -> String {
-        "the credentials given".to_string()
+        String::new()
     }
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use ukpm::{PackageManager, Secret};
 
 use crate::args::LoginArgs;
+use crate::error::Interrupted;
 use crate::output::{Escaped, JsonPath, Output, escape_path};
 
 /// Where the credentials for a registry were saved (never the credentials themselves).
@@ -62,7 +63,8 @@ pub async fn run(manager: &PackageManager, args: &LoginArgs) -> Result<LoggedIn>
     {
         let _ = writeln!(
             io::stderr(),
-            "warning: {} takes precedence for {} over the login saved in {}",
+            "{} {} takes precedence for {} over the login saved in {}",
+            crate::style::warning(),
             Escaped(&origin),
             Escaped(&args.registry),
             escape_path(&config)
@@ -82,7 +84,10 @@ fn credentials(args: &LoginArgs) -> Result<(String, Secret)> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let given_user = args.username.clone().or_else(|| env("KRAFTKIT_LOGIN_USER"));
     let env_token = env("KRAFTKIT_LOGIN_TOKEN").filter(|_| args.token.is_none());
-    let (mut username, password) = if args.password_stdin {
+    let (mut username, password) = if args.password_stdin && interactive {
+        // Standard input is the terminal: what is typed there is not echoed either.
+        (given_user, hidden(rpassword::read_password())?)
+    } else if args.password_stdin {
         let mut line = String::new();
         stdin
             .lock()
@@ -92,8 +97,9 @@ fn credentials(args: &LoginArgs) -> Result<(String, Secret)> {
     } else if let Some(token) = &args.token {
         let _ = writeln!(
             io::stderr(),
-            "warning: a token given with -t/--token is visible to other users (ps, shell history); \
-             use --password-stdin instead"
+            "{} a token given with -t/--token is visible to other users (ps, shell history); \
+             use --password-stdin instead",
+            crate::style::warning()
         );
         split_kraftkit_token(given_user.as_deref(), token)?
     } else if let Some(token) = env_token {
@@ -103,8 +109,7 @@ fn credentials(args: &LoginArgs) -> Result<(String, Secret)> {
             Some(u) => u,
             None => prompt_line("Username: ")?,
         };
-        let password =
-            rpassword::prompt_password("Password: ").context("cannot read the password from the terminal")?;
+        let password = hidden(rpassword::prompt_password("Password: "))?;
         (Some(username), password)
     } else {
         bail!(ukpm::Error::InvalidInput(
@@ -125,6 +130,16 @@ fn credentials(args: &LoginArgs) -> Result<(String, Secret)> {
     Ok((username, Secret::new(password)))
 }
 
+/// A password read from the terminal without echo; Ctrl-C there ends the command as an
+/// interruption (exit 130), not as a failure to read.
+fn hidden(read: io::Result<String>) -> Result<String> {
+    match read {
+        Ok(password) => Ok(password),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => Err(Interrupted.into()),
+        Err(err) => Err(anyhow::Error::new(err).context("cannot read the password from the terminal")),
+    }
+}
+
 /// `kraft login -t`: a token that is base64 of `user:token` carries the user name too (and then
 /// `-u` is refused, as KraftKit refuses it).
 fn split_kraftkit_token(username: Option<&str>, token: &str) -> Result<(Option<String>, String)> {
@@ -134,7 +149,7 @@ fn split_kraftkit_token(username: Option<&str>, token: &str) -> Result<(Option<S
         .and_then(|bytes| String::from_utf8(bytes).ok());
     if let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
         if username.is_some() {
-            bail!(ukpm::Error::InvalidInput(
+            bail!(crate::error::UsageError(
                 "-u/--username cannot be given with a -t/--token that holds a base64 user:token".into()
             ));
         }

@@ -58,6 +58,9 @@ pub async fn run(cli: &Cli) -> Result<()> {
         quiet: cli.global.quiet,
     };
     let result = dispatch(&cli.command, &manager, &printer).await;
+    if let Err(err) = &result {
+        crate::error::look_for_similar_names(err, &manager).await;
+    }
     let closed = manager.close().await;
     result?;
     Ok(closed?)

@@ -15,6 +15,7 @@ use ukpm::{
 use super::push::{Pushed, PushedJson, push};
 use super::{architecture, plat};
 use crate::args::{PackArgs, Strategy, plat_arch};
+use crate::error::UsageError;
 use crate::output::{Escaped, Output, PackageJson, escape};
 
 /// What a pack made (one package per target, all under one name), and what `--push` sent.
@@ -111,9 +112,11 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         Strategy::Prompt => prompt(manager, &reference).await?,
     };
     if let Some(created) = &args.created {
-        let secs = ukpm::parse_rfc3339(created).with_context(|| {
-            format!("--created `{created}` is not an RFC 3339 time like 2024-10-21T12:00:00Z")
-        })?;
+        let Some(secs) = ukpm::parse_rfc3339(created) else {
+            bail!(UsageError(format!(
+                "--created `{created}` is not an RFC 3339 time like 2024-10-21T12:00:00Z"
+            )));
+        };
         options.created = Some(ukpm::rfc3339(secs));
     }
     let command = command(args)?;
@@ -269,7 +272,7 @@ fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
     let mut out = BTreeMap::new();
     for item in items {
         let Some((k, v)) = item.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            bail!(ukpm::Error::InvalidInput(format!("{flag} `{item}` is not K=V")));
+            bail!(UsageError(format!("{flag} `{item}` is not K=V")));
         };
         out.insert(k.to_string(), v.to_string());
     }

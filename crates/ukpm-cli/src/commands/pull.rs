@@ -81,6 +81,10 @@ pub async fn run(manager: &PackageManager, args: &PullArgs, printer: &Printer) -
         let arch = host
             .architecture
             .map_or("any architecture".into(), |a| a.to_string());
+        crate::error::note_implied_platform(format!(
+            "{}/{arch}, this machine's ({})",
+            host.platform, host.reason
+        ));
         printer.note(&format!(
             "pulling for {}/{arch}, this machine ({}); --plat, --arch or --all choose otherwise",
             host.platform, host.reason

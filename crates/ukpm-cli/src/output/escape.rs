@@ -72,6 +72,28 @@ pub fn escape_json(json: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A line of ukpm's log (`-v`, warnings; tracing's output) made safe: tracing escapes ESC, BEL
+/// and C1 controls in the values it prints, but not a carriage return, the other C0 controls
+/// or invisible formatting characters (a foreign ref name may hold any of them); those are
+/// escaped here as [`escape`] does. ESC, newline and tab are left alone: they are tracing's
+/// own colours and layout (an ESC inside a value is already escaped).
+pub fn escape_log(text: &str) -> Cow<'_, str> {
+    let raw = |c: char| !matches!(c, '\x1b' | '\n' | '\t' | '\\') && needs_escape(c);
+    if !text.chars().any(raw) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        if raw(c) {
+            push_escaped(&mut out, c.encode_utf8(&mut buf));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Formats a value, then escapes it: `format!("{}", Escaped(&message))`.
 pub struct Escaped<T>(pub T);
 
@@ -128,6 +150,16 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
 
     use super::*;
+
+    #[test]
+    fn log_lines_keep_their_colours_and_lose_carriage_returns_and_bidi() {
+        let line = "\x1b[33m WARN\x1b[0m skipping a ref name=bad\rname\u{202e}x \\x1b\n";
+        assert_eq!(
+            escape_log(line),
+            "\x1b[33m WARN\x1b[0m skipping a ref name=bad\\rname\\u{202e}x \\x1b\n"
+        );
+        assert!(matches!(escape_log("\x1b[2m plain\n"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {

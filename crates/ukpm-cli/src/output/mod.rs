@@ -24,7 +24,7 @@ use serde::{Serialize, Serializer};
 
 use crate::args::Format;
 
-pub use escape::{Escaped, escape, escape_json, escape_path};
+pub use escape::{Escaped, escape, escape_json, escape_log, escape_path};
 pub use package::{PackageJson, package_list, package_table};
 pub use path::JsonPath;
 
@@ -93,7 +93,7 @@ impl Printer {
     /// text is escaped by the caller.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            let _ = writeln!(io::stderr().lock(), "note: {text}");
+            let _ = writeln!(io::stderr().lock(), "{} {text}", crate::style::note());
         }
     }
 }
