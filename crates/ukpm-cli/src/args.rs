@@ -559,11 +559,15 @@ pub struct UnpackArgs {
     /// The package, by name or `name@sha256:...`
     #[arg(value_name = "REF")]
     pub reference: String,
-    /// The folder to write into (created if missing)
+    /// The folder to write into (created if missing); it must be empty unless --force
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
     pub filters: Filters,
+    /// Unpack into a folder that holds other files: the package's files replace files and
+    /// symlinks of the same names (a symlink is replaced, never followed), the rest stays
+    #[arg(long, short = 'f')]
+    pub force: bool,
 }
 
 /// `ukpm rm`.
@@ -593,6 +597,9 @@ pub struct PullArgs {
     /// Unpack what was pulled into this folder, as `kraft pkg pull -o` does
     #[arg(long, short = 'o', value_name = "DIR", conflicts_with = "all_platforms")]
     pub output: Option<PathBuf>,
+    /// With -o: unpack into a folder that holds other files (as `unpack --force`)
+    #[arg(long, short = 'f', requires = "output")]
+    pub force: bool,
 }
 
 /// `ukpm push`.

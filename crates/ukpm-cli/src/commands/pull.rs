@@ -73,6 +73,10 @@ impl Output for Pulled {
 /// choice, the machine's own architecture and platform, said on stderr.
 pub async fn run(manager: &PackageManager, args: &PullArgs, printer: &Printer) -> Result<Pulled> {
     let mut query = query(&args.filters)?;
+    if let Some(dir) = &args.output {
+        // Before the pull: a refusal after minutes of download would be a waste.
+        super::unpack::refuse_occupied(dir, args.force)?;
+    }
     if query.architecture.is_none() && query.platform.is_none() && !args.all_platforms {
         // Like kraft: without a choice, this machine's architecture and platform.
         let host = HostPlatform::detect();

@@ -1,0 +1,112 @@
+//! Issue 13, point 3, "No silent surprises", on the built binary: what could quietly overwrite,
+//! create, pick or skip something is refused, warned about or reported.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use ukpm_test::TestEnv;
+
+fn symlink(target: &str, link: &Path) {
+    fs_err::os::unix::fs::symlink(target, link).unwrap();
+}
+
+// --- unpack into a folder that holds other files --------------------------------------------
+
+#[test]
+fn unpack_refuses_a_folder_that_holds_other_files_unless_force() {
+    let env = TestEnv::new();
+    pack(&env, "app", "x86_64", "qemu", &[]).assert_success();
+    env.write("out/notes.txt", "mine", 0o644);
+    let before = env.dir_state("out");
+
+    let refused = ukpm(&env).args(["unpack", "app", "out"]).run();
+    refused.assert_code(1);
+    assert!(refused.stderr.contains("out already holds other files (notes.txt)"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(env.dir_state("out"), before, "a refused unpack changes nothing");
+    let json = ukpm(&env).args(["--json", "unpack", "app", "out"]).run();
+    json.assert_code(1);
+    assert_eq!(json.json()["error"]["code"], "invalid_input");
+
+    // An empty folder, or one that does not exist yet, needs no --force.
+    fs_err::create_dir(env.path("empty")).unwrap();
+    ukpm(&env).args(["unpack", "app", "empty"]).run().assert_success();
+    ukpm(&env).args(["unpack", "app", "new/folder"]).run().assert_success();
+    // Unpacking again into what an unpack wrote is writing over files: --force.
+    ukpm(&env).args(["unpack", "app", "empty"]).run().assert_code(1);
+    ukpm(&env).args(["unpack", "app", "empty", "--force"]).run().assert_success();
+}
+
+/// What README "Unpacking" promises about symlinks already in the target under `--force`: a
+/// symlink where the package has a file or folder is replaced by it and never followed; other
+/// symlinks and files stay as they are.
+#[test]
+fn unpack_force_replaces_symlinks_in_the_way_and_never_follows_them() {
+    let env = TestEnv::new();
+    pack(&env, "app", "x86_64", "qemu", &[]).assert_success();
+    env.write("outside/file", "outside", 0o644);
+    env.write("out/notes.txt", "mine", 0o644);
+    fs_err::create_dir_all(env.path("decoy")).unwrap();
+    // `unikraft` is a folder in the package: here it is a symlink to a folder elsewhere.
+    symlink("../decoy", &env.path("out/unikraft"));
+    // A symlink the package does not name.
+    symlink("../outside/file", &env.path("out/elsewhere"));
+
+    ukpm(&env).args(["unpack", "app", "out", "--force"]).run().assert_success();
+    let unikraft = fs_err::symlink_metadata(env.path("out/unikraft")).unwrap();
+    assert!(unikraft.is_dir(), "the symlink became a real folder");
+    assert_eq!(env.read("out/unikraft/bin/kernel"), env.read("kernel"));
+    assert_eq!(fs_err::read_dir(env.path("decoy")).unwrap().count(), 0, "the link was not followed");
+    assert_eq!(fs_err::read_link(env.path("out/elsewhere")).unwrap(), Path::new("../outside/file"));
+    assert_eq!(env.read("out/notes.txt"), b"mine");
+
+    // A symlink at the kernel's own path is replaced by the kernel; its target is untouched.
+    fs_err::remove_file(env.path("out/unikraft/bin/kernel")).unwrap();
+    symlink("../../../outside/file", &env.path("out/unikraft/bin/kernel"));
+    ukpm(&env).args(["unpack", "app", "out", "--force"]).run().assert_success();
+    assert!(fs_err::symlink_metadata(env.path("out/unikraft/bin/kernel")).unwrap().is_file());
+    assert_eq!(env.read("out/unikraft/bin/kernel"), env.read("kernel"));
+    assert_eq!(env.read("outside/file"), b"outside");
+}
+
+#[test]
+fn pull_o_refuses_an_occupied_folder_before_pulling() {
+    let env = TestEnv::new();
+    env.write("out/notes.txt", "mine", 0o644);
+    // No registry is needed: the refusal comes first (nothing listens on port 9).
+    let out = ukpm(&env).args(["pull", "127.0.0.1:9/app:v1", "-o", "out"]).run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("out already holds other files"), "{}", out.stderr);
+    assert!(!env.store().exists(), "no store was created");
+}
+
+// --- read-only commands do not create a store --------------------------------------------------
+
+#[test]
+fn read_only_commands_leave_no_store_behind() {
+    let env = TestEnv::new();
+    let store = env.store();
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["fsck"],
+        &["inspect", "127.0.0.1:9/app"],
+        &["save", "app", "-o", "app.tar"],
+        &["unpack", "app", "out"],
+        &["unpack", "app", "out", "--force"],
+        &["source", "ls"],
+        &["gc"],
+        &["rm", "app"],
+    ] {
+        let _ = ukpm(&env).args(args).run();
+        assert!(!store.exists(), "`ukpm {}` created the store", args.join(" "));
+        assert!(!env.path("out").exists(), "`ukpm {}` created out/", args.join(" "));
+    }
+    let listed = ukpm(&env).args(["--json", "ls"]).run();
+    listed.assert_success();
+    let missing = ukpm(&env).args(["unpack", "app", "out"]).run();
+    missing.assert_code(1);
+    assert!(missing.stderr.contains("is not in the store"), "{}", missing.stderr);
+}
