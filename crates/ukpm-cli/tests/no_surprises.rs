@@ -110,3 +110,53 @@ fn read_only_commands_leave_no_store_behind() {
     missing.assert_code(1);
     assert!(missing.stderr.contains("is not in the store"), "{}", missing.stderr);
 }
+
+// --- a pull of several references reports each ------------------------------------------------
+
+#[test]
+fn a_pull_of_several_reports_every_success_and_every_failure() {
+    let env = TestEnv::new();
+    let registry = ukpm_test::registry::Registry::plain();
+    let good = format!("{}/ok/app:v1", registry.host());
+    let also = format!("{}/ok/other:v1", registry.host());
+    let missing = format!("{}/no/such:v1", registry.host());
+    let unreachable = "127.0.0.1:9/down/app:v1";
+    for name in [&good, &also] {
+        pack(&env, name, "x86_64", "qemu", &[]).assert_success();
+        ukpm(&env).args(["push", name]).run().assert_success();
+    }
+    let fresh = TestEnv::new();
+    let plat = ["--plat", "qemu/x86_64"];
+    let out = ukpm(&fresh)
+        .args(["pull", &good, &missing, unreachable, &also])
+        .args(plat)
+        .run();
+    out.assert_code(1);
+    assert!(out.stdout.contains(&format!("{good} qemu/x86_64")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("{also} qemu/x86_64")), "{}", out.stdout);
+    assert!(out.stderr.contains(&format!("error: failed to pull {missing}")), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("error: failed to pull {unreachable}")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("error: 2 of 4 references failed ({missing}, {unreachable}); 2 pulled")),
+        "{}",
+        out.stderr
+    );
+    // The successes are in the store.
+    let listed = ukpm(&fresh).args(["ls"]).run().stdout;
+    assert!(listed.contains("ok/app") && listed.contains("ok/other"), "{listed}");
+
+    let json = ukpm(&fresh).args(["--json", "pull", &missing, &good]).args(plat).run();
+    json.assert_code(1);
+    let doc = json.json();
+    assert_eq!(doc["packages"].as_array().unwrap().len(), 1, "{doc}");
+    let failed = doc["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{doc}");
+    assert_eq!(failed[0]["reference"], missing.as_str());
+    assert_eq!(failed[0]["error"]["code"], "not_found");
+    assert_eq!(failed[0]["error"]["message"], format!("failed to pull {missing}"));
+
+    // One reference fails as any command does, with its hint.
+    let one = ukpm(&fresh).args(["pull", &missing]).args(plat).run();
+    one.assert_code(1);
+    assert!(!one.stderr.contains("references failed"), "{}", one.stderr);
+}
