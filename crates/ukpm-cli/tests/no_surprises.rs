@@ -160,3 +160,50 @@ fn a_pull_of_several_reports_every_success_and_every_failure() {
     one.assert_code(1);
     assert!(!one.stderr.contains("references failed"), "{}", one.stderr);
 }
+
+// --- fsck --repair asks only where a package came from ----------------------------------------
+
+/// The digest of the first layer of the first manifest of the one package in `env`'s store.
+fn first_layer(env: &TestEnv) -> String {
+    let blob = |digest: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_slice(&env.blob("store", digest.as_str().unwrap())).unwrap()
+    };
+    let roots = read_json(env, "store/index.json");
+    let index = blob(&roots["manifests"][0]["digest"]);
+    let manifest = blob(&index["manifests"][0]["digest"]);
+    manifest["layers"][0]["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn fsck_repair_fetches_only_from_recorded_sources() {
+    let registry = ukpm_test::registry::Registry::plain();
+    let name = format!("{}/team/app:v1", registry.host());
+    // Someone else pushed a package under the name.
+    let other = TestEnv::new();
+    pack(&other, &name, "x86_64", "qemu", &["--cmd", "theirs"]).assert_success();
+    ukpm(&other).args(["push", &name]).run().assert_success();
+
+    // Here the same name was packed locally, never pulled nor pushed: its damage is not
+    // "repaired" with whatever the registry serves under that name.
+    let env = TestEnv::new();
+    pack(&env, &name, "x86_64", "qemu", &["--cmd", "mine"]).assert_success();
+    let layer = first_layer(&env);
+    flip_byte(&env, &layer, 100);
+    let before = registry.requests().len();
+    let out = ukpm(&env).args(["fsck", "--repair"]).run();
+    out.assert_code(1);
+    assert_eq!(registry.requests().len(), before, "the registry was asked: {:?}", registry.requests());
+    assert!(out.stderr.contains(&format!("note: {name} was not repaired: no registry is recorded")), "{}", out.stderr);
+    let json = ukpm(&env).args(["--json", "fsck", "--repair"]).run().json();
+    assert_eq!(json["no_source"], serde_json::json!([name]), "{json}");
+
+    // A pulled package is repaired from where it was pulled.
+    let pulled = TestEnv::new();
+    ukpm(&pulled).args(["pull", &name, "--plat", "qemu/x86_64"]).run().assert_success();
+    let layer = first_layer(&pulled);
+    flip_byte(&pulled, &layer, 100);
+    let out = ukpm(&pulled).args(["--json", "fsck", "--repair"]).run();
+    out.assert_success();
+    assert_eq!(out.json()["repaired"], serde_json::json!([layer]), "{}", out.stdout);
+    assert_eq!(out.json()["no_source"], serde_json::json!([]));
+}

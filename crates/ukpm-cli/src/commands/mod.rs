@@ -77,7 +77,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Logout(args) => show(printer, logout::run(manager, args).await?),
         Command::Rm(args) => show(printer, rm::run(manager, args).await?),
         Command::Gc => show(printer, gc::run(manager).await?),
-        Command::Fsck(args) => show(printer, fsck::run(manager, args).await?),
+        Command::Fsck(args) => show(printer, fsck::run(manager, args, printer).await?),
         Command::Import(args) => show(printer, import::run(manager, args).await?),
         Command::Export(args) => show(printer, export::run(manager, args).await?),
         Command::Copy(args) => show(printer, copy::run(manager, args).await?),
