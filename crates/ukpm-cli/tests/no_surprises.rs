@@ -207,3 +207,68 @@ fn fsck_repair_fetches_only_from_recorded_sources() {
     assert_eq!(out.json()["repaired"], serde_json::json!([layer]), "{}", out.stdout);
     assert_eq!(out.json()["no_source"], serde_json::json!([]));
 }
+
+// --- pack: --arch/--plat against the kconfig, and strategies -----------------------------------
+
+#[test]
+fn pack_warns_when_arch_or_plat_contradict_the_kconfig() {
+    let env = TestEnv::new();
+    env.write("arm-fc.config", "CONFIG_ARCH_ARM_64=y\nCONFIG_PLAT_KVM=y\nCONFIG_KVM_VMM_FIRECRACKER=y\n", 0o644);
+    let agrees = pack(&env, "agrees", "arm64", "fc", &["--kconfig", "arm-fc.config"]);
+    agrees.assert_success();
+    assert!(!agrees.stderr.contains("warning"), "{}", agrees.stderr);
+    let out = pack(&env, "app", "x86_64", "qemu", &["--kconfig", "arm-fc.config"]);
+    out.assert_success();
+    assert!(
+        out.stderr.contains("warning: --arch x86_64 implies CONFIG_ARCH_X86_64=y, but the kconfig sets CONFIG_ARCH_ARM_64=y (arm-fc.config)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("warning: --plat qemu implies CONFIG_KVM_VMM_QEMU=y, but the kconfig sets CONFIG_KVM_VMM_FIRECRACKER=y"),
+        "{}",
+        out.stderr
+    );
+    // Even --quiet does not hide it.
+    let quiet = pack(&env, "app", "x86_64", "xen", &["--kconfig", "arm-fc.config", "-q"]);
+    assert!(quiet.stderr.contains("warning: --plat xen implies CONFIG_PLAT_XEN=y"), "{}", quiet.stderr);
+}
+
+#[test]
+fn a_different_kconfig_makes_a_separate_entry_and_pack_says_so() {
+    let env = TestEnv::new();
+    env.write("a.config", "CONFIG_LIBFOO=y\nCONFIG_SAME=y\n", 0o644);
+    env.write("b.config", "CONFIG_LIBFOO=n\nCONFIG_LIBBAR=y\nCONFIG_SAME=y\n", 0o644);
+    let first = pack(&env, "app", "x86_64", "qemu", &["--kconfig", "a.config", "--json"]);
+    first.assert_success();
+    let first_digest = first.json()["package"]["manifest"].as_str().unwrap().to_string();
+    let second = pack(&env, "app", "x86_64", "qemu", &["--kconfig", "b.config", "--json"]);
+    second.assert_success();
+    let second_digest = second.json()["package"]["manifest"].as_str().unwrap().to_string();
+    assert!(
+        second.stderr.contains("warning: unikraft.org/app:latest now holds 2 manifests for qemu/x86_64"),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains(&format!("{second_digest} (this pack)")), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!("{first_digest} differs in CONFIG_LIBBAR, CONFIG_LIBFOO\n")),
+        "{}",
+        second.stderr
+    );
+    // Packing the same kconfig again replaces its own entry: nothing to warn about beyond the
+    // one other entry; under abort it is refused, naming the manifest in the slot.
+    let abort = pack(&env, "app", "x86_64", "qemu", &["--kconfig", "b.config", "--strategy", "abort"]);
+    abort.assert_code(1);
+    assert!(
+        abort.stderr.contains(&format!("with the same kernel version and kconfig ({second_digest}), and the strategy is abort")),
+        "{}",
+        abort.stderr
+    );
+    // Overwrite leaves one entry, and no warning.
+    let over = pack(&env, "app", "x86_64", "qemu", &["--kconfig", "a.config", "--strategy", "overwrite"]);
+    over.assert_success();
+    assert!(!over.stderr.contains("warning"), "{}", over.stderr);
+    let help = ukpm(&env).args(["pack", "--help"]).run();
+    assert!(help.stdout.contains("separate entry"), "{}", help.stdout);
+}

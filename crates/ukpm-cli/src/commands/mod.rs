@@ -58,7 +58,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
 /// Runs one command and prints what it returns.
 async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer) -> Result<()> {
     match command {
-        Command::Pack(args) => show(printer, pack::run(manager, args).await?),
+        Command::Pack(args) => show(printer, pack::run(manager, args, printer).await?),
         Command::Ls(args) if args.remote => show(printer, remote::ls(manager, args).await?),
         Command::Update(args) => show(printer, remote::update(manager, args).await?),
         Command::Tags(args) => show(printer, remote::tags(manager, args).await?),
