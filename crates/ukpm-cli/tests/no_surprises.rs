@@ -69,6 +69,19 @@ fn unpack_force_replaces_symlinks_in_the_way_and_never_follows_them() {
     assert!(fs_err::symlink_metadata(env.path("out/unikraft/bin/kernel")).unwrap().is_file());
     assert_eq!(env.read("out/unikraft/bin/kernel"), env.read("kernel"));
     assert_eq!(env.read("outside/file"), b"outside");
+
+    // A real folder where the package has a file is not removed: the unpack fails, saying so.
+    fs_err::remove_file(env.path("out/unikraft/bin/kernel")).unwrap();
+    env.write("out/unikraft/bin/kernel/keep", "keep", 0o644);
+    let blocked = ukpm(&env).args(["unpack", "app", "out", "--force"]).run();
+    blocked.assert_code(1);
+    assert!(blocked.stderr.contains("a folder is in the way"), "{}", blocked.stderr);
+    assert_eq!(env.read("out/unikraft/bin/kernel/keep"), b"keep");
+    // DIR itself may be a symlink to a folder: it is the folder the user named, and is used.
+    symlink("empty-target", &env.path("via-link"));
+    fs_err::create_dir(env.path("empty-target")).unwrap();
+    ukpm(&env).args(["unpack", "app", "via-link"]).run().assert_success();
+    assert_eq!(env.read("empty-target/unikraft/bin/kernel"), env.read("kernel"));
 }
 
 #[test]
