@@ -57,9 +57,15 @@ fn two_users_of_one_group_pack_into_and_pull_from_one_store() {
 
     let alice = |args: &[&str]| as_user(&env, ALICE, &store, args);
     let bob = |args: &[&str]| as_user(&env, BOB, &store, args);
-    alice(&["pack", "alice", "--kernel", "kernel", "--arch", "x86_64", "--plat", "qemu"]).assert_success();
+    alice(&[
+        "pack", "alice", "--kernel", "kernel", "--arch", "x86_64", "--plat", "qemu",
+    ])
+    .assert_success();
     // Bob reads and rewrites what Alice created: index.json, the locks, the blob folders.
-    bob(&["pack", "bob", "--kernel", "kernel", "--arch", "arm64", "--plat", "fc"]).assert_success();
+    bob(&[
+        "pack", "bob", "--kernel", "kernel", "--arch", "arm64", "--plat", "fc",
+    ])
+    .assert_success();
     bob(&["pull", &remote, "--plat", "qemu/x86_64"]).assert_success();
     alice(&["pull", &remote, "--plat", "qemu/x86_64"]).assert_success();
     bob(&["fsck"]).assert_success();

@@ -63,7 +63,9 @@ fn files_follow_the_umask_not_a_fixed_0600() {
     use std::os::unix::fs::PermissionsExt;
     let (_dir, store) = store();
     let layer = put(&store, b"a layer", media_type::LAYER_TAR);
-    store.remember_sources(&[(layer.digest, "r.example/a".into())]).unwrap();
+    store
+        .remember_sources(&[(layer.digest, "r.example/a".into())])
+        .unwrap();
     let _lease = store.lease().unwrap();
     let mode = |p: &std::path::Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o7777;
     let want = 0o666 & !umask();
@@ -78,7 +80,10 @@ fn files_follow_the_umask_not_a_fixed_0600() {
         assert_eq!(mode(&path), want, "{}", path.display());
     }
     let partial = store.partial(layer.digest, 7, 0).unwrap().unwrap();
-    assert_eq!(mode(&store.ingest_dir().join(format!("partial-{}", layer.digest.hex()))), want);
+    assert_eq!(
+        mode(&store.ingest_dir().join(format!("partial-{}", layer.digest.hex()))),
+        want
+    );
     drop(partial);
 }
 

@@ -480,6 +480,13 @@ mod tests {
         // Silence is no contradiction; nor is a kconfig built for several platforms at once.
         assert!(says("CONFIG_UK_FULLVERSION=\"0.17\"\n", X86_64, Plat::Xen).is_empty());
         assert!(says("CONFIG_PLAT_KVM=y\nCONFIG_PLAT_LINUXU=y\n", X86_64, Plat::Linuxu).is_empty());
-        assert!(says("# CONFIG_ARCH_X86_64 is not set\nCONFIG_ARCH_ARM_64=n\n", X86_64, Plat::Qemu).is_empty());
+        assert!(
+            says(
+                "# CONFIG_ARCH_X86_64 is not set\nCONFIG_ARCH_ARM_64=n\n",
+                X86_64,
+                Plat::Qemu
+            )
+            .is_empty()
+        );
     }
 }

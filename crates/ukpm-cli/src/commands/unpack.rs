@@ -80,9 +80,7 @@ pub fn refuse_occupied(dir: &Path, force: bool) -> Result<()> {
     let Ok(entries) = fs_err::read_dir(dir) else {
         return Ok(());
     };
-    let mut names: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
+    let mut names: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
     if names.is_empty() {
         return Ok(());
     }
