@@ -276,11 +276,7 @@ fn strategy_prompt_asks_on_a_terminal() {
     assert_eq!(index_platforms(&env, "app"), ["arm64/fc", "x86_64/qemu"]);
     let out = on_a_terminal(&env, line, "a\n");
     assert_eq!(out.code, 1, "{}", out.describe());
-    assert!(
-        out.stdout.contains("and the strategy is abort"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("and the strategy is abort"), "{}", out.stdout);
     assert_eq!(index_platforms(&env, "app"), ["arm64/fc", "x86_64/qemu"]);
 
     // A new name needs no question.
