@@ -642,6 +642,12 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION")]
     pub kernel_version: Option<String>,
     /// What to do when the name already has a manifest for this platform
+    ///
+    /// An index holds one manifest per slot: architecture, platform, kernel version and
+    /// kconfig. A pack whose kconfig (or kernel version) differs from the existing manifest's
+    /// for the same plat/arch fills a new slot: it becomes a separate entry beside the old one
+    /// under merge and abort, and pack warns, listing both digests and the keys that differ
+    /// (pull and unpack then choose with --kconfig). Only overwrite leaves one entry.
     #[arg(long, value_enum, default_value_t = Strategy::Merge)]
     pub strategy: Strategy,
     /// Push the package to its registry once it is packed
@@ -655,11 +661,11 @@ pub struct PackArgs {
 /// `--strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Strategy {
-    /// Replace this platform's manifest, keep the others
+    /// Replace the manifest of the same slot (plat/arch and kconfig), keep the others
     Merge,
-    /// Replace the whole index
+    /// Replace the whole index: this manifest alone remains
     Overwrite,
-    /// Fail if this platform already has a manifest
+    /// Fail if the same slot (plat/arch and kconfig) already has a manifest
     Abort,
     /// Ask on the terminal which of the three, when the name exists
     Prompt,
@@ -850,11 +856,15 @@ pub struct UnpackArgs {
     /// The package, by name or `name@sha256:...`
     #[arg(value_name = "REF")]
     pub reference: String,
-    /// The folder to write into (created if missing)
+    /// The folder to write into (created if missing); it must be empty unless --force
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
     pub filters: Filters,
+    /// Unpack into a folder that holds other files: the package's files replace files and
+    /// symlinks of the same names (a symlink is replaced, never followed), the rest stays
+    #[arg(long, short = 'f')]
+    pub force: bool,
 }
 
 /// `ukpm rm`.
@@ -884,6 +894,9 @@ pub struct PullArgs {
     /// Unpack what was pulled into this folder, as `kraft pkg pull -o` does
     #[arg(long, short = 'o', value_name = "DIR", conflicts_with = "all_platforms")]
     pub output: Option<PathBuf>,
+    /// With -o: unpack into a folder that holds other files (as `unpack --force`)
+    #[arg(long, short = 'f', requires = "output")]
+    pub force: bool,
 }
 
 /// `ukpm push`.

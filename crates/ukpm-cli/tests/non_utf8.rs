@@ -107,7 +107,7 @@ fn unpack_json_into_a_folder_whose_name_is_not_utf8() {
     // People get the path without loss (issue 10, point 5): each byte that is not UTF-8 as
     // `\xNN`, never U+FFFD.
     let human = ukpm(&env)
-        .args(["unpack", "odd"])
+        .args(["unpack", "odd", "--force"])
         .arg(OsStr::from_bytes(dir))
         .run();
     human.assert_success();

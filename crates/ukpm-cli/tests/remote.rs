@@ -471,6 +471,9 @@ fn several_packages_are_pulled_in_one_run() {
         .arg(format!("{}/many/one:1", registry.host()))
         .arg(format!("{}/many/nothere:1", registry.host()))
         .run();
+    // Every reference is pulled and reported (issue 13): one pulled, one failed.
     missing.assert_code(1);
-    assert_eq!(missing.json()["error"]["code"], "not_found");
+    let doc = missing.json();
+    assert_eq!(doc["packages"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["failed"][0]["error"]["code"], "not_found", "{doc}");
 }

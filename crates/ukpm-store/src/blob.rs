@@ -25,6 +25,7 @@ impl<'s> Ingest<'s> {
         fs_err::create_dir_all(&dir)?;
         let file = tempfile::Builder::new()
             .prefix("blob-")
+            .permissions(crate::shared_mode())
             .tempfile_in(&dir)
             .map_err(|e| {
                 io::Error::new(

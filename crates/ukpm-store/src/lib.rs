@@ -416,6 +416,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let target = dir.join(name);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
+        .permissions(shared_mode())
         .tempfile_in(dir)
         .map_err(|e| {
             io::Error::new(
@@ -432,6 +433,16 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         )
     })?;
     sync_dir(dir)
+}
+
+/// The mode every file of the store is created with, before the umask: 0666, as `open(2)` and
+/// every other tool creates data files. A temp file would otherwise be 0600 whatever the
+/// umask, and a store another user of the group writes to (`umask 002`, a set-group-ID folder
+/// such as `/var/lib/ukpm`) could not be shared. The umask still applies: under 022 blobs are
+/// 0644, under 002 0664.
+pub(crate) fn shared_mode() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

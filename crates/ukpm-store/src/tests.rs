@@ -49,6 +49,44 @@ fn a_new_store_is_a_layout() {
     );
 }
 
+/// The process's umask, read from /proc (setting it to read it would race other tests).
+fn umask() -> u32 {
+    let status = fs_err::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+/// Issue 13, point 7: a store a group shares (umask 002) needs blobs and `index.json` the group
+/// can read; temp files are 0600 whatever the umask, so they are created 0666 before it.
+#[test]
+fn files_follow_the_umask_not_a_fixed_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, store) = store();
+    let layer = put(&store, b"a layer", media_type::LAYER_TAR);
+    store
+        .remember_sources(&[(layer.digest, "r.example/a".into())])
+        .unwrap();
+    let _lease = store.lease().unwrap();
+    let mode = |p: &std::path::Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let want = 0o666 & !umask();
+    for path in [
+        store.blob_path(&layer.digest),
+        store.root().join("index.json"),
+        store.root().join("oci-layout"),
+        store.root().join("ukpm-sources.json"),
+        store.root().join("ukpm.lock"),
+        store.root().join("ukpm-gc.lock"),
+    ] {
+        assert_eq!(mode(&path), want, "{}", path.display());
+    }
+    let partial = store.partial(layer.digest, 7, 0).unwrap().unwrap();
+    assert_eq!(
+        mode(&store.ingest_dir().join(format!("partial-{}", layer.digest.hex()))),
+        want
+    );
+    drop(partial);
+}
+
 #[test]
 fn a_folder_that_is_not_a_layout_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();

@@ -124,13 +124,18 @@ pub enum Error {
         /// The media type it has.
         media_type: String,
     },
-    /// The pack would replace a manifest while the strategy says abort.
-    #[error("{reference} already has a manifest for {platform} and the merge strategy is abort")]
+    /// The pack would replace a manifest while the strategy says abort. A slot is the
+    /// platform, kernel version and kconfig: a different kconfig would have made a new entry.
+    #[error(
+        "{reference} already has a manifest for {platform} with the same kernel version and kconfig ({existing}), and the strategy is abort"
+    )]
     Conflict {
         /// The reference.
         reference: Reference,
         /// The platform slot that is taken.
         platform: String,
+        /// The manifest in the slot (its digest), or why it is not known.
+        existing: String,
     },
     /// A layer has a media type ukpm cannot unpack.
     #[error("layer {digest} has the unsupported media type `{media_type}`")]

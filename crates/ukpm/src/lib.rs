@@ -82,7 +82,7 @@ pub use initrd::EINITRD_KCONFIG;
 pub use inspect::{InspectedManifest, Inspection, Source};
 pub use kraftfile::{KRAFTFILE_NAMES, Kraftfile, KraftfileTarget, split_shell_words};
 pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
-pub use pack::{PackOptions, TOOL_VERSION, Target};
+pub use pack::{PackOptions, TOOL_VERSION, Target, kconfig_contradictions};
 pub use package::{HostPlatform, Package, Query};
 pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;

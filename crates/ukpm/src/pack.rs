@@ -113,6 +113,49 @@ fn is_initrd_layer(layer: &Descriptor) -> bool {
     layer.annotations.contains_key(annotation::KERNEL_INITRD_PATH) || layer.media_type.contains("initrd")
 }
 
+/// The kconfig keys that say which architecture a kernel was built for.
+const ARCH_KEYS: &[&str] = &["CONFIG_ARCH_X86_64", "CONFIG_ARCH_ARM_64", "CONFIG_ARCH_ARM_32"];
+/// The kconfig keys that say which platform, and which KVM monitor, a kernel was built for.
+const PLAT_KEYS: &[&[&str]] = &[
+    &["CONFIG_PLAT_KVM", "CONFIG_PLAT_XEN", "CONFIG_PLAT_LINUXU"],
+    &["CONFIG_KVM_VMM_QEMU", "CONFIG_KVM_VMM_FIRECRACKER"],
+];
+
+/// Where `--arch`/`--plat` contradict a kernel's kconfig: one sentence per contradiction,
+/// naming the keys the kconfig sets instead. Packing goes on (KraftKit packs whatever it is
+/// told), but the package would then claim both (the implied keys are added), and a kernel
+/// built for another machine would be chosen for this one: the user must hear of it.
+///
+/// A family of keys contradicts only when the kconfig sets one of them to `y` and not the one
+/// `arch`/`plat` imply; a kconfig that says nothing about a family contradicts nothing.
+pub fn kconfig_contradictions(kconfig: &KConfig, arch: Architecture, plat: Plat) -> Vec<String> {
+    let set = |key: &str| kconfig.get(key) == Some("y");
+    let mut out = Vec::new();
+    let mut check = |flag: String, family: &[&str], wanted: &[&str]| {
+        let wanted: Vec<&str> = wanted.iter().copied().filter(|w| family.contains(w)).collect();
+        if wanted.is_empty() || wanted.iter().any(|w| set(w)) {
+            return;
+        }
+        let instead: Vec<String> = family
+            .iter()
+            .filter(|k| set(k))
+            .map(|k| format!("{k}=y"))
+            .collect();
+        if !instead.is_empty() {
+            out.push(format!(
+                "{flag} implies {}=y, but the kconfig sets {}",
+                wanted.join("=y and "),
+                instead.join(" and ")
+            ));
+        }
+    };
+    check(format!("--arch {arch}"), ARCH_KEYS, &[arch.kconfig()]);
+    for family in PLAT_KEYS {
+        check(format!("--plat {plat}"), family, plat.kconfig());
+    }
+    out
+}
+
 /// How many times a pack re-reads and re-merges an index another process changed meanwhile.
 const MERGE_ATTEMPTS: usize = 16;
 
@@ -326,6 +369,7 @@ impl PackageManager {
             .map_err(|platform| Error::Conflict {
                 reference: reference.clone(),
                 platform,
+                existing: "another process packed it meanwhile".into(),
             })?;
             let bytes = to_go_json(&index);
             let mut descriptor = Descriptor::for_bytes(media_type::IMAGE_INDEX, &bytes);
@@ -378,14 +422,15 @@ impl PackageManager {
             return Ok(());
         };
         if let Some(index) = self.existing_index(reference, &current.descriptor).await?
-            && index
+            && let Some(taken) = index
                 .manifests
                 .iter()
-                .any(|m| m.platform.as_ref().is_some_and(|p| p.same_slot(platform)))
+                .find(|m| m.platform.as_ref().is_some_and(|p| p.same_slot(platform)))
         {
             return Err(Error::Conflict {
                 reference: reference.clone(),
                 platform: platform.short(),
+                existing: taken.digest.to_string(),
             });
         }
         Ok(())
@@ -404,5 +449,44 @@ impl PackageManager {
             return Ok(Some(index));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kconfig_contradictions;
+    use ukpm_types::{Architecture, KConfig, Plat};
+
+    fn says(text: &str, arch: Architecture, plat: Plat) -> Vec<String> {
+        kconfig_contradictions(&KConfig::parse(text).unwrap(), arch, plat)
+    }
+
+    #[test]
+    fn arch_and_plat_that_contradict_the_kconfig_are_named() {
+        use Architecture::*;
+        let arm_fc = "CONFIG_ARCH_ARM_64=y\nCONFIG_PLAT_KVM=y\nCONFIG_KVM_VMM_FIRECRACKER=y\n";
+        assert!(says(arm_fc, Arm64, Plat::Fc).is_empty());
+        assert_eq!(
+            says(arm_fc, X86_64, Plat::Qemu),
+            [
+                "--arch x86_64 implies CONFIG_ARCH_X86_64=y, but the kconfig sets CONFIG_ARCH_ARM_64=y",
+                "--plat qemu implies CONFIG_KVM_VMM_QEMU=y, but the kconfig sets CONFIG_KVM_VMM_FIRECRACKER=y",
+            ]
+        );
+        assert_eq!(
+            says(arm_fc, Arm64, Plat::Xen),
+            ["--plat xen implies CONFIG_PLAT_XEN=y, but the kconfig sets CONFIG_PLAT_KVM=y"]
+        );
+        // Silence is no contradiction; nor is a kconfig built for several platforms at once.
+        assert!(says("CONFIG_UK_FULLVERSION=\"0.17\"\n", X86_64, Plat::Xen).is_empty());
+        assert!(says("CONFIG_PLAT_KVM=y\nCONFIG_PLAT_LINUXU=y\n", X86_64, Plat::Linuxu).is_empty());
+        assert!(
+            says(
+                "# CONFIG_ARCH_X86_64 is not set\nCONFIG_ARCH_ARM_64=n\n",
+                X86_64,
+                Plat::Qemu
+            )
+            .is_empty()
+        );
     }
 }

@@ -98,9 +98,12 @@ impl PackageManager {
     ) -> Result<Unpacked> {
         let name = name.into();
         let store = self.store();
-        let _lease = store.lease().await?;
         let catalog = self.catalog();
-        let reference = &catalog.stored_reference(&catalog.resolve(&name).await?, &name)?;
+        // Resolved before the lease: a lease creates a store that does not exist yet, and an
+        // unpack of a name that is not there must leave no store behind (issue 13).
+        let resolved = catalog.resolve(&name).await?;
+        let _lease = store.lease().await?;
+        let reference = &catalog.stored_reference(&resolved, &name)?;
         let mut packages = catalog.find(&name, query).await?;
         let package = match packages.len() {
             0 => {

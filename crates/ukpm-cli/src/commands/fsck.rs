@@ -8,7 +8,7 @@ use serde::Serialize;
 use ukpm::{FsckOutcome, PackageManager, Problem};
 
 use crate::args::FsckArgs;
-use crate::output::{Escaped, Output, human_size};
+use crate::output::{Escaped, Output, Printer, escape, human_size};
 
 /// What the check found (and repaired). Problems left make the command fail after printing.
 pub struct Checked(FsckOutcome);
@@ -18,6 +18,7 @@ pub struct Checked(FsckOutcome);
 struct CheckedJson<'a> {
     blobs_checked: usize,
     bytes_checked: u64,
+    no_source: &'a [String],
     problems: Vec<ProblemJson<'a>>,
     repaired: Vec<String>,
     unreachable: usize,
@@ -66,6 +67,7 @@ impl Output for Checked {
         CheckedJson {
             blobs_checked: o.report.blobs_checked,
             bytes_checked: o.report.bytes_checked,
+            no_source: &o.no_source,
             problems: o.report.problems.iter().map(ProblemJson::from).collect(),
             repaired: o.repaired.iter().map(ToString::to_string).collect(),
             unreachable: o.report.unreachable,
@@ -109,10 +111,16 @@ impl Output for Checked {
 }
 
 /// Checks (and with `--repair`, repairs) the store.
-pub async fn run(manager: &PackageManager, args: &FsckArgs) -> Result<Checked> {
+pub async fn run(manager: &PackageManager, args: &FsckArgs, printer: &Printer) -> Result<Checked> {
     let outcome = manager
         .fsck(args.repair)
         .await
         .context("failed to check the store")?;
+    for name in &outcome.no_source {
+        printer.note(&format!(
+            "{} was not repaired: no registry is recorded as where it came from (it was packed here), and fsck --repair never asks a registry by the name alone; pack it again, or pull it",
+            escape(name)
+        ));
+    }
     Ok(Checked(outcome))
 }

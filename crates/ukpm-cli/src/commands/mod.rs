@@ -69,7 +69,7 @@ pub async fn run(cli: &Cli) -> Result<()> {
 /// Runs one command and prints what it returns.
 async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer) -> Result<()> {
     match command {
-        Command::Pack(args) => show(printer, pack::run(manager, args).await?),
+        Command::Pack(args) => show(printer, pack::run(manager, args, printer).await?),
         Command::Ls(args) if args.remote => show(printer, remote::ls(manager, args).await?),
         Command::Update(args) => show(printer, remote::update(manager, args).await?),
         Command::Tags(args) => show(printer, remote::tags(manager, args).await?),
@@ -88,7 +88,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Logout(args) => show(printer, logout::run(manager, args).await?),
         Command::Rm(args) => show(printer, rm::run(manager, args).await?),
         Command::Gc => show(printer, gc::run(manager).await?),
-        Command::Fsck(args) => show(printer, fsck::run(manager, args).await?),
+        Command::Fsck(args) => show(printer, fsck::run(manager, args, printer).await?),
         Command::Import(args) => show(printer, import::run(manager, args).await?),
         Command::Export(args) => show(printer, export::run(manager, args).await?),
         Command::Copy(args) => show(printer, copy::run(manager, args).await?),

@@ -16,7 +16,7 @@ use super::push::{Pushed, PushedJson, push};
 use super::{architecture, plat};
 use crate::args::{PackArgs, Strategy, plat_arch};
 use crate::error::UsageError;
-use crate::output::{Escaped, Output, PackageJson, escape};
+use crate::output::{Escaped, Output, PackageJson, Printer, escape};
 
 /// What a pack made (one package per target, all under one name), and what `--push` sent.
 pub struct Packed {
@@ -89,7 +89,7 @@ fn command(args: &PackArgs) -> Result<Vec<String>> {
     Ok(command)
 }
 
-pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
+pub async fn run(manager: &PackageManager, args: &PackArgs, printer: &Printer) -> Result<Packed> {
     let (name, dir) = name_and_dir(args)?;
     let reference = manager.parse_name(&name)?;
     let rootfs = args
@@ -141,6 +141,9 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
             false => args.kernel_dbg.clone(),
         };
         target.kconfig = args.kconfig.clone();
+        if let Some(path) = &args.kconfig {
+            warn_contradictions(printer, path, arch, platform, !args.no_kconfig);
+        }
         target.initrd = rootfs;
         target.command = command;
         vec![
@@ -189,6 +192,9 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
             }
         }
     };
+    for package in &packages {
+        warn_separate_entries(manager, printer, package).await;
+    }
     let pinned = match packages.last() {
         Some(Package {
             index: Some(index), ..
@@ -205,6 +211,101 @@ pub async fn run(manager: &PackageManager, args: &PackArgs) -> Result<Packed> {
         pinned,
         pushed,
     })
+}
+
+/// Warns when `--arch`/`--plat` contradict the kconfig given (issue 13: no silent surprises).
+/// A kconfig that cannot be read says nothing here: the pack reports it.
+fn warn_contradictions(
+    printer: &Printer,
+    kconfig: &Path,
+    arch: ukpm::Architecture,
+    plat: ukpm::Plat,
+    packed: bool,
+) {
+    let Ok(text) = fs_err::read_to_string(kconfig) else {
+        return;
+    };
+    let Ok(parsed) = ukpm::KConfig::parse(&text) else {
+        return;
+    };
+    for contradiction in ukpm::kconfig_contradictions(&parsed, arch, plat) {
+        printer.warn(&format!(
+            "{contradiction} ({}): the package is packed as {plat}/{arch} anyway{}",
+            escape(&kconfig.display().to_string()),
+            if packed { ", and claims both" } else { "" }
+        ));
+    }
+}
+
+/// Warns when the name now holds other manifests for the same plat/arch as `package` (their
+/// kconfig or kernel version differ, so they are separate entries, not replaced): listing the
+/// digests and the keys that differ, and how to get one entry instead. (Under overwrite the
+/// index holds this manifest alone, so there is nothing to say.)
+async fn warn_separate_entries(manager: &PackageManager, printer: &Printer, package: &Package) {
+    let query = Query {
+        architecture: package.platform.architecture.parse().ok(),
+        platform: package.platform.os.parse().ok(),
+        ..Query::default()
+    };
+    let Ok(found) = manager.catalog().find(&package.reference, &query).await else {
+        return;
+    };
+    let others: Vec<&Package> = found
+        .iter()
+        .filter(|p| p.manifest.digest != package.manifest.digest)
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let mut lines = vec![format!(
+        "{} now holds {} manifests for {}: a different kconfig (or kernel version) makes a separate entry, not a replacement",
+        escape(&package.reference.to_string()),
+        others.len() + 1,
+        escape(&package.plat_arch())
+    )];
+    lines.push(format!("  {} (this pack)", package.manifest.digest));
+    for other in others {
+        let keys = differing_keys(&package.platform, &other.platform);
+        lines.push(format!(
+            "  {} differs in {}",
+            other.manifest.digest,
+            escape(&keys.join(", "))
+        ));
+    }
+    lines.push(
+        "  pull and unpack choose one with --kconfig KEY=VALUE; --strategy overwrite keeps only this one"
+            .into(),
+    );
+    printer.warn(&lines.join("\n"));
+}
+
+/// The kconfig keys (and `os.version`) whose values differ between two platforms, sorted.
+fn differing_keys(a: &ukpm::Platform, b: &ukpm::Platform) -> Vec<String> {
+    let map = |p: &ukpm::Platform| -> BTreeMap<String, String> {
+        p.os_features
+            .iter()
+            .map(|f| match f.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (f.clone(), String::new()),
+            })
+            .collect()
+    };
+    let (a_map, b_map) = (map(a), map(b));
+    let mut keys: Vec<String> = a_map
+        .keys()
+        .chain(b_map.keys())
+        .filter(|k| a_map.get(*k) != b_map.get(*k))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if a.os_version != b.os_version {
+        keys.push("the kernel version".into());
+    }
+    if keys.is_empty() {
+        keys.push("nothing ukpm can see".into());
+    }
+    keys
 }
 
 /// `--dbg`: the unstripped kernel Unikraft's build leaves beside the kernel, `KERNEL.dbg`.

@@ -10,13 +10,18 @@ use ukpm::{HostPlatform, Package, PackageManager, PullOptions, Query, Unpacked};
 
 use super::query;
 use crate::args::PullArgs;
-use crate::output::{Escaped, JsonPath, Output, PackageJson, Printer, escape_path};
+use crate::output::{Escaped, JsonPath, Output, PackageJson, Printer, escape, escape_path};
 
 /// The packages (platforms) fetched, for every reference given, in order, and what `-o`
 /// unpacked.
 pub struct Pulled {
     packages: Vec<Package>,
     unpacked: Option<(Unpacked, PathBuf)>,
+    /// The references of a pull of several that failed, each with its error: every one is
+    /// reported, and the command then fails (a single reference fails as any command does).
+    failed: Vec<(String, anyhow::Error)>,
+    /// How many references were pulled (a reference may bring several packages).
+    pulled: usize,
 }
 
 /// `ukpm pull --json`: `{"packages": [...]}`, and with `-o` the `unpack --json` fields of
@@ -26,6 +31,40 @@ struct PulledJson<'a> {
     packages: Vec<PackageJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unpacked: Option<UnpackedJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<FailedJson>,
+}
+
+/// One reference of `pull A B ...` that failed: the error document's body (docs/json.md).
+#[derive(Serialize)]
+struct FailedJson {
+    error: ErrorJson,
+    reference: String,
+}
+
+/// As `{"error": ...}` of a failed command.
+#[derive(Serialize)]
+struct ErrorJson {
+    causes: Vec<String>,
+    code: &'static str,
+    message: String,
+}
+
+impl FailedJson {
+    fn new(reference: &str, err: &anyhow::Error) -> FailedJson {
+        let code = err
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<ukpm::Error>())
+            .map_or("error", |e| e.kind().as_str());
+        FailedJson {
+            error: ErrorJson {
+                causes: err.chain().skip(1).map(ToString::to_string).collect(),
+                code,
+                message: err.to_string(),
+            },
+            reference: reference.to_string(),
+        }
+    }
 }
 
 /// What `pull -o` wrote.
@@ -47,6 +86,7 @@ impl Output for Pulled {
                 initrd: u.initrd.as_deref().map(JsonPath),
                 kernel: u.kernel.as_deref().map(JsonPath),
             }),
+            failed: self.failed.iter().map(|(r, e)| FailedJson::new(r, e)).collect(),
         }
     }
 
@@ -65,14 +105,42 @@ impl Output for Pulled {
                 writeln!(out, "{}", escape_path(path))?;
             }
         }
+        if !self.failed.is_empty() {
+            // Failures are errors: on stderr, each as a failed command prints its own.
+            let mut err = io::stderr().lock();
+            for (_, error) in &self.failed {
+                writeln!(err, "error: {}", escape(&error.to_string()))?;
+                for cause in error.chain().skip(1) {
+                    writeln!(err, "  caused by: {}", escape(&cause.to_string()))?;
+                }
+            }
+            let names: Vec<_> = self.failed.iter().map(|(r, _)| escape(r)).collect();
+            let total = self.failed.len() + self.pulled;
+            writeln!(
+                err,
+                "error: {} of {total} references failed ({}); {} pulled",
+                self.failed.len(),
+                names.join(", "),
+                self.pulled
+            )?;
+        }
         Ok(())
+    }
+
+    fn is_failure(&self) -> bool {
+        !self.failed.is_empty()
     }
 }
 
-/// Pulls every reference given; the first failure is the command's. Without a platform
-/// choice, the machine's own architecture and platform, said on stderr.
+/// Pulls every reference given, all at once. One reference fails as any command does; of
+/// several, every success and every failure is reported, and any failure fails the command.
+/// Without a platform choice, the machine's own architecture and platform, said on stderr.
 pub async fn run(manager: &PackageManager, args: &PullArgs, printer: &Printer) -> Result<Pulled> {
     let mut query = query(&args.filters)?;
+    if let Some(dir) = &args.output {
+        // Before the pull: a refusal after minutes of download would be a waste.
+        super::unpack::refuse_occupied(dir, args.force)?;
+    }
     if query.architecture.is_none() && query.platform.is_none() && !args.all_platforms {
         // Like kraft: without a choice, this machine's architecture and platform.
         let host = HostPlatform::detect();
@@ -104,14 +172,34 @@ pub async fn run(manager: &PackageManager, args: &PullArgs, printer: &Printer) -
             .with_context(|| format!("failed to pull {name}"))
     });
     let mut packages = Vec::new();
-    for result in futures_util::future::join_all(pulls).await {
-        packages.extend(result?);
+    let mut failed = Vec::new();
+    let mut pulled = 0;
+    let results = futures_util::future::join_all(pulls).await;
+    let several = results.len() > 1;
+    for (name, result) in args.references.iter().zip(results) {
+        match result {
+            Ok(got) => {
+                pulled += 1;
+                packages.extend(got);
+            }
+            Err(err) if several => failed.push((name.clone(), err)),
+            Err(err) => return Err(err),
+        }
     }
     let unpacked = match &args.output {
+        Some(_) if !failed.is_empty() => {
+            printer.note("nothing was unpacked: a pull failed");
+            None
+        }
         Some(dir) => Some((unpack(manager, &packages, dir).await?, dir.clone())),
         None => None,
     };
-    Ok(Pulled { packages, unpacked })
+    Ok(Pulled {
+        packages,
+        unpacked,
+        failed,
+        pulled,
+    })
 }
 
 /// `pull -o DIR`: the one package pulled, unpacked into DIR. Several would write the same

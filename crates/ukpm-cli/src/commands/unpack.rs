@@ -1,9 +1,9 @@
 //! `ukpm unpack`: a package's kernel and initrd (every layer) written into a folder.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use ukpm::{PackageManager, Unpacked};
 
@@ -58,6 +58,7 @@ impl Output for UnpackedInto {
 pub async fn run(manager: &PackageManager, args: &UnpackArgs) -> Result<UnpackedInto> {
     let reference = manager.local_name(&args.reference)?;
     let query = query(&args.filters)?;
+    refuse_occupied(&args.dir, args.force)?;
     let unpacked = manager
         .unpack(&reference, &query, &args.dir)
         .await
@@ -66,4 +67,36 @@ pub async fn run(manager: &PackageManager, args: &UnpackArgs) -> Result<Unpacked
         unpacked,
         directory: args.dir.clone(),
     })
+}
+
+/// Refuses a folder that already holds something, unless `force`: an unpack over someone's
+/// files replaces those of the same names, which must never happen by surprise (issue 13).
+/// A missing or empty folder is fine; so is a path that is not a folder (the unpack says why).
+/// Names are shown as the error shows any text (escaped when printed for people).
+pub fn refuse_occupied(dir: &Path, force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut names: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown: Vec<_> = names
+        .iter()
+        .take(3)
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    let more = match names.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    bail!(ukpm::Error::InvalidInput(format!(
+        "{} already holds other files ({}{more}): unpack into a new or empty folder, or give --force to write over it (files and symlinks the package also has are replaced, the rest is left)",
+        dir.display(),
+        shown.join(", ")
+    )))
 }

@@ -96,6 +96,12 @@ impl Printer {
             let _ = writeln!(io::stderr().lock(), "{} {text}", crate::style::note());
         }
     }
+
+    /// A warning on stderr: something the command did that may not be what was meant (even
+    /// under `--quiet`: a surprise must not be silent). The text is escaped by the caller.
+    pub fn warn(&self, text: &str) {
+        let _ = writeln!(io::stderr().lock(), "{} {text}", crate::style::warning());
+    }
 }
 
 /// Writes `document` as one line of JSON. Serialising cannot fail on ukpm's shapes (no maps
