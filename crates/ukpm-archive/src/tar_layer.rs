@@ -408,10 +408,10 @@ mod tests {
         assert_eq!(&h[..33], b"unikraft/bin/PaxHeaders.0/initrd\0");
         assert_eq!(
             &h[100..148],
-            b"0000000\00000000\00000000\000000000023\000000000000\0"
+            b"0000000\x000000000\x000000000\x0000000000023\x0000000000000\0"
         );
         assert_eq!(&h[148..157], b"014023\0 x");
-        assert_eq!(&h[257..265], b"ustar\000");
+        assert_eq!(&h[257..265], b"ustar\x0000");
         assert!(h[329..512].iter().all(|&b| b == 0));
         assert_eq!(&h[512..531], b"19 size=8589934592\n");
         assert!(h[531..1024].iter().all(|&b| b == 0));
@@ -420,7 +420,7 @@ mod tests {
         assert_eq!(&main[..20], b"unikraft/bin/initrd\0");
         assert_eq!(&main[124..136], b"00000000000\0");
         assert_eq!(main[156], b'0');
-        assert_eq!(&main[329..345], b"0000000\00000000\0");
+        assert_eq!(&main[329..345], b"0000000\x000000000\0");
     }
 
     #[test]
