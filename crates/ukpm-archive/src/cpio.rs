@@ -22,6 +22,8 @@ const HEADER_LEN: usize = 6 + 13 * 8;
 const TRAILER: &str = "TRAILER!!!";
 /// Longest name accepted, in bytes, without the trailing NUL (Linux's `PATH_MAX` minus one).
 const MAX_NAME_LEN: usize = 4095;
+/// The largest file (or symlink target) a newc entry can hold: its size field is 8 hex digits.
+pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 /// The archive as a whole is padded to a multiple of this, like `cpio` and KraftKit do.
 const BLOCK: u64 = 512;
 
@@ -67,8 +69,13 @@ pub enum CpioError {
         /// The offending entry.
         path: PathBuf,
     },
-    /// A file is larger than the 32-bit size field of newc allows.
-    #[error("file {} is {size} bytes, larger than the 4 GiB a cpio newc entry can hold", path.display())]
+    /// A file is larger than the 32-bit size field of newc allows ([`MAX_FILE_SIZE`]): the
+    /// format's limit, named with the file, so the user knows to pack that file another way
+    /// (as the initrd file itself, which has no such limit).
+    #[error(
+        "file {} is {size} bytes: a cpio newc entry holds at most {MAX_FILE_SIZE} bytes (4 GiB - 1), the limit of its 8 hex digits of size",
+        path.display()
+    )]
     FileTooLarge {
         /// The offending file.
         path: PathBuf,
@@ -121,6 +128,7 @@ pub fn write_dir_with_modes<W: Write>(
         out: CountingWriter { inner: out, count: 0 },
         next_ino: 1,
         mode,
+        buf: vec![0u8; 64 * 1024],
     };
     writer.write_children(dir, "")?;
     writer.write_header(
@@ -209,6 +217,8 @@ struct Writer<'m, W> {
     out: CountingWriter<W>,
     next_ino: u32,
     mode: &'m dyn Fn(&Path, u32) -> u32,
+    /// The copy buffer, one for the whole run.
+    buf: Vec<u8>,
 }
 
 impl<W: Write> Writer<'_, W> {
@@ -219,13 +229,21 @@ impl<W: Write> Writer<'_, W> {
             path: dir.to_path_buf(),
             source,
         };
-        let mut children = Vec::new();
+        // The names must be sorted, so one folder's names are held (packed into one buffer,
+        // about 16 bytes each plus the name); everything else streams, so memory follows the
+        // largest folder's names and the depth, never the number of files in the tree.
+        let mut names = Vec::new();
+        let mut spans = Vec::new();
         for child in fs_err::read_dir(dir).map_err(io_err)? {
-            children.push(child.map_err(io_err)?.file_name());
+            let name = child.map_err(io_err)?.file_name();
+            spans.push((names.len(), name.len()));
+            names.extend_from_slice(name.as_bytes());
         }
-        children.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for child in children {
-            let path = dir.join(&child);
+        let name_at = |&(start, len): &(usize, usize)| &names[start..start + len];
+        spans.sort_unstable_by(|a, b| name_at(a).cmp(name_at(b)));
+        for span in &spans {
+            let child = std::ffi::OsStr::from_bytes(name_at(span));
+            let path = dir.join(child);
             let Some(child) = child.to_str() else {
                 return Err(CpioError::NonUtf8 { path });
             };
@@ -314,16 +332,15 @@ impl<W: Write> Writer<'_, W> {
         };
         let file = fs_err::File::open(path).map_err(io_err)?;
         let mut data = file.take(u64::from(size));
-        let mut buf = vec![0u8; 64 * 1024];
         let mut copied = 0u64;
         loop {
-            let n = match data.read(&mut buf) {
+            let n = match data.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_err(e)),
             };
-            self.out.put(&buf[..n])?;
+            self.out.put(&self.buf[..n])?;
             copied += n as u64;
         }
         if copied != u64::from(size) {
@@ -592,6 +609,26 @@ mod tests {
             matches!(&err, CpioError::NameTooLong { path } if path.ends_with(&file)),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_file_over_4_gib_is_refused_naming_it_and_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs_err::write(tmp.path().join("a-small-one"), b"x").unwrap();
+        let big = tmp.path().join("huge.img");
+        // Sparse: no disk is used.
+        let file = fs_err::File::create(&big).unwrap();
+        file.set_len(MAX_FILE_SIZE + 2).unwrap();
+        drop(file);
+        let err = write_dir(tmp.path(), io::sink()).unwrap_err();
+        assert!(
+            matches!(&err, CpioError::FileTooLarge { path, size } if *path == big && *size == (4 << 30) + 1),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("huge.img"), "{text}");
+        assert!(text.contains("4294967295 bytes (4 GiB - 1)"), "{text}");
+        assert_eq!(MAX_FILE_SIZE, 0xFFFF_FFFF);
     }
 
     #[test]
