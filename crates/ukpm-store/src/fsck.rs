@@ -305,7 +305,7 @@ fn hash_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
     }
-    io::copy(&mut file, &mut hasher)?;
+    crate::copy_large(&mut file, &mut hasher)?;
     let size = hasher.len();
     Ok((hasher.finish(), size))
 }

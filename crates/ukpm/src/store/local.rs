@@ -137,7 +137,7 @@ impl ContentStore for LocalImageStore {
         self.blocking(move |s| {
             let store = s.writable()?;
             let mut ingest = store.ingest()?;
-            std::io::copy(&mut content, &mut ingest).map_err(Error::from_store_io)?;
+            ukpm_store::copy_large(&mut content, &mut ingest).map_err(Error::from_store_io)?;
             Ok(ingest.commit(expected)?)
         })
     }
