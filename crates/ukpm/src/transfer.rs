@@ -123,6 +123,7 @@ impl Transfer {
         let start = download.start();
         if start > 0 {
             tracing::debug!(digest = %blob.digest, start, "resuming a download");
+            self.reporter.on_transfer_resumed(id, start);
         }
         let reader = blocking_reader(download, Some((self.reporter.clone(), id, start)));
         resumable
@@ -150,7 +151,7 @@ impl Transfer {
         let done = Arc::new(AtomicU64::new(already));
         if already > 0 {
             tracing::debug!(digest = %blob.digest, already, "resuming a ranged download");
-            self.reporter.on_transfer_progress(id, already);
+            self.reporter.on_transfer_resumed(id, already);
         }
         let jobs = split_ranges(&missing, blob.size.div_ceil(RANGED_PARTS).max(1 << 20));
         let Some(&(first_start, first_end)) = jobs.first() else {
