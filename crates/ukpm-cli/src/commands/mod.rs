@@ -105,8 +105,8 @@ async fn manager(global: &Global, settings: &Settings) -> Result<PackageManager>
     if let Some(dir) = &settings.kraftkit_store {
         builder = builder.store(Arc::new(ukpm::KraftKitStore::new(dir)));
     }
-    if !global.quiet {
-        builder = builder.reporter(Arc::new(StderrReporter::new(global)));
+    if let Some(reporter) = StderrReporter::install(global) {
+        builder = builder.reporter(reporter);
     }
     if !settings.registries.is_empty() {
         builder = builder.registries(settings.registries.clone());

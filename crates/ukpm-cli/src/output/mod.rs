@@ -17,6 +17,7 @@
 mod escape;
 mod package;
 mod path;
+pub mod progress;
 
 use std::io::{self, Write};
 
