@@ -133,12 +133,15 @@ impl StderrReporter {
         let logging = global.verbose > 0 || std::env::var_os("UKPM_LOG").is_some();
         let terminal = std::io::stderr().is_terminal();
         let mode = mode(global.progress, global.json, logging, terminal);
-        let width = console::Term::stderr()
-            .size_checked()
-            .map_or(80, |(_, columns)| usize::from(columns));
+        let width = usize::from(indicatif::TermLike::width(&Stderr::new()));
         let reporter = Arc::new(StderrReporter {
             mode,
-            bars: (mode == Mode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: (mode == Mode::Bars).then(|| {
+                MultiProgress::with_draw_target(ProgressDrawTarget::term_like_with_hz(
+                    Box::new(Stderr::new()),
+                    20,
+                ))
+            }),
             width,
             started: Instant::now(),
             next: AtomicU64::new(1),
@@ -182,14 +185,15 @@ impl StderrReporter {
     }
 
     /// Shows one line for people, escaped, above the bars (cut to the terminal's width there,
-    /// so it never wraps) or alone without them.
+    /// so it never wraps) or alone while there are none (before the first, and once they are
+    /// gone: a line indicatif drew with no bar below it would be written over, see [`Stderr`]).
     fn line(&self, state: &mut State, message: &str) {
         let message = escape(message);
         match &self.bars {
-            Some(bars) => {
+            Some(bars) if !state.closed && state.total.is_some() => {
                 let _ = bars.println(cut(&message, self.width.saturating_sub(1)));
             }
-            None => {
+            _ => {
                 let _ = writeln!(std::io::stderr().lock(), "{message}");
                 state.last_line = Some(Instant::now());
             }
@@ -216,7 +220,7 @@ impl StderrReporter {
         let bars = self.bars.as_ref()?;
         if state.total.is_none() {
             let bar = bars.add(ProgressBar::new(state.to_move));
-            bar.set_style(style(self.width, true));
+            bar.set_style(style(self.width));
             bar.set_prefix("total");
             state.total = Some(bar);
         }
@@ -224,10 +228,12 @@ impl StderrReporter {
     }
 
     /// Shows the operation's totals on the total bar.
+    /// Resumed bytes are in the bar (so it agrees with the blobs' bars) but not in its rate:
+    /// the resume resets the estimate (see `on_transfer_resumed`).
     fn show_total(&self, state: &mut State) {
         if let Some(total) = self.total_bar(state) {
-            total.set_length(state.to_move.max(state.moved));
-            total.set_position(state.moved);
+            total.set_length(state.to_move.max(state.moved) + state.resumed);
+            total.set_position(state.moved + state.resumed);
         }
     }
 
@@ -285,15 +291,16 @@ impl StderrReporter {
                 human_size(size),
                 subject.reference
             );
-            if let Some(digest) = subject.digest {
-                message.push(' ');
-                message.push_str(&short_digest(&digest));
-            }
             if let Some(from) = from {
-                message.push_str(&format!(" (from {from})"));
+                message.push_str(&format!(" from {from}"));
             }
             if blob.base > 0 {
                 message.push_str(&format!(" ({} from an earlier run)", human_size(blob.base)));
+            }
+            // Last: on a narrow terminal, the part the cut takes.
+            if let Some(digest) = subject.digest {
+                message.push(' ');
+                message.push_str(&short_digest(&digest));
             }
             self.line(state, &message);
         }
@@ -368,6 +375,13 @@ impl StderrReporter {
     }
 
     fn clear_bars(&self, state: &mut State) {
+        // Every line the bars drew goes first (a bar finished between two redraws may still
+        // be on the screen); then nothing draws again, not even threads still running (a
+        // blocking write being stopped).
+        if let Some(bars) = &self.bars {
+            let _ = bars.clear();
+            bars.set_draw_target(ProgressDrawTarget::hidden());
+        }
         for blob in state.active.values() {
             if let Some(bar) = &blob.bar {
                 bar.finish_and_clear();
@@ -376,15 +390,61 @@ impl StderrReporter {
         if let Some(total) = state.total.take() {
             total.finish_and_clear();
         }
-        if let Some(bars) = &self.bars {
-            let _ = bars.clear();
-            // Threads still running (a blocking write being stopped) must not draw again.
-            bars.set_draw_target(ProgressDrawTarget::hidden());
-        }
     }
 }
 
-/// The command succeeded: closes the process's reporter with its summary.
+/// The terminal on stderr, with the cursor sent back to the start of the line after every
+/// redraw. indicatif pads every bar line to the terminal's width, leaving the cursor past the
+/// last column; the `^C` a terminal echoes on Ctrl-C would then wrap onto a new line, and
+/// clearing the bars would miss their first line. At the start of the line, the echo stays
+/// on the bars' last line, which the clearing wipes.
+#[derive(Debug)]
+struct Stderr(console::Term);
+
+impl Stderr {
+    fn new() -> Stderr {
+        Stderr(console::Term::buffered_stderr())
+    }
+}
+
+impl indicatif::TermLike for Stderr {
+    fn width(&self) -> u16 {
+        self.0.size_checked().map_or(80, |(_, columns)| columns)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        // indicatif flushes at the end of each redraw, and starts each line it writes with a
+        // `\r` of its own: a `\r` here moves nothing it draws.
+        self.0.write_str("\r")?;
+        self.0.flush()
+    }
+}
+
+/// The command succeeded: closes the process's reporter with its summary, before its result
+/// is printed (so no bar is left between the two).
 pub fn finish() {
     if let Some(reporter) = CURRENT.get() {
         reporter.finish();
@@ -405,7 +465,7 @@ pub fn interrupted() {
     }
 }
 
-/// `finished in 12.3 s: 180.0 MiB at 14.6 MiB/s (1 pulled, 1 already there; 120.0 MiB from an
+/// `finished in 12.3 s: 180.0 MiB at 14.6 MiB/s (1 resumed, 1 already there, 120.0 MiB kept from an
 /// earlier run)`.
 fn summary_line(state: &State, elapsed: f64, rate: u64) -> String {
     let mut message = if state.moved == 0 {
@@ -424,7 +484,7 @@ fn summary_line(state: &State, elapsed: f64, rate: u64) -> String {
         .map(|(verb, n)| format!("{n} {}", verb.as_str()))
         .collect();
     if state.resumed > 0 {
-        parts.push(format!("{} from an earlier run", human_size(state.resumed)));
+        parts.push(format!("{} kept from an earlier run", human_size(state.resumed)));
     }
     if !parts.is_empty() {
         message.push_str(&format!(" ({})", parts.join(", ")));
@@ -465,41 +525,98 @@ fn verb_of(direction: Direction, resumed: bool) -> Verb {
 }
 
 /// The bar of a terminal `width` columns wide: a label for what moves, the bar, and as many
-/// of the numbers as fit (bytes, rate, and for the total its ETA). Every part has a bounded
-/// width, so the line stays under the width: the label is cut (`!`) rather than wrapped.
-fn template(width: usize, total: bool) -> String {
-    let budget = width.saturating_sub(1);
-    let (numbers, numbers_width) = match (budget >= 78, budget >= 56, total) {
-        (true, _, false) => (
-            "{binary_bytes:>11}/{binary_total_bytes:<11} {binary_bytes_per_sec:>13}",
-            37,
-        ),
-        (true, _, true) => (
-            "{binary_bytes:>11}/{binary_total_bytes:<11} {binary_bytes_per_sec:>13} {eta:>4!}",
-            42,
-        ),
-        (false, true, false) => ("{binary_bytes:>11}/{binary_total_bytes:<11}", 23),
-        (false, true, true) => ("{binary_bytes:>11}/{binary_total_bytes:<11} {eta:>4!}", 28),
-        (false, false, false) => ("{percent:>3}%", 4),
-        (false, false, true) => ("{percent:>3}% {eta:>4!}", 9),
-    };
-    // "  LABEL [BAR] NUMBERS"
-    let room = budget.saturating_sub(2 + 2 + 2 + numbers_width);
-    let label = (room * 2 / 5).clamp(room.min(8), 40);
-    let bar = room - label;
+/// of the numbers as fit (`51.5/286.1 MiB`, the rate, the ETA; a percentage when narrow). Every
+/// part has a bounded width (`!` cuts), so the line stays narrower than the terminal and never
+/// wraps; blob bars and the total bar share one layout, so their bars line up.
+fn template(width: usize) -> String {
+    let (numbers, label, bar) = layout(width);
     format!("  {{prefix:{label}!}} [{{bar:{bar}}}] {numbers}")
 }
 
-fn style(width: usize, total: bool) -> ProgressStyle {
-    ProgressStyle::with_template(&template(width, total))
+/// The label's width in [`template`].
+fn label_width(width: usize) -> usize {
+    layout(width).1
+}
+
+/// The numbers' template, the label's width and the bar's width for `width` columns.
+fn layout(width: usize) -> (&'static str, usize, usize) {
+    // One column stays free, where the cursor waits between redraws.
+    let budget = width.saturating_sub(1);
+    let (numbers, numbers_width) = if budget >= 75 {
+        ("{sizes:>18!} {rate:>12!} {eta:>4!}", 36)
+    } else if budget >= 53 {
+        ("{sizes:>18!} {eta:>4!}", 23)
+    } else {
+        ("{percent:>3}% {eta:>4!}", 9)
+    };
+    // "  LABEL [BAR] NUMBERS"
+    let room = budget.saturating_sub(2 + 2 + 2 + numbers_width);
+    let label = (room * 3 / 5).clamp(room.min(8), 40);
+    (numbers, label, room - label)
+}
+
+fn style(width: usize) -> ProgressStyle {
+    ProgressStyle::with_template(&template(width))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "sizes",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&sizes(state.pos(), state.len().unwrap_or(0)));
+            },
+        )
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", human_size(state.per_sec() as u64));
+            },
+        )
         .progress_chars("=> ")
+}
+
+/// `51.5/286.1 MiB`: done and total in the total's unit, at most 18 characters.
+fn sizes(done: u64, total: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let largest = done.max(total);
+    let mut unit = 0;
+    while unit + 1 < UNITS.len() && largest >= 1024u64.pow(unit as u32 + 1) {
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{done}/{total} B");
+    }
+    let scale = 1024f64.powi(unit as i32);
+    format!(
+        "{:.1}/{:.1} {}",
+        done as f64 / scale,
+        total as f64 / scale,
+        UNITS[unit]
+    )
 }
 
 /// What a transfer is, for people: `kernel unikraft.org/nginx:1.25`. Both are ukpm's own
 /// words or a parsed reference, so the label needs no escaping as a bar's prefix.
 fn label(subject: &Subject) -> String {
     format!("{} {}", subject.kind, subject.reference)
+}
+
+/// [`label`] in at most `width` characters: the reference loses its start (the registry)
+/// first, as `kernel …/nginx:1.25`, since its end tells packages apart.
+fn label_in(subject: &Subject, width: usize) -> String {
+    let full = label(subject);
+    if full.chars().count() <= width {
+        return full;
+    }
+    let kind = subject.kind.as_str();
+    let keep = width.saturating_sub(kind.len() + 2);
+    if keep < 4 {
+        return full.chars().take(width).collect();
+    }
+    let reference = subject.reference.to_string();
+    let tail: String = reference
+        .chars()
+        .skip(reference.chars().count().saturating_sub(keep))
+        .collect();
+    format!("{kind} …{tail}")
 }
 
 fn is_network(direction: Direction) -> bool {
@@ -641,8 +758,8 @@ impl ukpm::Reporter for StderrReporter {
         let bar = self.total_bar(&mut state).and_then(|total| {
             let bars = self.bars.as_ref()?;
             let bar = bars.insert_before(&total, ProgressBar::new(size));
-            bar.set_style(style(self.width, false));
-            bar.set_prefix(label(subject));
+            bar.set_style(style(self.width));
+            bar.set_prefix(label_in(subject, label_width(self.width)));
             Some(bar)
         });
         self.show_total(&mut state);
@@ -684,15 +801,27 @@ impl ukpm::Reporter for StderrReporter {
             state.resumed += kept;
             state.to_move = state.to_move.saturating_sub(kept);
         } else {
-            // Bytes this run moved, to be moved again.
+            // Started over, or resumed short of where it was: bytes to move again. Those that
+            // an earlier run had moved are no longer kept.
             state.to_move += blob.done - from;
+            if from < blob.base {
+                state.resumed -= blob.base - from;
+                blob.base = from;
+            }
         }
         blob.done = from;
+        // The estimate then starts from here: the tick records the position, the reset drops
+        // the time before it, so the jump is never a rate.
         if let Some(bar) = &blob.bar {
             bar.set_position(from);
+            bar.tick();
             bar.reset_eta();
         }
         self.show_total(state);
+        if let Some(total) = &state.total {
+            total.tick();
+            total.reset_eta();
+        }
     }
 
     fn on_transfer_progress(&self, id: TransferId, done: u64) {
@@ -704,17 +833,14 @@ impl ukpm::Reporter for StderrReporter {
         let Some(blob) = state.active.get_mut(&id) else {
             return;
         };
-        if done >= blob.done {
-            state.moved += done - blob.done;
-            state.last_progress = Some(Instant::now());
-        } else {
-            // Started over (a resume that did not verify): those bytes move again.
-            state.to_move += blob.done - done;
-            if done < blob.base {
-                state.resumed -= blob.base - done;
-                blob.base = done;
-            }
+        // Parallel ranges report their running sum from several threads, so a smaller number
+        // may arrive after a larger one: only the largest counts. (A download that starts over
+        // says so with a resume event.)
+        if done <= blob.done {
+            return;
         }
+        state.moved += done - blob.done;
+        state.last_progress = Some(Instant::now());
         blob.done = done;
         if let Some(bar) = &blob.bar {
             bar.set_position(done);
@@ -901,41 +1027,65 @@ mod tests {
     #[test]
     fn bars_fit_narrow_terminals() {
         for width in [30u16, 40, 55, 56, 79, 80, 100, 110, 200] {
-            for total in [false, true] {
-                let lines = Arc::new(Mutex::new(Vec::new()));
-                let screen = Screen {
-                    width,
-                    lines: lines.clone(),
-                };
-                let bar = ProgressBar::with_draw_target(
-                    Some(1023 * 1024 * 1024 + 1000 * 1024 * 1024),
-                    ProgressDrawTarget::term_like(Box::new(screen)),
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let screen = Screen {
+                width,
+                lines: lines.clone(),
+            };
+            let widest = 1023 * 1024 * 1024 + 1000 * 1024 * 1024;
+            let bar =
+                ProgressBar::with_draw_target(Some(widest), ProgressDrawTarget::term_like(Box::new(screen)));
+            bar.set_style(style(usize::from(width)));
+            bar.set_prefix("kernel-dbg registry.example.com:5000/some/very/long/repository/name:v1.2.3-rc4");
+            bar.set_position(widest - 1);
+            bar.abandon();
+            let lines = lines.lock().unwrap();
+            let drawn: Vec<&String> = lines.iter().filter(|l| l.contains('[')).collect();
+            assert!(!drawn.is_empty(), "{width}: nothing drawn: {lines:?}");
+            for line in drawn {
+                let shown = line.chars().count();
+                assert!(
+                    shown < usize::from(width),
+                    "{width} columns: {shown} wide: `{line}` (template {})",
+                    template(usize::from(width))
                 );
-                bar.set_style(style(usize::from(width), total));
-                bar.set_prefix(
-                    "kernel-dbg registry.example.com:5000/some/very/long/repository/name:v1.2.3-rc4",
-                );
-                bar.set_position(1023 * 1024 * 1024 + 1000 * 1024 * 1024 - 1);
-                bar.abandon();
-                let lines = lines.lock().unwrap();
-                let drawn: Vec<&String> = lines.iter().filter(|l| l.contains('[')).collect();
-                assert!(!drawn.is_empty(), "{width}: nothing drawn: {lines:?}");
-                for line in drawn {
-                    let shown = line.chars().count();
-                    assert!(
-                        shown < usize::from(width),
-                        "{width} columns, total {total}: {shown} wide: `{line}` (template {})",
-                        template(usize::from(width), total)
-                    );
-                }
             }
         }
     }
 
     #[test]
     fn the_template_at_40_columns_fits_in_40() {
-        let template = template(40, false);
-        assert!(template.contains("{prefix:"), "{template}");
-        assert!(template.contains("{percent:>3}%"), "{template}");
+        let template = template(40);
+        assert_eq!(template, "  {prefix:14!} [{bar:10}] {percent:>3}% {eta:>4!}");
+        // Two spaces, the label, ` [`, the bar, `] `, the numbers (`100%  30s`).
+        let (numbers, label, bar) = super::layout(40);
+        assert_eq!(numbers, "{percent:>3}% {eta:>4!}");
+        assert!(2 + label + 2 + bar + 2 + "100% 30s".len() < 40, "{template}");
+    }
+
+    #[test]
+    fn labels_lose_the_registry_first() {
+        let subject = ukpm::Subject {
+            reference: "registry.example.com:5000/apps/nginx:1.25".parse().unwrap(),
+            kind: ukpm::BlobKind::Kernel,
+            digest: None,
+            size: None,
+            direction: ukpm::Direction::Download,
+        };
+        assert_eq!(
+            super::label_in(&subject, 60),
+            "kernel registry.example.com:5000/apps/nginx:1.25"
+        );
+        assert_eq!(super::label_in(&subject, 24), "kernel …/apps/nginx:1.25");
+        assert_eq!(super::label_in(&subject, 22).chars().count(), 22);
+        assert_eq!(super::label_in(&subject, 9), "kernel re");
+    }
+
+    #[test]
+    fn sizes_share_the_totals_unit() {
+        assert_eq!(super::sizes(0, 1000), "0/1000 B");
+        assert_eq!(super::sizes(54_000_000, 300_000_000), "51.5/286.1 MiB");
+        let widest = super::sizes(1023 * 1024 * 1024 * 1024 - 1, 1023 * 1024 * 1024 * 1024 - 1);
+        assert!(widest.len() <= 18, "{widest}");
     }
 }

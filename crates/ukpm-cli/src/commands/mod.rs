@@ -89,6 +89,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
 /// Prints a result; one that means failure (fsck's findings) then ends the command with
 /// [`Findings`].
 fn show(printer: &Printer, output: impl Output) -> Result<()> {
+    crate::report::finish();
     printer.print(&output)?;
     if output.is_failure() {
         return Err(Findings.into());
