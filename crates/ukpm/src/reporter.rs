@@ -267,9 +267,11 @@ pub trait Reporter: Send + Sync {
 
     /// The transfer continues from byte `from`, which an earlier run (or attempt) already
     /// moved: those bytes count as done, but a front end must not count them as moved now (a
-    /// rate over them would be a lie). By default it is reported as progress.
+    /// rate over them would be a lie). `from` may be lower than the progress reported so far:
+    /// the transfer started over (0: what an earlier run left did not verify), and the bytes
+    /// past it move again.
     fn on_transfer_resumed(&self, id: TransferId, from: u64) {
-        self.on_transfer_progress(id, from);
+        let _ = (id, from);
     }
 
     /// The running total of bytes handled.

@@ -80,7 +80,10 @@ impl Transfer {
                 Ok(None) => return Ok(()),
                 Ok(Some(prefix)) => prefix,
                 // The ranges did not add up to the blob: fetch it whole once more.
-                Err(Error::Store(StoreError::DigestMismatch { .. })) => 0,
+                Err(Error::Store(StoreError::DigestMismatch { .. })) => {
+                    self.reporter.on_transfer_resumed(id, 0);
+                    0
+                }
                 Err(err) => return Err(err),
             }
         } else {
@@ -95,6 +98,7 @@ impl Transfer {
                     | Error::Registry(RegistryError::Status { status: 416, .. }),
                 ) if resume > 0 => {
                     tracing::debug!(digest = %blob.digest, "resuming failed; downloading from the start");
+                    self.reporter.on_transfer_resumed(id, 0);
                     resume = 0;
                 }
                 other => return other,
@@ -152,6 +156,7 @@ impl Transfer {
         if already > 0 {
             tracing::debug!(digest = %blob.digest, already, "resuming a ranged download");
             self.reporter.on_transfer_resumed(id, already);
+            self.reporter.on_transfer_progress(id, already);
         }
         let jobs = split_ranges(&missing, blob.size.div_ceil(RANGED_PARTS).max(1 << 20));
         let Some(&(first_start, first_end)) = jobs.first() else {
