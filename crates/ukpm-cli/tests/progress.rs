@@ -310,7 +310,7 @@ fn ctrl_c_says_the_same_command_resumes() {
     assert_eq!(out.code, 130, "{}", out.describe());
     assert_eq!(
         out.stderr.lines().last(),
-        Some("interrupted: run the same command again to resume; what was moved is kept"),
+        Some("interrupted: run the same command again to resume"),
         "{}",
         out.stderr
     );

@@ -18,6 +18,7 @@ mod escape;
 mod package;
 mod path;
 pub mod progress;
+pub mod progress_bars;
 
 use std::io::{self, Write};
 
