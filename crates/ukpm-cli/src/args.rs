@@ -231,6 +231,24 @@ pub struct Global {
     /// When to colour stderr
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto, env = "UKPM_COLOR")]
     pub color: Color,
+    /// How progress is shown on stderr (json: NDJSON events, see docs/json.md)
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto, env = "UKPM_PROGRESS", value_name = "HOW")]
+    pub progress: Progress,
+}
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Bars on a terminal, lines otherwise; nothing under --json
+    Auto,
+    /// Bars (lines where stderr is not a terminal), even under --json or -v
+    Bars,
+    /// A line per finished blob and every few seconds, never bars
+    Plain,
+    /// One JSON event per line (NDJSON), even under --json and -q
+    Json,
+    /// No progress at all
+    None,
 }
 
 /// Colour choice.

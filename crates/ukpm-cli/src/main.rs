@@ -46,9 +46,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             result = commands::run(&cli) => result.map(|()| ExitCode::SUCCESS),
-            _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
+            _ = tokio::signal::ctrl_c() => {
+                // The bars go, and the user learns whether the same command resumes.
+                report::interrupted();
+                Ok(ExitCode::from(130))
+            }
         }
     });
+    match &result {
+        Ok(code) if *code == ExitCode::SUCCESS => report::finish(),
+        _ => report::abandon(),
+    }
     // Interrupted work still on the blocking pool (hashing a large file) is not waited for:
     // nothing becomes visible before its final rename, so stopping it loses nothing.
     runtime.shutdown_timeout(std::time::Duration::from_millis(50));

@@ -91,7 +91,7 @@ pub use push_merge::MERGE_INTO_ANNOTATION;
 pub use remote_catalog::{LISTING_PAGE_SIZE, RemoteListing, RemoteOptions, default_remote_cache_dir};
 pub use remote_copy::{RemoteCopyOptions, RemoteCopyReport};
 pub use remote_inspect::Deleted;
-pub use reporter::{BlobKind, Direction, NoReporter, Reporter, Skip, Step, Subject, TransferId};
+pub use reporter::{BlobKind, Direction, NoReporter, Plan, Reporter, Skip, Step, Subject, TransferId};
 pub use rootfs::{ROOTFS_IMAGE_REGISTRY, Rootfs};
 pub use sources::{SOURCES_KEY, Sources, normalize_source};
 #[cfg(feature = "containerd")]

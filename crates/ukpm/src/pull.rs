@@ -23,7 +23,7 @@ use ukpm_types::{
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
 use crate::package::{Package, Query};
-use crate::reporter::Step;
+use crate::reporter::{Direction, Plan, Step};
 use crate::store::Expect;
 use crate::time;
 use crate::transfer::Transfer;
@@ -167,6 +167,8 @@ impl PackageManager {
             return Err(over_limit(reference, &manifest.config, "config"));
         }
         let blobs = unique_blobs(&manifest);
+        self.reporter()
+            .on_plan(&Plan::of(reference, Direction::Download, blobs.iter().copied()));
         futures_util::future::try_join_all(blobs.iter().map(|blob| {
             fetched.once(blob.digest, move || async move {
                 let _permit = transfer.permit().await;

@@ -12,7 +12,7 @@ use crate::catalog::parse;
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
 use crate::pull::{describe_entry, digest_reference, unique_blobs};
-use crate::reporter::{Direction, Skip, Step, Subject};
+use crate::reporter::{Direction, Plan, Skip, Step, Subject};
 use crate::transfer::Transfer;
 
 /// What a push did.
@@ -188,6 +188,8 @@ impl PackageManager {
         let bytes = self.catalog().read_by_digest(entry).await?;
         let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
         let blobs = unique_blobs(&manifest);
+        self.reporter()
+            .on_plan(&Plan::of(target, Direction::Upload, blobs.iter().copied()));
         let by_digest = digest_reference(target, entry.digest)?;
         // Whether the registry has the manifest is asked while the blobs go up: a round trip
         // less on every push.

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::manager::PackageManager;
 use crate::package::Query;
 use crate::pull::{describe_entry, digest_reference, fetch_manifest, normalized, parse_remote, unique_blobs};
-use crate::reporter::{Direction, Reporter, Skip, Step, Subject, TransferId};
+use crate::reporter::{Direction, Plan, Reporter, Skip, Step, Subject, TransferId};
 use crate::transfer::Transfer;
 
 /// How often one upload body opens the source again after it broke off.
@@ -258,6 +258,8 @@ impl Copier {
             } else {
                 let manifest: Manifest = parse_remote(&self.source, entry, &bytes, "image manifest")?;
                 let blobs = unique_blobs(&manifest);
+                self.reporter
+                    .on_plan(&Plan::of(&self.target, Direction::Upload, blobs.iter().copied()));
                 futures_util::future::try_join_all(blobs.into_iter().map(|blob| self.copy_blob(blob)))
                     .await?;
             }

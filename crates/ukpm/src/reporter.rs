@@ -6,6 +6,8 @@
 //! ids that tie a transfer's later events to its start, so two managers (or two reporters)
 //! never share a counter.
 
+use std::sync::Arc;
+
 use ukpm_types::{Descriptor, Digest, Reference, annotation, media_type, well_known};
 
 /// What a blob is to its package.
@@ -94,6 +96,20 @@ pub enum Direction {
     Download,
     /// From the store to a registry.
     Upload,
+    /// From the store into a folder (unpacking a layer).
+    Unpack,
+}
+
+impl Direction {
+    /// A short lowercase name for `--json` (`write`, `download`, `upload`, `unpack`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Write => "write",
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+            Direction::Unpack => "unpack",
+        }
+    }
 }
 
 /// A blob being moved: what it is, of which package, how big.
@@ -121,6 +137,43 @@ impl Subject {
             size: Some(descriptor.size),
             direction,
         }
+    }
+}
+
+/// What an operation is about to handle, announced as soon as it is known (a pull knows once a
+/// manifest is read), so that a front end can show a total and an ETA for the whole operation
+/// rather than for one blob at a time. An operation over several manifests announces one plan
+/// per manifest; a blob two plans name is still handled once, so a front end counts each
+/// digest once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Plan {
+    /// The package the blobs belong to.
+    pub reference: Reference,
+    /// Which way they go.
+    pub direction: Direction,
+    /// Each blob's digest and size. Some may turn out to need no transfer (a skip event says
+    /// so later) or to be partly there already (a resume event says how much).
+    pub blobs: Vec<(Digest, u64)>,
+}
+
+impl Plan {
+    /// The plan to move `blobs` of `reference` in `direction`.
+    pub fn of<'a>(
+        reference: &Reference,
+        direction: Direction,
+        blobs: impl IntoIterator<Item = &'a Descriptor>,
+    ) -> Plan {
+        Plan {
+            reference: reference.clone(),
+            direction,
+            blobs: blobs.into_iter().map(|d| (d.digest, d.size)).collect(),
+        }
+    }
+
+    /// The bytes the plan names.
+    pub fn bytes(&self) -> u64 {
+        self.blobs.iter().map(|(_, size)| size).sum()
     }
 }
 
@@ -207,6 +260,20 @@ pub trait Reporter: Send + Sync {
         TransferId::default()
     }
 
+    /// An operation announces the blobs it is about to handle (see [`Plan`]).
+    fn on_plan(&self, plan: &Plan) {
+        let _ = plan;
+    }
+
+    /// The transfer continues from byte `from`, which an earlier run (or attempt) already
+    /// moved: those bytes count as done, but a front end must not count them as moved now (a
+    /// rate over them would be a lie). `from` may be lower than the progress reported so far:
+    /// the transfer started over (0: what an earlier run left did not verify), and the bytes
+    /// past it move again.
+    fn on_transfer_resumed(&self, id: TransferId, from: u64) {
+        let _ = (id, from);
+    }
+
     /// The running total of bytes handled.
     fn on_transfer_progress(&self, id: TransferId, done: u64) {
         let _ = (id, done);
@@ -215,6 +282,12 @@ pub trait Reporter: Send + Sync {
     /// The transfer is over (done, or given up: the operation's result says which).
     fn on_transfer_complete(&self, id: TransferId) {
         let _ = id;
+    }
+
+    /// The transfer is over and failed; the operation's error says why. By default it is
+    /// reported as [`Reporter::on_transfer_complete`].
+    fn on_transfer_failed(&self, id: TransferId) {
+        self.on_transfer_complete(id);
     }
 
     /// A blob needed no transfer.
@@ -228,6 +301,60 @@ pub trait Reporter: Send + Sync {
 pub struct NoReporter;
 
 impl Reporter for NoReporter {}
+
+/// A reader that reports the bytes read through it as one transfer: started when it is made,
+/// complete when it is dropped after reading its whole size without an error, failed when
+/// dropped earlier (an extraction that stopped half-way).
+pub(crate) struct ReportedRead<R> {
+    inner: R,
+    reporter: Arc<dyn Reporter>,
+    id: TransferId,
+    done: u64,
+    size: Option<u64>,
+    failed: bool,
+}
+
+impl<R> ReportedRead<R> {
+    /// Starts the transfer of `subject`, read from `inner`.
+    pub(crate) fn start(reporter: Arc<dyn Reporter>, subject: &Subject, inner: R) -> ReportedRead<R> {
+        ReportedRead {
+            id: reporter.on_transfer_start(subject),
+            inner,
+            reporter,
+            done: 0,
+            size: subject.size,
+            failed: false,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for ReportedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                if n > 0 {
+                    self.done += n as u64;
+                    self.reporter.on_transfer_progress(self.id, self.done);
+                }
+                Ok(n)
+            }
+            Err(err) => {
+                self.failed = true;
+                Err(err)
+            }
+        }
+    }
+}
+
+impl<R> Drop for ReportedRead<R> {
+    fn drop(&mut self) {
+        if self.failed || self.size.is_some_and(|size| self.done < size) {
+            self.reporter.on_transfer_failed(self.id);
+        } else {
+            self.reporter.on_transfer_complete(self.id);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -89,7 +89,10 @@ impl Transfer {
                 Ok(None) => return Ok(()),
                 Ok(Some(prefix)) => prefix,
                 // The ranges did not add up to the blob: fetch it whole once more.
-                Err(Error::Store(StoreError::DigestMismatch { .. })) => 0,
+                Err(Error::Store(StoreError::DigestMismatch { .. })) => {
+                    self.reporter.on_transfer_resumed(id, 0);
+                    0
+                }
                 Err(err) => return Err(err),
             }
         } else {
@@ -104,6 +107,7 @@ impl Transfer {
                     | Error::Registry(RegistryError::Status { status: 416, .. }),
                 ) if resume > 0 => {
                     tracing::debug!(digest = %blob.digest, "resuming failed; downloading from the start");
+                    self.reporter.on_transfer_resumed(id, 0);
                     resume = 0;
                 }
                 other => return other,
@@ -132,6 +136,7 @@ impl Transfer {
         let start = download.start();
         if start > 0 {
             tracing::debug!(digest = %blob.digest, start, "resuming a download");
+            self.reporter.on_transfer_resumed(id, start);
         }
         let reader = blocking_reader(download, Some((self.reporter.clone(), id, start)));
         resumable
@@ -159,6 +164,7 @@ impl Transfer {
         let done = Arc::new(AtomicU64::new(already));
         if already > 0 {
             tracing::debug!(digest = %blob.digest, already, "resuming a ranged download");
+            self.reporter.on_transfer_resumed(id, already);
             self.reporter.on_transfer_progress(id, already);
         }
         let jobs = split_ranges(&missing, blob.size.div_ceil(RANGED_PARTS).max(1 << 20));

@@ -23,7 +23,7 @@ use ukpm_types::{Descriptor, Digest, annotation, media_type, well_known};
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
 use crate::package::{Package, Query};
-use crate::reporter::Step;
+use crate::reporter::{Direction, Plan, ReportedRead, Step, Subject};
 use crate::store::BlobRead;
 
 /// What an unpack wrote.
@@ -131,12 +131,27 @@ impl PackageManager {
         // thousands of layers holds one file descriptor, not one per layer.
         let store = self.store_arc();
         let handle = tokio::runtime::Handle::current();
-        let open = move |digest| handle.block_on(store.open_blob(digest));
+        // Each layer read is reported as it is extracted (by the bytes of the blob read).
+        let reporter = self.reporter_arc();
+        let subjects: std::collections::HashMap<Digest, Subject> = manifest
+            .layers
+            .iter()
+            .map(|l| (l.digest, Subject::of(&package.reference, l, Direction::Unpack)))
+            .collect();
+        let open = move |digest| -> Result<BlobRead> {
+            let blob = handle.block_on(store.open_blob(digest))?;
+            Ok(match subjects.get(&digest) {
+                Some(subject) => Box::new(ReportedRead::start(reporter.clone(), subject, blob)),
+                None => blob,
+            })
+        };
         self.reporter().on_step(&Step::Unpack {
             reference: package.reference.clone(),
             platform: package.plat_arch(),
             dir: dir.to_path_buf(),
         });
+        self.reporter()
+            .on_plan(&Plan::of(&package.reference, Direction::Unpack, &manifest.layers));
         let named = |key: &str, default: &str| {
             manifest
                 .layers

@@ -102,6 +102,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
 /// Prints a result; one that means failure (fsck's findings) then ends the command with
 /// [`Findings`].
 fn show(printer: &Printer, output: impl Output) -> Result<()> {
+    crate::report::finish();
     printer.print(&output)?;
     if output.is_failure() {
         return Err(Findings.into());
@@ -118,8 +119,8 @@ async fn manager(global: &Global, settings: &Settings) -> Result<PackageManager>
     if let Some(dir) = &settings.kraftkit_store {
         builder = builder.store(Arc::new(ukpm::KraftKitStore::new(dir)));
     }
-    if !global.quiet {
-        builder = builder.reporter(Arc::new(StderrReporter::new(global)));
+    if let Some(reporter) = StderrReporter::install(global) {
+        builder = builder.reporter(reporter);
     }
     if !settings.registries.is_empty() {
         builder = builder.registries(settings.registries.clone());

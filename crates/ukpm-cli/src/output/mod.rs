@@ -17,6 +17,8 @@
 mod escape;
 mod package;
 mod path;
+pub mod progress;
+pub mod progress_bars;
 
 use std::io::{self, Write};
 
