@@ -78,6 +78,58 @@ impl RetryPolicy {
     }
 }
 
+/// How many bytes a broken body must have delivered for its break to start the count of
+/// failures in a row anew: a registry that cuts every connection after a few bytes still runs
+/// out of retries.
+pub(crate) const RESUME_PROGRESS: u64 = 64 << 10;
+
+/// The retry budget of one download whose body may break mid-way and be resumed with a
+/// `Range` request at the byte reached: [`RetryPolicy::retries`] breaks in a row, where a
+/// connection that delivered at least [`RESUME_PROGRESS`] bytes before it broke starts the
+/// count anew (a long download through a link that drops now and then completes; one that
+/// makes no headway fails like any other request).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resumes {
+    policy: RetryPolicy,
+    /// Breaks in a row without headway.
+    failures: u32,
+    /// The byte count at the last (re)start.
+    since: u64,
+}
+
+impl Resumes {
+    /// A download's budget under `policy`.
+    pub(crate) fn new(policy: RetryPolicy) -> Resumes {
+        Resumes {
+            policy,
+            failures: 0,
+            since: 0,
+        }
+    }
+
+    /// Whether a body broken by `error` after `received` bytes may be resumed, and after how
+    /// long a wait; `None` when the error is not a broken connection or the budget is spent.
+    pub(crate) fn next(&mut self, error: &RegistryError, received: u64) -> Option<Duration> {
+        // hyper reports a body cut short of its Content-Length as a decode error.
+        let broken = is_transient_error(error)
+            || matches!(error, RegistryError::Truncated { .. })
+            || matches!(error, RegistryError::Network { source, .. } if source.is_decode());
+        if !broken {
+            return None;
+        }
+        if received.saturating_sub(self.since) >= RESUME_PROGRESS {
+            self.failures = 0;
+        }
+        if self.failures >= self.policy.retries {
+            return None;
+        }
+        let wait = self.policy.delay(self.failures, None);
+        self.failures += 1;
+        self.since = received;
+        Some(wait)
+    }
+}
+
 /// 429 and the gateway errors that say "try again later" (502, 503, 504).
 pub(crate) fn is_transient_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
@@ -196,6 +248,37 @@ mod tests {
         }
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
         assert_eq!(policy().delay(1, after("soon", now)), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_resumed_download_may_break_again_while_it_makes_headway() {
+        let policy = RetryPolicy {
+            retries: 2,
+            ..policy()
+        };
+        let broken = RegistryError::Truncated {
+            registry: "r".into(),
+            what: "blob".into(),
+            expected: 10,
+            actual: 5,
+        };
+        let mut resumes = Resumes::new(policy);
+        // Two breaks without headway: the budget is spent.
+        assert_eq!(resumes.next(&broken, 0), Some(Duration::from_millis(200)));
+        assert_eq!(resumes.next(&broken, 10), Some(Duration::from_millis(400)));
+        assert_eq!(resumes.next(&broken, 20), None);
+        // Breaks each after real headway go on for as long as the body keeps coming.
+        let mut resumes = Resumes::new(policy);
+        for n in 1..10 {
+            assert!(resumes.next(&broken, n * RESUME_PROGRESS).is_some(), "{n}");
+        }
+        // What is not a broken connection is never resumed.
+        let refused = RegistryError::TooLarge {
+            registry: "r".into(),
+            what: "blob".into(),
+            limit: 1,
+        };
+        assert_eq!(Resumes::new(policy).next(&refused, 0), None);
     }
 
     #[test]

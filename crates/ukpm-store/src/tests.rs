@@ -634,7 +634,9 @@ fn a_ranged_download_that_does_not_verify_is_forgotten() {
 #[test]
 fn a_ranged_download_is_hashed_in_order_as_its_prefix_completes() {
     let (_dir, store) = store();
-    let blob: Vec<u8> = (0..400_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let blob: Vec<u8> = (0..400_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let digest = Digest::of(&blob);
     let ranged = store.ranged(digest, 400_000).unwrap().unwrap();
     let part = |a: usize, b: usize| &blob[a..b];
@@ -669,7 +671,11 @@ fn a_resumed_ranged_download_hashes_what_the_last_process_left_once() {
     let ranged = store.ranged(digest, 300_000).unwrap().unwrap();
     assert_eq!(ranged.missing(), [(100_000, 149_999), (200_000, 299_999)]);
     ranged.write_at(100_000, &blob[100_000..150_000]).unwrap();
-    assert_eq!(ranged.hashed(), 200_000, "the kept prefix was read back once, then the rest followed");
+    assert_eq!(
+        ranged.hashed(),
+        200_000,
+        "the kept prefix was read back once, then the rest followed"
+    );
     ranged.write_at(200_000, &blob[200_000..]).unwrap();
     assert_eq!(ranged.commit().unwrap(), (digest, 300_000));
 }
