@@ -191,23 +191,36 @@ impl Client {
         let url = self.url(reference, &format!("manifests/{id}")).await;
         let what = format!("manifest {}:{id}", reference.repository());
         let scopes = [Scope::pull(reference.repository())];
-        let response = self
-            .send(reference.registry(), &scopes, &what, &|http| {
-                http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(self.status_error(reference.registry(), &what, response).await);
-        }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let bytes = Bytes::from(
-            self.read_capped(response, MANIFEST_LIMIT, reference.registry(), &what)
-                .await?,
-        );
+        // A document whose body breaks off is asked for again, within the retry budget.
+        let mut resumes = Resumes::new(self.policy());
+        let (content_type, bytes) = loop {
+            let response = self
+                .send(reference.registry(), &scopes, &what, &|http| {
+                    http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+                })
+                .await?;
+            if !response.status().is_success() {
+                return Err(self.status_error(reference.registry(), &what, response).await);
+            }
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            match self
+                .read_capped(response, MANIFEST_LIMIT, reference.registry(), &what)
+                .await
+            {
+                Ok(bytes) => break (content_type, Bytes::from(bytes)),
+                Err(error) => match resumes.next(&error, 0) {
+                    Some(wait) => {
+                        tracing::debug!(%what, %error, "the document broke off; asking again");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return Err(error),
+                },
+            }
+        };
         let digest = Digest::of(&bytes);
         if let Some(expected) = reference.digest()
             && expected != digest

@@ -2,7 +2,7 @@
 //! attempt, and how long to wait before it.
 //!
 //! A request is retried after a transient transport error (the connection was refused, reset
-//! or timed out, or its body broke off) and after 429, 502, 503 and 504, waiting what
+//! or timed out, or its body broke off) and after 408, 429, 500, 502, 503 and 504, waiting what
 //! `Retry-After` asks (seconds or an HTTP date) or else an exponential backoff, never longer
 //! than [`ClientConfig::max_backoff`]. Each attempt calls the caller's closure again, so the
 //! request, and a streamed body with it, is built anew rather than resent from a spent stream.
@@ -130,9 +130,12 @@ impl Resumes {
     }
 }
 
-/// 429 and the gateway errors that say "try again later" (502, 503, 504).
+/// 408, 429, the gateway errors that say "try again later" (502, 503, 504), and 500, which
+/// registries also answer for passing trouble (docker-registry to a HEAD racing an upload of
+/// the same blob, a proxy in front that lost its upstream); go-containerregistry retries the
+/// same set.
 pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// Transport failures that another attempt may not meet: connecting, timing out, a request or
@@ -283,13 +286,13 @@ mod tests {
 
     #[test]
     fn transient_statuses() {
-        for status in [429, 502, 503, 504] {
+        for status in [408, 429, 500, 502, 503, 504] {
             assert!(
                 is_transient_status(StatusCode::from_u16(status).unwrap()),
                 "{status}"
             );
         }
-        for status in [200, 401, 404, 413, 416, 500, 501] {
+        for status in [200, 401, 404, 413, 416, 501] {
             assert!(
                 !is_transient_status(StatusCode::from_u16(status).unwrap()),
                 "{status}"
