@@ -2,6 +2,7 @@
 //! `upload.rs`).
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use ukpm_types::{Descriptor, Digest, Reference, media_type};
@@ -62,6 +63,8 @@ pub struct BlobDownload {
     /// Bytes of the current response to drop before yielding: a resumption answered whole.
     skip: u64,
     resumes: Resumes,
+    /// Closed when whoever waits for this download is gone: no resumption is tried then.
+    stop: Option<tokio::sync::watch::Receiver<()>>,
 }
 
 impl BlobDownload {
@@ -80,9 +83,41 @@ impl BlobDownload {
                 return Err(error);
             };
             tracing::debug!(digest = %self.digest, at = self.start + self.received, %error, "resuming a broken download");
-            tokio::time::sleep(wait).await;
-            self.resume(error).await?;
+            let Some(mut stop) = self.stop.clone() else {
+                tokio::time::sleep(wait).await;
+                self.resume(error).await?;
+                continue;
+            };
+            // Checked first on every poll: once the waiter is gone (an interrupted process
+            // shutting its runtime down), neither the wait nor the request is polled again.
+            let gave_up = self.stopped();
+            let stopped = std::pin::pin!(stop.changed());
+            let resumed = std::pin::pin!(async {
+                tokio::time::sleep(wait).await;
+                self.resume(error).await
+            });
+            match futures_util::future::select(stopped, resumed).await {
+                Either::Left(_) => return Err(gave_up),
+                Either::Right((resumed, _)) => resumed?,
+            }
         }
+    }
+
+    /// The error a download given up on ends with: what arrived fell short.
+    fn stopped(&self) -> RegistryError {
+        RegistryError::Truncated {
+            registry: self.registry.clone(),
+            what: format!("blob {}", self.digest),
+            expected: self.expected,
+            actual: self.received,
+        }
+    }
+
+    /// Gives up resuming once every sender of `stop` is dropped: for a download read on a
+    /// blocking thread, whose reader outlives the operation that was interrupted and must then
+    /// end with the break, not retry while the runtime shuts down.
+    pub fn stop_when_dropped(&mut self, stop: tokio::sync::watch::Receiver<()>) {
+        self.stop = Some(stop);
     }
 
     /// The next chunk of the current response, past what is to be skipped.
@@ -365,6 +400,7 @@ impl Client {
             end,
             skip: 0,
             resumes: Resumes::new(self.policy()),
+            stop: None,
         })
     }
 

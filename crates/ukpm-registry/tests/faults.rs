@@ -126,6 +126,27 @@ async fn a_body_that_breaks_off_is_resumed_from_the_byte_reached() {
 }
 
 #[tokio::test]
+async fn a_download_whose_waiter_is_gone_ends_with_the_break_instead_of_resuming() {
+    let (fake, descriptor, _) = broken_then(|all, _| Reply::ok(all.to_vec())).await;
+    let client = anonymous(2);
+    let mut download = within(client.get_blob(&tagged(&fake), &descriptor, 0))
+        .await
+        .unwrap();
+    let (guard, stop) = tokio::sync::watch::channel(());
+    download.stop_when_dropped(stop);
+    drop(guard);
+    let err = loop {
+        match within(download.chunk()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the download resumed after its waiter was gone"),
+            Err(err) => break err,
+        }
+    };
+    assert!(matches!(err, RegistryError::Truncated { .. }), "{err:?}");
+    assert_eq!(fake.requests_to(&blob_path(descriptor.digest)).len(), 1);
+}
+
+#[tokio::test]
 async fn a_resumption_answered_whole_skips_what_already_arrived() {
     let (fake, descriptor, content) = broken_then(|all, _| Reply::ok(all.to_vec())).await;
     let got = within(download(&anonymous(2), &tagged(&fake), &descriptor))

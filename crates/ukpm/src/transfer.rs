@@ -61,7 +61,7 @@ impl Transfer {
             Some(resumable) => self.download_resumably(resumable, reference, blob, id).await,
             None => {
                 let download = self.client.get_blob(reference, blob, 0).await?;
-                let reader = blocking_reader(download, Some((self.reporter.clone(), id, 0)));
+                let (reader, _stop) = blocking_reader(download, Some((self.reporter.clone(), id, 0)));
                 self.store
                     .write_blob(Box::new(reader), Some((blob.digest, blob.size)))
                     .await
@@ -130,7 +130,7 @@ impl Transfer {
         if start > 0 {
             tracing::debug!(digest = %blob.digest, start, "resuming a download");
         }
-        let reader = blocking_reader(download, Some((self.reporter.clone(), id, start)));
+        let (reader, _stop) = blocking_reader(download, Some((self.reporter.clone(), id, start)));
         resumable
             .write_blob_from(Box::new(reader), expected, start)
             .await?;
@@ -284,12 +284,18 @@ fn chunks(
     })
 }
 
-/// A blocking `Read` over a download, for the store's writers on blocking threads.
+/// A blocking `Read` over a download, for the store's writers on blocking threads, and the
+/// guard to hold while waiting for that thread: when the wait is dropped (the operation
+/// interrupted), the download stops resuming, so a reader left running while the runtime shuts
+/// down ends with its break instead of retrying.
 fn blocking_reader(
-    download: BlobDownload,
+    mut download: BlobDownload,
     progress: Option<(Arc<dyn Reporter>, TransferId, u64)>,
-) -> impl Read + Send + 'static {
-    SyncIoBridge::new(StreamReader::new(Box::pin(chunks(download, progress))))
+) -> (impl Read + Send + 'static, tokio::sync::watch::Sender<()>) {
+    let (guard, stop) = tokio::sync::watch::channel(());
+    download.stop_when_dropped(stop);
+    let reader = SyncIoBridge::new(StreamReader::new(Box::pin(chunks(download, progress))));
+    (reader, guard)
 }
 
 /// Writes one range's bytes in place as they arrive, on a blocking thread, recording each
@@ -302,7 +308,7 @@ async fn write_range(
     id: TransferId,
     done: Arc<AtomicU64>,
 ) -> Result<()> {
-    let mut reader = blocking_reader(download, None);
+    let (mut reader, _stop) = blocking_reader(download, None);
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; 256 << 10];
         let mut at = start;
