@@ -17,7 +17,8 @@ Environment knobs (defaults in brackets):
   REPOS         repositories (3 tags each) listed in case (i) [1000]
   HUGE_GB       size of the initrd of case (j), which is not in the default CASES: it needs
                 about four times this much free disk [10]
-  CASES         which cases to run, e.g. "a b f g h" [all]
+  CASES         which cases to run, e.g. "a b f g h" [all but j]; "r" is the ranged pull
+                against a curl floor fetching the same ranges in parallel
 Nothing it starts outlives it; everything it writes is under one temp folder.
 """
 
@@ -43,7 +44,7 @@ WAN_DELAY = float(os.environ.get("WAN_DELAY_MS", "20")) / 1000.0
 SMALL_IMAGES = int(os.environ.get("SMALL_IMAGES", "50"))
 REPOS = int(os.environ.get("REPOS", "1000"))
 HUGE_GB = float(os.environ.get("HUGE_GB", "10"))
-CASES = os.environ.get("CASES", "a b c d e f g h i").split()
+CASES = os.environ.get("CASES", "a b c d e f g h i r").split()
 
 WORK = tempfile.mkdtemp(prefix="ukpm-bench-")
 CRANE = shutil.which("crane")
@@ -369,6 +370,35 @@ def curl_pull(registry, repo, digests, out):
     return timed(cmd)
 
 
+# What ukpm's transfer engine does with a large blob (crates/ukpm/src/transfer.rs): blobs of
+# RANGED_MIN or more go as pieces of size/8 clamped to [1 MiB, 8 MiB], 8 in flight.
+RANGED_MIN = 16 << 20
+
+
+def ranges_of(size):
+    piece = min(max(-(-size // 8), 1 << 20), 8 << 20)
+    return [(a, min(a + piece, size) - 1) for a in range(0, size, piece)]
+
+
+def curl_ranges(registry, repo, digests, store, out):
+    """The floor of a ranged pull: the same requests, 8 at once, into files; no hashing, no sync."""
+    # -r applies to every URL of its option set: each transfer gets its own set (--next).
+    transfers = []
+    for d in digests:
+        hexd = d.split(":")[1]
+        size = os.path.getsize(os.path.join(store, "blobs", "sha256", hexd))
+        url = f"http://{registry}/v2/{repo}/blobs/{d}"
+        if size < RANGED_MIN:
+            transfers.append(["-sf", "-o", os.path.join(out, hexd), url])
+        else:
+            for a, b in ranges_of(size):
+                transfers.append(["-sf", "-r", f"{a}-{b}", "-o", os.path.join(out, f"{hexd}.{a}"), url])
+    cmd = ["curl", "--parallel", "--parallel-max", "8"]
+    for i, transfer in enumerate(transfers):
+        cmd += (["--next"] if i else []) + transfer
+    return timed(cmd)
+
+
 def median(samples):
     return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
 
@@ -465,6 +495,17 @@ def main():
         print(f"(a) pull of {KERNEL_MB} MiB + {INITRD_MB} MiB on loopback")
         digests = blobs_of(reg.host, "bench/big", "v1")
         pull_cases(reg.host, "bench/big:v1", "a", digests)
+
+    if "r" in CASES:
+        print(f"(r) ranged pull of {KERNEL_MB} MiB + {INITRD_MB} MiB on loopback vs curl fetching the same ranges")
+        digests = blobs_of(reg.host, "bench/big", "v1")
+        samples = {"ukpm pull": [], "curl ranges floor": []}
+        for _ in range(RUNS):
+            samples["ukpm pull"].append(ukpm(fresh("pull"), "pull", f"{reg.host}/bench/big:v1", "--all-platforms"))
+            samples["curl ranges floor"].append(curl_ranges(reg.host, "bench/big", digests, store, fresh("curl")))
+        for label, s in samples.items():
+            report("r", label, s)
+        ratio_lines("r")
 
     if "c" in CASES:
         print(f"(c) pull of {KERNEL_MB} MiB + {WAN_MB} MiB through the WAN proxy "

@@ -2,6 +2,7 @@
 //! `upload.rs`).
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use ukpm_types::{Descriptor, Digest, Reference, media_type};
@@ -10,6 +11,7 @@ use crate::auth::Scope;
 use crate::client::Client;
 use crate::error::{RegistryError, Result};
 use crate::pace::BodyWatch;
+use crate::retry::Resumes;
 
 /// Manifests and indexes larger than this are refused before they are buffered.
 pub const MANIFEST_LIMIT: u64 = ukpm_types::limits::MANIFEST_LIMIT;
@@ -37,6 +39,12 @@ impl FetchedManifest {
 /// A blob download in progress; yields chunks and refuses a body longer or shorter than the
 /// descriptor says, or one the registry stalls or trickles (the client's read timeout and
 /// minimum rate).
+///
+/// A body that breaks off (the connection lost, a stall) is resumed in place with a `Range`
+/// request at the byte reached, within the client's retry budget ([`crate::retry::Resumes`]),
+/// so the reader sees one unbroken stream. A registry that answers the resumption with the
+/// whole blob (200) has the bytes already delivered skipped; for a download of a bounded range
+/// that cannot be, and the break is returned as the error.
 pub struct BlobDownload {
     response: reqwest::Response,
     watch: BodyWatch,
@@ -47,35 +55,130 @@ pub struct BlobDownload {
     received: u64,
     start: u64,
     ranged: bool,
+    /// What a resumption asks for again.
+    client: Client,
+    reference: Reference,
+    descriptor: Descriptor,
+    end: Option<u64>,
+    /// Bytes of the current response to drop before yielding: a resumption answered whole.
+    skip: u64,
+    resumes: Resumes,
+    /// Closed when whoever waits for this download is gone: no resumption is tried then.
+    stop: Option<tokio::sync::watch::Receiver<()>>,
 }
 
 impl BlobDownload {
     /// The next chunk, `None` at the end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        let chunk = self
-            .watch
-            .chunk(&mut self.response, &self.registry, &self.what)
-            .await?;
-        match chunk {
-            Some(chunk) => {
-                self.received += chunk.len() as u64;
-                if self.received > self.expected {
-                    return Err(RegistryError::TooLarge {
+        loop {
+            let error = match self.next_chunk().await {
+                Ok(chunk) => return Ok(chunk),
+                Err(error) => error,
+            };
+            // Everything arrived and only the connection's end was unclean.
+            if self.received == self.expected && self.skip == 0 && error.is_network() {
+                return Ok(None);
+            }
+            let Some(wait) = self.resumes.next(&error, self.received) else {
+                return Err(error);
+            };
+            tracing::debug!(digest = %self.digest, at = self.start + self.received, %error, "resuming a broken download");
+            let Some(mut stop) = self.stop.clone() else {
+                tokio::time::sleep(wait).await;
+                self.resume(error).await?;
+                continue;
+            };
+            // Checked first on every poll: once the waiter is gone (an interrupted process
+            // shutting its runtime down), neither the wait nor the request is polled again.
+            let gave_up = self.stopped();
+            let stopped = std::pin::pin!(stop.changed());
+            let resumed = std::pin::pin!(async {
+                tokio::time::sleep(wait).await;
+                self.resume(error).await
+            });
+            match futures_util::future::select(stopped, resumed).await {
+                Either::Left(_) => return Err(gave_up),
+                Either::Right((resumed, _)) => resumed?,
+            }
+        }
+    }
+
+    /// The error a download given up on ends with: what arrived fell short.
+    fn stopped(&self) -> RegistryError {
+        RegistryError::Truncated {
+            registry: self.registry.clone(),
+            what: format!("blob {}", self.digest),
+            expected: self.expected,
+            actual: self.received,
+        }
+    }
+
+    /// Gives up resuming once every sender of `stop` is dropped: for a download read on a
+    /// blocking thread, whose reader outlives the operation that was interrupted and must then
+    /// end with the break, not retry while the runtime shuts down.
+    pub fn stop_when_dropped(&mut self, stop: tokio::sync::watch::Receiver<()>) {
+        self.stop = Some(stop);
+    }
+
+    /// The next chunk of the current response, past what is to be skipped.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let chunk = self
+                .watch
+                .chunk(&mut self.response, &self.registry, &self.what)
+                .await?;
+            match chunk {
+                Some(mut chunk) => {
+                    if self.skip > 0 {
+                        let n = self.skip.min(chunk.len() as u64);
+                        self.skip -= n;
+                        chunk = chunk.slice(n as usize..);
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    self.received += chunk.len() as u64;
+                    if self.received > self.expected {
+                        return Err(RegistryError::TooLarge {
+                            registry: self.registry.clone(),
+                            what: format!("blob {}", self.digest),
+                            limit: self.expected,
+                        });
+                    }
+                    return Ok(Some(chunk));
+                }
+                None if self.received < self.expected || self.skip > 0 => {
+                    return Err(RegistryError::Truncated {
                         registry: self.registry.clone(),
                         what: format!("blob {}", self.digest),
-                        limit: self.expected,
+                        expected: self.expected,
+                        actual: self.received,
                     });
                 }
-                Ok(Some(chunk))
+                None => return Ok(None),
             }
-            None if self.received < self.expected => Err(RegistryError::Truncated {
-                registry: self.registry.clone(),
-                what: format!("blob {}", self.digest),
-                expected: self.expected,
-                actual: self.received,
-            }),
-            None => Ok(None),
         }
+    }
+
+    /// Asks again from the byte reached; `broken` is returned when the answer cannot continue
+    /// this download.
+    async fn resume(&mut self, broken: RegistryError) -> Result<()> {
+        let at = self.start + self.received;
+        let (response, ranged) = self
+            .client
+            .blob_response(&self.reference, &self.descriptor, at, self.end)
+            .await?;
+        self.skip = if ranged {
+            0
+        } else if self.end.is_none() {
+            tracing::debug!(digest = %self.digest, at, "the registry ignored the range; skipping what arrived");
+            at
+        } else {
+            return Err(broken);
+        };
+        self.response = response;
+        self.watch = BodyWatch::new(self.client.pace());
+        Ok(())
     }
 
     /// Bytes received so far.
@@ -123,23 +226,36 @@ impl Client {
         let url = self.url(reference, &format!("manifests/{id}")).await;
         let what = format!("manifest {}:{id}", reference.repository());
         let scopes = [Scope::pull(reference.repository())];
-        let response = self
-            .send(reference.registry(), &scopes, &what, &|http| {
-                http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(self.status_error(reference.registry(), &what, response).await);
-        }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let bytes = Bytes::from(
-            self.read_capped(response, MANIFEST_LIMIT, reference.registry(), &what)
-                .await?,
-        );
+        // A document whose body breaks off is asked for again, within the retry budget.
+        let mut resumes = Resumes::new(self.policy());
+        let (content_type, bytes) = loop {
+            let response = self
+                .send(reference.registry(), &scopes, &what, &|http| {
+                    http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+                })
+                .await?;
+            if !response.status().is_success() {
+                return Err(self.status_error(reference.registry(), &what, response).await);
+            }
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            match self
+                .read_capped(response, MANIFEST_LIMIT, reference.registry(), &what)
+                .await
+            {
+                Ok(bytes) => break (content_type, Bytes::from(bytes)),
+                Err(error) => match resumes.next(&error, 0) {
+                    Some(wait) => {
+                        tracing::debug!(%what, %error, "the document broke off; asking again");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return Err(error),
+                },
+            }
+        };
         let digest = Digest::of(&bytes);
         if let Some(expected) = reference.digest()
             && expected != digest
@@ -261,10 +377,45 @@ impl Client {
         end: Option<u64>,
     ) -> Result<BlobDownload> {
         let offset = start.min(descriptor.size);
+        let end = end.map(|e| e.min(descriptor.size.saturating_sub(1)));
+        let (response, ranged) = self.blob_response(reference, descriptor, offset, end).await?;
+        let start = if ranged { offset } else { 0 };
+        let expected = match (ranged, end) {
+            (true, Some(end)) => end + 1 - start,
+            _ => descriptor.size - start,
+        };
+        Ok(BlobDownload {
+            response,
+            watch: BodyWatch::new(self.pace()),
+            what: format!("blob {}", descriptor.digest),
+            registry: reference.registry().to_string(),
+            digest: descriptor.digest,
+            expected,
+            received: 0,
+            start,
+            ranged,
+            client: self.clone(),
+            reference: reference.clone(),
+            descriptor: descriptor.clone(),
+            end,
+            skip: 0,
+            resumes: Resumes::new(self.policy()),
+            stop: None,
+        })
+    }
+
+    /// Asks for bytes `offset..=end` of a blob (to its end without `end`); whether the answer
+    /// is that range (206, starting where asked) or the whole blob.
+    async fn blob_response(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        offset: u64,
+        end: Option<u64>,
+    ) -> Result<(reqwest::Response, bool)> {
         let url = self.url(reference, &format!("blobs/{}", descriptor.digest)).await;
         let what = format!("blob {}", descriptor.digest);
         let scopes = [Scope::pull(reference.repository())];
-        let end = end.map(|e| e.min(descriptor.size.saturating_sub(1)));
         let range = match end {
             Some(end) => format!("bytes={offset}-{end}"),
             None => format!("bytes={offset}-"),
@@ -283,7 +434,8 @@ impl Client {
         if !response.status().is_success() {
             return Err(self.status_error(reference.registry(), &what, response).await);
         }
-        let start = if response.status() == StatusCode::PARTIAL_CONTENT {
+        let ranged = response.status() == StatusCode::PARTIAL_CONTENT;
+        if ranged {
             let served = response
                 .headers()
                 .get(CONTENT_RANGE)
@@ -299,14 +451,11 @@ impl Client {
                     ),
                 });
             }
-            offset
-        } else {
-            0
-        };
-        let ranged = response.status() == StatusCode::PARTIAL_CONTENT;
+        }
         let expected = match (ranged, end) {
-            (true, Some(end)) => end + 1 - start,
-            _ => descriptor.size - start,
+            (true, Some(end)) => end + 1 - offset,
+            (true, None) => descriptor.size - offset,
+            (false, _) => descriptor.size,
         };
         if response.content_length().is_some_and(|n| n > expected) {
             return Err(RegistryError::TooLarge {
@@ -315,17 +464,7 @@ impl Client {
                 limit: descriptor.size,
             });
         }
-        Ok(BlobDownload {
-            response,
-            watch: BodyWatch::new(self.pace()),
-            what,
-            registry: reference.registry().to_string(),
-            digest: descriptor.digest,
-            expected,
-            received: 0,
-            start,
-            ranged,
-        })
+        Ok((response, ranged))
     }
 
     /// The tags of a repository.

@@ -2,7 +2,7 @@
 //! attempt, and how long to wait before it.
 //!
 //! A request is retried after a transient transport error (the connection was refused, reset
-//! or timed out, or its body broke off) and after 429, 502, 503 and 504, waiting what
+//! or timed out, or its body broke off) and after 408, 429, 500, 502, 503 and 504, waiting what
 //! `Retry-After` asks (seconds or an HTTP date) or else an exponential backoff, never longer
 //! than [`ClientConfig::max_backoff`]. Each attempt calls the caller's closure again, so the
 //! request, and a streamed body with it, is built anew rather than resent from a spent stream.
@@ -78,9 +78,64 @@ impl RetryPolicy {
     }
 }
 
-/// 429 and the gateway errors that say "try again later" (502, 503, 504).
+/// How many bytes a broken body must have delivered for its break to start the count of
+/// failures in a row anew: a registry that cuts every connection after a few bytes still runs
+/// out of retries.
+pub(crate) const RESUME_PROGRESS: u64 = 64 << 10;
+
+/// The retry budget of one download whose body may break mid-way and be resumed with a
+/// `Range` request at the byte reached: [`RetryPolicy::retries`] breaks in a row, where a
+/// connection that delivered at least [`RESUME_PROGRESS`] bytes before it broke starts the
+/// count anew (a long download through a link that drops now and then completes; one that
+/// makes no headway fails like any other request).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resumes {
+    policy: RetryPolicy,
+    /// Breaks in a row without headway.
+    failures: u32,
+    /// The byte count at the last (re)start.
+    since: u64,
+}
+
+impl Resumes {
+    /// A download's budget under `policy`.
+    pub(crate) fn new(policy: RetryPolicy) -> Resumes {
+        Resumes {
+            policy,
+            failures: 0,
+            since: 0,
+        }
+    }
+
+    /// Whether a body broken by `error` after `received` bytes may be resumed, and after how
+    /// long a wait; `None` when the error is not a broken connection or the budget is spent.
+    pub(crate) fn next(&mut self, error: &RegistryError, received: u64) -> Option<Duration> {
+        // hyper reports a body cut short of its Content-Length as a decode error.
+        let broken = is_transient_error(error)
+            || matches!(error, RegistryError::Truncated { .. })
+            || matches!(error, RegistryError::Network { source, .. } if source.is_decode());
+        if !broken {
+            return None;
+        }
+        if received.saturating_sub(self.since) >= RESUME_PROGRESS {
+            self.failures = 0;
+        }
+        if self.failures >= self.policy.retries {
+            return None;
+        }
+        let wait = self.policy.delay(self.failures, None);
+        self.failures += 1;
+        self.since = received;
+        Some(wait)
+    }
+}
+
+/// 408, 429, the gateway errors that say "try again later" (502, 503, 504), and 500, which
+/// registries also answer for passing trouble (docker-registry to a HEAD racing an upload of
+/// the same blob, a proxy in front that lost its upstream); go-containerregistry retries the
+/// same set.
 pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// Transport failures that another attempt may not meet: connecting, timing out, a request or
@@ -199,14 +254,45 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_download_may_break_again_while_it_makes_headway() {
+        let policy = RetryPolicy {
+            retries: 2,
+            ..policy()
+        };
+        let broken = RegistryError::Truncated {
+            registry: "r".into(),
+            what: "blob".into(),
+            expected: 10,
+            actual: 5,
+        };
+        let mut resumes = Resumes::new(policy);
+        // Two breaks without headway: the budget is spent.
+        assert_eq!(resumes.next(&broken, 0), Some(Duration::from_millis(200)));
+        assert_eq!(resumes.next(&broken, 10), Some(Duration::from_millis(400)));
+        assert_eq!(resumes.next(&broken, 20), None);
+        // Breaks each after real headway go on for as long as the body keeps coming.
+        let mut resumes = Resumes::new(policy);
+        for n in 1..10 {
+            assert!(resumes.next(&broken, n * RESUME_PROGRESS).is_some(), "{n}");
+        }
+        // What is not a broken connection is never resumed.
+        let refused = RegistryError::TooLarge {
+            registry: "r".into(),
+            what: "blob".into(),
+            limit: 1,
+        };
+        assert_eq!(Resumes::new(policy).next(&refused, 0), None);
+    }
+
+    #[test]
     fn transient_statuses() {
-        for status in [429, 502, 503, 504] {
+        for status in [408, 429, 500, 502, 503, 504] {
             assert!(
                 is_transient_status(StatusCode::from_u16(status).unwrap()),
                 "{status}"
             );
         }
-        for status in [200, 401, 404, 413, 416, 500, 501] {
+        for status in [200, 401, 404, 413, 416, 501] {
             assert!(
                 !is_transient_status(StatusCode::from_u16(status).unwrap()),
                 "{status}"

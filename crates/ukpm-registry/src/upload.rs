@@ -165,8 +165,10 @@ impl Client {
         }
     }
 
-    /// Sends a blob in PATCH chunks; after a failed chunk, asks the session where it stands
-    /// and sends only the rest.
+    /// Sends a blob in PATCH chunks; after a failed chunk (an error status or a connection lost
+    /// mid-body), asks the session where it stands and sends only the rest, or, when the
+    /// registry ended the session, starts over in a new one. The client's retry budget counts
+    /// the setbacks.
     async fn upload_chunks(
         &self,
         reference: &Reference,
@@ -219,10 +221,28 @@ impl Client {
             }
             tokio::time::sleep(policy.delay(setbacks, retry_after)).await;
             setbacks += 1;
-            let (resume, next) = self.upload_status(registry, scopes, &what, &location).await?;
-            tracing::debug!(%what, offset, resume, "resuming a chunked upload");
-            offset = resume;
-            location = next;
+            match self.upload_status(registry, scopes, &what, &location).await {
+                Ok((resume, next)) => {
+                    tracing::debug!(%what, offset, resume, "resuming a chunked upload");
+                    offset = resume;
+                    location = next;
+                }
+                // The session is gone: docker-registry ends one whose PATCH broke off (the
+                // bytes that did arrive no longer match the offset it recorded). Start over in
+                // a new one.
+                Err(RegistryError::Status {
+                    status: 400 | 404 | 416,
+                    ..
+                }) => match self.start_upload(reference, descriptor, None, scopes).await? {
+                    Some((next, _)) => {
+                        tracing::debug!(%what, offset, "the upload session is gone; starting a new one");
+                        offset = 0;
+                        location = next;
+                    }
+                    None => return Ok(PushOutcome::Mounted),
+                },
+                Err(other) => return Err(other),
+            }
         }
         let put = with_digest(&location, descriptor.digest);
         let response = self

@@ -90,6 +90,221 @@ async fn truncated_blob_is_never_ok() {
     }
 }
 
+/// A body that breaks off after 4,000 of 10,000 bytes, answered to the resumption by `rest`.
+async fn broken_then(rest: fn(&[u8], &Request) -> Reply) -> (Fake, Descriptor, Vec<u8>) {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let first = content[..4_000].to_vec();
+    let all = content.clone();
+    let fake = Fake::start(move |request| match request.header("range") {
+        None if request.method == "GET" => Reply::ok(first.clone()).length(Length::Declared(10_000)),
+        _ => rest(&all, request),
+    })
+    .await;
+    (fake, descriptor, content)
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_off_is_resumed_from_the_byte_reached() {
+    let (fake, descriptor, content) = broken_then(|all, _| {
+        Reply::status(206)
+            .header("Content-Range", "bytes 4000-9999/10000")
+            .body(all[4_000..].to_vec())
+    })
+    .await;
+    let client = anonymous(2);
+    let got = within(download(&client, &tagged(&fake), &descriptor))
+        .await
+        .expect("the download resumes");
+    assert_eq!(got, content);
+    let ranges: Vec<Option<String>> = fake
+        .requests_to(&blob_path(descriptor.digest))
+        .iter()
+        .map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=4000-".to_string())]);
+}
+
+#[tokio::test]
+async fn a_download_whose_waiter_is_gone_ends_with_the_break_instead_of_resuming() {
+    let (fake, descriptor, _) = broken_then(|all, _| Reply::ok(all.to_vec())).await;
+    let client = anonymous(2);
+    let mut download = within(client.get_blob(&tagged(&fake), &descriptor, 0))
+        .await
+        .unwrap();
+    let (guard, stop) = tokio::sync::watch::channel(());
+    download.stop_when_dropped(stop);
+    drop(guard);
+    let err = loop {
+        match within(download.chunk()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the download resumed after its waiter was gone"),
+            Err(err) => break err,
+        }
+    };
+    assert!(matches!(err, RegistryError::Truncated { .. }), "{err:?}");
+    assert_eq!(fake.requests_to(&blob_path(descriptor.digest)).len(), 1);
+}
+
+#[tokio::test]
+async fn a_resumption_answered_whole_skips_what_already_arrived() {
+    let (fake, descriptor, content) = broken_then(|all, _| Reply::ok(all.to_vec())).await;
+    let got = within(download(&anonymous(2), &tagged(&fake), &descriptor))
+        .await
+        .expect("the download continues past the repeated prefix");
+    assert_eq!(got, content);
+}
+
+#[tokio::test]
+async fn a_body_that_keeps_breaking_without_headway_gives_up_after_the_retries() {
+    let (fake, descriptor, _) = broken_then(|_, _| Reply::hang_up()).await;
+    let err = within(download(&anonymous(2), &tagged(&fake), &descriptor))
+        .await
+        .expect_err("no headway, no success");
+    assert!(err.is_network(), "{err:?}");
+    // The first request, then two resumptions, each tried once more by the policy's retries
+    // of a request that got no answer at all.
+    assert!(fake.requests_to(&blob_path(descriptor.digest)).len() <= 1 + 2 * 3);
+}
+
+#[tokio::test]
+async fn a_bounded_range_answered_whole_on_resumption_is_not_spliced() {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let all = content.clone();
+    let fake = Fake::start(move |request| match request.header("range") {
+        Some("bytes=0-4999") => Reply::status(206)
+            .header("Content-Range", "bytes 0-4999/10000")
+            .body(all[..2_000].to_vec())
+            .length(Length::Declared(5_000)),
+        _ => Reply::ok(all.clone()),
+    })
+    .await;
+    let client = anonymous(2);
+    let mut download = within(client.get_blob_range(&tagged(&fake), &descriptor, 0, Some(4_999)))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let err = loop {
+        match within(download.chunk()).await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => panic!("a whole blob was spliced into a range"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(got, content[..2_000]);
+    assert!(err.is_network(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_chunk_whose_connection_is_lost_resumes_from_where_the_session_stands() {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let patches = Arc::new(AtomicUsize::new(0));
+    let seen = patches.clone();
+    let fake = Fake::start(move |request| match request.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/c-1")),
+        "PATCH" if seen.fetch_add(1, Ordering::SeqCst) == 1 => Reply::hang_up(),
+        "PATCH" => Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/c-1")),
+        "GET" => Reply::status(204)
+            .header("Range", "0-4999")
+            .header("Location", &format!("/v2/{REPO}/blobs/uploads/c-1")),
+        "PUT" => Reply::status(201),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = Client::new(
+        ClientConfig {
+            chunk_threshold: 1,
+            chunk_size: 4_000,
+            ..config(3)
+        },
+        Arc::new(Anonymous),
+    )
+    .unwrap();
+    let body = Bytes::from(content.clone());
+    let outcome = within(
+        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
+    .await
+    .expect("the upload resumes after the lost connection");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    let ranges: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.header("content-range").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ranges, ["0-3999", "4000-7999", "5000-8999", "9000-9999"]);
+}
+
+#[tokio::test]
+async fn a_chunk_whose_session_ended_starts_over_in_a_new_session() {
+    let content = blob(10_000);
+    let descriptor = Descriptor::for_bytes(media_type::LAYER_TAR, &content);
+    let patches = Arc::new(AtomicUsize::new(0));
+    let sessions = Arc::new(AtomicUsize::new(0));
+    let (seen, opened) = (patches.clone(), sessions.clone());
+    let fake = Fake::start(move |request| match request.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => {
+            let n = opened.fetch_add(1, Ordering::SeqCst);
+            Reply::status(202).header("Location", &format!("/v2/{REPO}/blobs/uploads/s-{n}"))
+        }
+        "PATCH" if seen.fetch_add(1, Ordering::SeqCst) == 1 => Reply::hang_up(),
+        "PATCH" => Reply::status(202).header("Location", request.path()),
+        // docker-registry's answer once a cut PATCH left more bytes than it recorded.
+        "GET" => Reply::status(404).body(br#"{"errors":[{"code":"BLOB_UPLOAD_INVALID"}]}"#.to_vec()),
+        "PUT" => Reply::status(201),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = Client::new(
+        ClientConfig {
+            chunk_threshold: 1,
+            chunk_size: 4_000,
+            ..config(3)
+        },
+        Arc::new(Anonymous),
+    )
+    .unwrap();
+    let body = Bytes::from(content.clone());
+    let outcome = within(
+        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
+    .await
+    .expect("the upload starts over in a new session");
+    assert_eq!(outcome, PushOutcome::Uploaded);
+    assert_eq!(sessions.load(Ordering::SeqCst), 2);
+    let patches: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.path().rsplit('/').next().unwrap(),
+                r.header("content-range").unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        patches,
+        [
+            "s-0 0-3999",
+            "s-0 4000-7999",
+            "s-1 0-3999",
+            "s-1 4000-7999",
+            "s-1 8000-9999"
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Manifests
 // ---------------------------------------------------------------------------------------------

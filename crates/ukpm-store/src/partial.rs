@@ -211,7 +211,14 @@ impl Drop for Record {
 /// A blob downloaded in parallel ranges, resumably: ranges are written in place into
 /// `ingest/partial-<hex>` and each stretch that landed is recorded in
 /// `ingest/partial-<hex>.ranges`, so a download killed at any moment fetches only what is
-/// missing next time. The whole file is hashed before it is renamed into the store.
+/// missing next time.
+///
+/// The blob is hashed in order while it arrives, not read back whole at the end: the hash
+/// state is carried forward from a "hashed up to" offset, and whenever the stretch starting
+/// there has been written, it is hashed (from the caller's bytes when they are that stretch,
+/// else read back from the page cache, that stretch only). [`Ranged::commit`] hashes what is
+/// left and checks the digest before the rename. A download resumed from an earlier process
+/// hashes the stretches that process left once, as the prefix reaches them.
 ///
 /// A partial file without a ranges record (left by a sequential download) counts as a prefix.
 pub struct Ranged {
@@ -222,6 +229,55 @@ pub struct Ranged {
     done: Vec<(u64, u64)>,
     digest: Digest,
     size: u64,
+    /// The stretches claimed by writers and not yet hashed, and the hashed prefix.
+    stretches: std::sync::Mutex<Stretches>,
+    /// The hash of the prefix `[0, Stretches::hashed)`, held by whichever writer is hashing.
+    hasher: std::sync::Mutex<Hasher>,
+}
+
+/// What of a ranged download is written, being written, and hashed.
+#[derive(Default)]
+struct Stretches {
+    /// Everything below this offset is hashed, or taken by the writer hashing it; no write may
+    /// land there any more.
+    hashed: u64,
+    /// Stretches above `hashed`, by start: `(end, written)`, end exclusive; `written` is false
+    /// while the bytes are on their way to the file.
+    pending: std::collections::BTreeMap<u64, (u64, bool)>,
+    /// A stretch was taken for hashing but could not be read: [`Ranged::commit`] hashes the
+    /// whole file instead of trusting the carried state.
+    broken: bool,
+}
+
+impl Stretches {
+    /// Claims `[start, end)` for a write; false when it overlaps the hashed prefix or another
+    /// claim (the same bytes written twice could differ from what was hashed).
+    fn claim(&mut self, start: u64, end: u64) -> bool {
+        if start < self.hashed {
+            return false;
+        }
+        if let Some((_, &(prev_end, _))) = self.pending.range(..end).next_back()
+            && prev_end > start
+        {
+            return false;
+        }
+        self.pending.insert(start, (end, false));
+        true
+    }
+
+    /// Takes the written stretch that starts where the hash stands, advancing `hashed` past it.
+    fn take_next(&mut self) -> Option<(u64, u64)> {
+        if self.broken {
+            return None;
+        }
+        let (&start, &(end, written)) = self.pending.first_key_value()?;
+        if start != self.hashed || !written {
+            return None;
+        }
+        self.pending.remove(&start);
+        self.hashed = end;
+        Some((start, end))
+    }
 }
 
 impl LocalStore {
@@ -261,6 +317,7 @@ impl LocalStore {
         }
         file.set_len(size)?;
         done.sort_unstable();
+        let done = merge(done);
         let mut record = fs_err::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -278,11 +335,29 @@ impl LocalStore {
                 covered: 0,
             })),
             file,
+            stretches: std::sync::Mutex::new(Stretches {
+                hashed: 0,
+                pending: done.iter().map(|&(a, b)| (a, (b + 1, true))).collect(),
+                broken: false,
+            }),
+            hasher: std::sync::Mutex::new(Hasher::new()),
             done,
             digest,
             size,
         }))
     }
+}
+
+/// Sorted inclusive ranges with overlapping and adjacent ones joined.
+fn merge(sorted: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+    for (a, b) in sorted {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
 }
 
 impl Ranged {
@@ -302,20 +377,101 @@ impl Ranged {
         out
     }
 
-    /// Writes `bytes` at `offset`; refuses bytes past the blob's size.
+    /// Writes `bytes` at `offset` and hashes whatever prefix that completes; refuses bytes past
+    /// the blob's size and bytes over a stretch already written or being written (writers
+    /// write disjoint stretches).
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        if offset + bytes.len() as u64 > self.size {
+        let end = offset + bytes.len() as u64;
+        if end > self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 StoreError::SizeMismatch {
                     digest: self.digest,
                     expected: self.size,
-                    actual: offset + bytes.len() as u64,
+                    actual: end,
                 },
             ));
         }
-        self.file.file().write_all_at(bytes, offset)
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if !self.stretches().claim(offset, end) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bytes {offset}-{} of {} were written twice", end - 1, self.digest),
+            ));
+        }
+        if let Err(err) = self.file.file().write_all_at(bytes, offset) {
+            self.stretches().pending.remove(&offset);
+            return Err(err);
+        }
+        if let Some(entry) = self.stretches().pending.get_mut(&offset) {
+            entry.1 = true;
+        }
+        self.advance(Some((offset, bytes)));
+        Ok(())
+    }
+
+    /// How far the in-order hash has got: [`Ranged::commit`] reads back only the bytes past
+    /// this offset.
+    pub fn hashed(&self) -> u64 {
+        self.stretches().hashed
+    }
+
+    fn stretches(&self) -> std::sync::MutexGuard<'_, Stretches> {
+        self.stretches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hashes written stretches in order for as long as the next one is there, unless another
+    /// writer is doing it (it picks these up too). `own` is the caller's stretch, hashed from
+    /// memory when it is next; others are read back from the file.
+    fn advance(&self, mut own: Option<(u64, &[u8])>) {
+        loop {
+            let Ok(mut hasher) = self.hasher.try_lock() else {
+                return;
+            };
+            while let Some((start, end)) = self.stretches().take_next() {
+                match own {
+                    Some((at, bytes)) if at == start && end == at + bytes.len() as u64 => {
+                        hasher.update(bytes);
+                        own = None;
+                    }
+                    _ => {
+                        if let Err(err) = self.hash_back(&mut hasher, start, end) {
+                            tracing::debug!("cannot read back bytes {start}-{end} to hash them: {err}");
+                            self.stretches().broken = true;
+                            return;
+                        }
+                    }
+                }
+            }
+            drop(hasher);
+            // A stretch written while the hasher was busy may be next now: hash it here, since
+            // its writer found the hasher taken and left.
+            let stretches = self.stretches();
+            let ready = stretches
+                .pending
+                .first_key_value()
+                .is_some_and(|(&start, &(_, written))| start == stretches.hashed && written);
+            if !ready {
+                return;
+            }
+        }
+    }
+
+    /// Reads `[start, end)` back from the file into the hash.
+    fn hash_back(&self, hasher: &mut Hasher, start: u64, end: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; (end - start).min(1 << 20) as usize];
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            self.file.file().read_exact_at(&mut buf[..n], at)?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// Records that bytes `start..=end` are written, so a later attempt skips them.
@@ -348,15 +504,25 @@ impl Ranged {
         Ok(prefix)
     }
 
-    /// Hashes the whole file, checks it against the digest, syncs it and renames it into the
-    /// store. A blob that does not verify is deleted with its record, so the next attempt
-    /// starts afresh.
+    /// Hashes what the in-order hash has not reached yet (only that, read back from the page
+    /// cache), checks the digest, syncs the file and renames it into the store. A blob that
+    /// does not verify is deleted with its record, so the next attempt starts afresh.
     pub fn commit(self) -> Result<(Digest, u64)> {
         drop(self.record.lock().unwrap_or_else(|p| p.into_inner()).take());
         let ranges = self.store.ranges_path(&self.digest);
-        let mut hasher = Hasher::new();
-        let mut reader = io::BufReader::with_capacity(1 << 20, fs_err::File::open(&self.path)?);
-        io::copy(&mut reader, &mut hasher)?;
+        let mut hasher = std::mem::take(&mut *self.hasher.lock().unwrap_or_else(|p| p.into_inner()));
+        let from = {
+            let mut stretches = self.stretches();
+            let from = if stretches.broken { 0 } else { stretches.hashed };
+            stretches.hashed = self.size;
+            stretches.pending.clear();
+            from
+        };
+        if from == 0 {
+            hasher = Hasher::new();
+        }
+        tracing::debug!(digest = %self.digest, hashed = from, size = self.size, "hashing the rest of a ranged download");
+        self.hash_back(&mut hasher, from, self.size)?;
         let actual = hasher.finish();
         if actual != self.digest {
             let _ = fs_err::remove_file(&self.path);

@@ -669,6 +669,69 @@ fn a_ranged_download_that_does_not_verify_is_forgotten() {
     assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
 }
 
+#[test]
+fn a_ranged_download_is_hashed_in_order_as_its_prefix_completes() {
+    let (_dir, store) = store();
+    let blob: Vec<u8> = (0..400_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let digest = Digest::of(&blob);
+    let ranged = store.ranged(digest, 400_000).unwrap().unwrap();
+    let part = |a: usize, b: usize| &blob[a..b];
+    // Later stretches land first: nothing can be hashed yet.
+    ranged.write_at(200_000, part(200_000, 300_000)).unwrap();
+    ranged.write_at(100_000, part(100_000, 200_000)).unwrap();
+    assert_eq!(ranged.hashed(), 0);
+    // The first stretch lands: it and the two waiting behind it are hashed at once.
+    ranged.write_at(0, part(0, 100_000)).unwrap();
+    assert_eq!(ranged.hashed(), 300_000);
+    // Bytes written twice are refused, hashed or not.
+    assert!(ranged.write_at(50_000, part(50_000, 60_000)).is_err());
+    ranged.write_at(350_000, part(350_000, 400_000)).unwrap();
+    assert!(ranged.write_at(340_000, part(340_000, 360_000)).is_err());
+    ranged.write_at(300_000, part(300_000, 350_000)).unwrap();
+    assert_eq!(ranged.hashed(), 400_000, "commit has nothing left to read back");
+    assert_eq!(ranged.commit().unwrap(), (digest, 400_000));
+    assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), blob);
+}
+
+#[test]
+fn a_resumed_ranged_download_hashes_what_the_last_process_left_once() {
+    let (_dir, store) = store();
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let digest = Digest::of(&blob);
+    let ranged = store.ranged(digest, 300_000).unwrap().unwrap();
+    for (a, b) in [(0, 100_000), (150_000, 200_000)] {
+        ranged.write_at(a, &blob[a as usize..b as usize]).unwrap();
+        ranged.landed(a, b - 1).unwrap();
+    }
+    drop(ranged);
+    let ranged = store.ranged(digest, 300_000).unwrap().unwrap();
+    assert_eq!(ranged.missing(), [(100_000, 149_999), (200_000, 299_999)]);
+    ranged.write_at(100_000, &blob[100_000..150_000]).unwrap();
+    assert_eq!(
+        ranged.hashed(),
+        200_000,
+        "the kept prefix was read back once, then the rest followed"
+    );
+    ranged.write_at(200_000, &blob[200_000..]).unwrap();
+    assert_eq!(ranged.commit().unwrap(), (digest, 300_000));
+}
+
+#[test]
+fn a_ranged_download_whose_bytes_lie_is_refused_even_when_hashed_in_order() {
+    let (_dir, store) = store();
+    let blob = vec![7u8; 100_000];
+    let digest = Digest::of(&blob);
+    let ranged = store.ranged(digest, 100_000).unwrap().unwrap();
+    ranged.write_at(0, &blob[..50_000]).unwrap();
+    ranged.write_at(50_000, &[8u8; 50_000]).unwrap();
+    assert_eq!(ranged.hashed(), 100_000);
+    assert!(matches!(ranged.commit(), Err(StoreError::DigestMismatch { .. })));
+    assert!(store.blob_size(&digest).is_none());
+    assert_eq!(fs_err::read_dir(store.ingest_dir()).unwrap().count(), 0);
+}
+
 /// Makes a fifo at `path` with mkfifo(1) (no libc in this crate).
 fn mkfifo(path: &std::path::Path) {
     let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();

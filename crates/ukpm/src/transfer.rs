@@ -2,8 +2,10 @@
 //!
 //! Downloads are verified as they are written (size enforced as bytes arrive, digest checked
 //! before the blob becomes visible). Large blobs go as parallel `Range` requests written in
-//! place; when the store keeps partial downloads ([`ResumableWrites`]), an interrupted download
-//! continues where it stopped. Every write to the store happens on a blocking thread that reads
+//! place and hashed in order as the written prefix grows (the store carries the hash state);
+//! when the store keeps partial downloads ([`ResumableWrites`]), an interrupted download
+//! continues where it stopped. A connection lost mid-body is resumed in the same process by
+//! the registry client ([`BlobDownload`] asks again from the byte reached). Every write to the store happens on a blocking thread that reads
 //! the network stream through tokio-util's [`StreamReader`] and [`SyncIoBridge`], so no
 //! runtime worker ever waits on the disk.
 
@@ -24,8 +26,12 @@ use crate::store::{BlobRead, ImageStore, RangedWrite, ResumableWrites};
 
 /// Blobs at least this big are fetched as parallel ranges.
 const RANGED_MIN: u64 = 16 << 20;
-/// How many ranges a blob is fetched in at most.
+/// How many ranges of a blob are in flight at once.
 const RANGED_PARTS: u64 = 8;
+/// The largest range asked for: ranges are handed out in order to the downloads in flight, so
+/// the written prefix, and with it the in-order hash, advances steadily behind them instead of
+/// waiting for the first of eight eighths.
+const RANGED_PIECE_MAX: u64 = 8 << 20;
 
 /// What moving blobs needs: a registry client, the store, the reporter and the limit on how
 /// many blobs move at once (shared by every operation of one manager).
@@ -64,7 +70,7 @@ impl Transfer {
             Some(resumable) => self.download_resumably(resumable, reference, blob, id).await,
             None => {
                 let download = self.client.get_blob(reference, blob, 0).await?;
-                let reader = blocking_reader(download, Some((self.reporter.clone(), id, 0)));
+                let (reader, _stop) = blocking_reader(download, Some((self.reporter.clone(), id, 0)));
                 self.store
                     .write_blob(Box::new(reader), Some((blob.digest, blob.size)))
                     .await
@@ -138,7 +144,7 @@ impl Transfer {
             tracing::debug!(digest = %blob.digest, start, "resuming a download");
             self.reporter.on_transfer_resumed(id, start);
         }
-        let reader = blocking_reader(download, Some((self.reporter.clone(), id, start)));
+        let (reader, _stop) = blocking_reader(download, Some((self.reporter.clone(), id, start)));
         resumable
             .write_blob_from(Box::new(reader), expected, start)
             .await?;
@@ -146,7 +152,8 @@ impl Transfer {
     }
 
     /// Downloads a large blob as parallel `Range` requests written in place into one file,
-    /// verified whole at the end; what an interrupted attempt landed is not fetched again.
+    /// hashed in order as its prefix completes and verified at the end; what an interrupted
+    /// attempt landed is not fetched again.
     /// `Ok(Some(prefix))` when it cannot (another process holds the blob, or the registry does
     /// not serve ranges): the caller then downloads in one stream from `prefix`.
     async fn download_ranged(
@@ -167,7 +174,8 @@ impl Transfer {
             self.reporter.on_transfer_resumed(id, already);
             self.reporter.on_transfer_progress(id, already);
         }
-        let jobs = split_ranges(&missing, blob.size.div_ceil(RANGED_PARTS).max(1 << 20));
+        let piece = blob.size.div_ceil(RANGED_PARTS).clamp(1 << 20, RANGED_PIECE_MAX);
+        let jobs = split_ranges(&missing, piece);
         let Some(&(first_start, first_end)) = jobs.first() else {
             tokio::task::spawn_blocking(move || writer.commit()).await??;
             return Ok(None);
@@ -291,12 +299,18 @@ fn chunks(
     })
 }
 
-/// A blocking `Read` over a download, for the store's writers on blocking threads.
+/// A blocking `Read` over a download, for the store's writers on blocking threads, and the
+/// guard to hold while waiting for that thread: when the wait is dropped (the operation
+/// interrupted), the download stops resuming, so a reader left running while the runtime shuts
+/// down ends with its break instead of retrying.
 fn blocking_reader(
-    download: BlobDownload,
+    mut download: BlobDownload,
     progress: Option<(Arc<dyn Reporter>, TransferId, u64)>,
-) -> impl Read + Send + 'static {
-    SyncIoBridge::new(StreamReader::new(Box::pin(chunks(download, progress))))
+) -> (impl Read + Send + 'static, tokio::sync::watch::Sender<()>) {
+    let (guard, stop) = tokio::sync::watch::channel(());
+    download.stop_when_dropped(stop);
+    let reader = SyncIoBridge::new(StreamReader::new(Box::pin(chunks(download, progress))));
+    (reader, guard)
 }
 
 /// Writes one range's bytes in place as they arrive, on a blocking thread, recording each
@@ -309,7 +323,7 @@ async fn write_range(
     id: TransferId,
     done: Arc<AtomicU64>,
 ) -> Result<()> {
-    let mut reader = blocking_reader(download, None);
+    let (mut reader, _stop) = blocking_reader(download, None);
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; 256 << 10];
         let mut at = start;
