@@ -40,7 +40,7 @@ fn two_processes_pulling_one_image_into_one_store_download_it_once() {
     let registry = Registry::plain();
     publish(&env, &registry, "one/blob:v1");
     // Slow enough that the second pull starts while the first is still fetching.
-    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(2 * MIB));
+    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(MIB));
     let reference = format!("{}/one/blob:v1", proxy.addr());
     let pull = || ukpm(&env).args(["--store", "store", "pull", &reference]).spawn();
     let first = pull();
@@ -69,7 +69,7 @@ fn a_pull_waiting_for_another_takes_over_when_that_one_dies() {
     let env = TestEnv::new();
     let registry = Registry::plain();
     publish(&env, &registry, "one/dies:v1");
-    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(2 * MIB));
+    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(MIB));
     let reference = format!("{}/one/dies:v1", proxy.addr());
     let pull = || ukpm(&env).args(["--store", "store", "pull", &reference]).spawn();
     let first = pull();
@@ -79,12 +79,12 @@ fn a_pull_waiting_for_another_takes_over_when_that_one_dies() {
         || proxy.stats().bytes_down > MIB,
     );
     let second = pull();
-    // The second waits on the first's lock (it moves nothing of its own): kill the first
-    // mid-download.
+    // The second waits on the first's partial download (it moves nothing of its own): kill
+    // the first mid-download.
     wait_until(
         "the second pull waits for the first",
         Duration::from_secs(60),
-        || waits_on_a_lock(second.pid()),
+        || holds_open(second.pid(), "partial-"),
     );
     first.kill();
     let done = second.wait_within(DEADLINE);
@@ -101,12 +101,16 @@ fn a_pull_waiting_for_another_takes_over_when_that_one_dies() {
         .assert_success();
 }
 
-/// Whether one of `pid`'s threads sleeps in the kernel waiting for a file lock.
-fn waits_on_a_lock(pid: u32) -> bool {
-    let Ok(tasks) = fs_err::read_dir(format!("/proc/{pid}/task")) else {
+/// Whether `pid` has a file open whose name starts with `prefix`.
+fn holds_open(pid: u32, prefix: &str) -> bool {
+    let Ok(fds) = fs_err::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
-    tasks
-        .filter_map(Result::ok)
-        .any(|task| fs_err::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("lock")))
+    fds.filter_map(Result::ok).any(|fd| {
+        fs_err::read_link(fd.path()).is_ok_and(|target| {
+            target
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(prefix))
+        })
+    })
 }

@@ -547,7 +547,11 @@ impl LocalStore {
     /// so that two pulls of one blob on one store fetch it once: the waiter then finds the
     /// blob stored, or, if the other process died, takes over what it left. Returns whether it
     /// waited. Creates nothing: no partial file means nobody is downloading it.
-    pub fn wait_for_download(&self, digest: &Digest) -> Result<bool> {
+    ///
+    /// A holder that writes nothing for `patience` (its file's length and modification time
+    /// stand still) is not waited for any longer: it may be hung, and the caller then
+    /// downloads on its own, as it did before anyone waited.
+    pub fn wait_for_download(&self, digest: &Digest, patience: std::time::Duration) -> Result<bool> {
         // Neither a symlink nor a fifo planted at the name may redirect or hang the wait.
         let file = match crate::open_regular(&self.partial_path(digest)) {
             Ok(file) if file.metadata()?.is_file() => file,
@@ -555,14 +559,33 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e.into()),
         };
-        let waited = match file.file().try_lock() {
-            Ok(()) => false,
-            Err(std::fs::TryLockError::WouldBlock) => {
-                file.file().lock()?;
-                true
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        let progress = || -> Result<(u64, Option<std::time::SystemTime>)> {
+            let meta = file.metadata()?;
+            Ok((meta.len(), meta.modified().ok()))
         };
+        let mut seen = progress()?;
+        let mut since = std::time::Instant::now();
+        let mut waited = false;
+        loop {
+            match file.file().try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+            waited = true;
+            // Renamed into place: the blob is there (the lock goes with the holder's exit).
+            if self.blob_path(digest).exists() {
+                return Ok(true);
+            }
+            let now = progress()?;
+            if now != seen {
+                (seen, since) = (now, std::time::Instant::now());
+            } else if since.elapsed() >= patience {
+                tracing::debug!(%digest, "the process downloading this blob wrote nothing for a while; not waiting longer");
+                return Ok(true);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         // Only asked, never kept: the download itself takes the lock again.
         file.file().unlock()?;
         Ok(waited)

@@ -186,9 +186,9 @@ pub(super) fn hint(err: &ukpm::Error, command: &str, clues: &Clues) -> Option<St
             ));
         }
         (_, K::NotFound) if command != "ls" => Some("`ukpm ls` lists what the store holds"),
-        (_, K::Integrity) if command != "fsck" => {
-            Some("the store holds damaged content; `ukpm fsck --repair` fetches it again from the registry it came from")
-        }
+        (_, K::Integrity) if command != "fsck" => Some(
+            "the store holds damaged content; `ukpm fsck --repair` fetches it again from the registry it came from",
+        ),
         (_, K::Integrity) => Some("remove the damaged package with `ukpm rm` and pack or pull it again"),
         (_, K::Conflict) if matches!(err, ukpm::Error::Contended { .. }) => {
             Some("another process kept changing the same name; run the command again when it is done")

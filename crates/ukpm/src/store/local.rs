@@ -245,10 +245,14 @@ impl RefStore for LocalImageStore {
     }
 }
 
+/// How long a pull waits for another process's download of the same blob that writes nothing:
+/// past it that process may be hung, and the pull fetches the blob on its own.
+const DOWNLOAD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ResumableWrites for LocalImageStore {
     fn wait_turn(&self, digest: Digest) -> BoxFuture<'_, Result<bool>> {
         self.blocking(move |s| match s.readable()? {
-            Some(store) => Ok(store.wait_for_download(&digest)?),
+            Some(store) => Ok(store.wait_for_download(&digest, DOWNLOAD_PATIENCE)?),
             None => Ok(false),
         })
     }
