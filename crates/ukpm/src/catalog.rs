@@ -3,6 +3,7 @@
 //! filters (KraftKit's `Catalog`), and reads stored documents, tolerating the quirks of
 //! KraftKit's indexes (a wrong manifest size) while still checking every digest.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ukpm_store::{RefEntry, StoreError};
@@ -10,7 +11,7 @@ use ukpm_types::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, Ref
 
 use crate::error::{Error, Result};
 use crate::manager::PackageManager;
-use crate::package::{Package, Query};
+use crate::package::{Package, Pulled, Query, listing_order};
 use crate::store::ImageStore;
 
 /// Finds and reads packages in one store; cheap to clone. [`crate::PackageManager::catalog`]
@@ -26,6 +27,19 @@ impl std::fmt::Debug for Catalog {
             .field("store", &self.store.describe())
             .finish()
     }
+}
+
+/// What `ls` shows of a store: [`Catalog::listing`].
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The packages the query matched, in [`listing_order`].
+    pub packages: Vec<Package>,
+    /// The roots that are not images (artifacts, signatures) whose names pass the query's
+    /// name filter, as [`Catalog::foreign_roots`] lists them.
+    pub foreign: Vec<RefEntry>,
+    /// How many names in the store point at an image, before any filter: zero is an empty
+    /// store, more with no packages is a query nothing matched.
+    pub names: usize,
 }
 
 /// A stored ref a reference resolved to.
@@ -186,39 +200,58 @@ impl Catalog {
         parse(descriptor, &bytes, "image index")
     }
 
-    /// Lists the stored packages matching `query`, one per manifest, in store order.
+    /// Lists the stored packages matching `query`, one per manifest, in [`listing_order`]:
+    /// by name, then tag as a version, then platform.
     ///
     /// Refs are listed under their names as written (`v1` for another tool's bare tag). A root
     /// that is neither an index nor a manifest (an artifact, a signature, a plain layer another
     /// tool put in `index.json`) is skipped with a warning, never an error for the whole store;
     /// [`Catalog::foreign_roots`] lists them.
     pub async fn list(&self, query: &Query) -> Result<Vec<Package>> {
+        Ok(self.listing(query).await?.packages)
+    }
+
+    /// [`Catalog::list`] and [`Catalog::foreign_roots`] from one read of the refs, plus how
+    /// many packages the store holds before the query's filters, which `ls` needs to tell an
+    /// empty store from a query nothing matched.
+    ///
+    /// It reads each stored document once however many names share it, every index in one
+    /// batch and then every manifest in one batch: `ls` of ten thousand packages is one read
+    /// of `index.json` and two batches of small files, not twenty thousand round trips.
+    pub async fn listing(&self, query: &Query) -> Result<Listing> {
         let store = self.store.as_ref();
+        let records = store.keeps_ref_annotations();
         let mut refs = Vec::new();
+        let mut foreign = Vec::new();
+        let mut names = 0;
         for entry in store.refs().await? {
+            let top = &entry.descriptor;
+            let image = top.is_index() || top.is_manifest();
             let Some(reference) = name_reference(&entry.name) else {
-                tracing::warn!(name = %entry.name, "skipping a ref whose name no reference can stand for");
+                if image {
+                    tracing::warn!(name = %entry.name, "skipping a ref whose name no reference can stand for");
+                } else if query.name.is_none() {
+                    foreign.push(entry);
+                }
                 continue;
             };
+            names += usize::from(image);
             if !query.matches_name(&reference, &entry.name) {
                 continue;
             }
-            let top = &entry.descriptor;
-            if !top.is_index() && !top.is_manifest() {
+            if !image {
                 // Front ends show these through `foreign_roots`.
                 tracing::debug!(name = %entry.name, media_type = %top.media_type, "skipping a ref that is not an image");
+                foreign.push(entry);
                 continue;
             }
             check_cap(top, document_kind(top), limits::MANIFEST_LIMIT)?;
-            refs.push((reference, entry.name, entry.descriptor));
+            refs.push((reference, entry));
         }
-        // Read every index at once, then every manifest at once: a store of a thousand
-        // packages lists in two batches, not two thousand round trips.
-        let tops = store
-            .read_many(refs.iter().map(|(_, _, d)| d.clone()).collect())
-            .await?;
+        let tops = self.read_unique(refs.iter().map(|(_, e)| &e.descriptor)).await?;
         let mut wanted: Vec<(usize, Descriptor)> = Vec::new();
-        for (i, ((_, _, top), bytes)) in refs.iter().zip(tops).enumerate() {
+        for (i, ((_, entry), bytes)) in refs.iter().zip(tops).enumerate() {
+            let top = &entry.descriptor;
             if top.is_index() {
                 let index: Index = parse(top, &bytes?, "image index")?;
                 for m in index.manifests.into_iter().filter(Descriptor::is_manifest) {
@@ -230,12 +263,11 @@ impl Catalog {
                 wanted.push((i, top.clone()));
             }
         }
-        let manifests = store
-            .read_many(wanted.iter().map(|(_, d)| d.clone()).collect())
-            .await?;
-        let mut out = Vec::new();
+        let manifests = self.read_unique(wanted.iter().map(|(_, d)| d)).await?;
+        let mut packages = Vec::new();
         for ((i, entry), bytes) in wanted.into_iter().zip(manifests) {
-            let (reference, name, top) = &refs[i];
+            let (reference, stored) = &refs[i];
+            let top = &stored.descriptor;
             let bytes = match bytes {
                 Ok(bytes) => bytes,
                 // A pull keeps the registry's whole index but only the platforms asked for.
@@ -248,10 +280,59 @@ impl Catalog {
             let entry = self.with_platform(entry, &manifest).await?;
             let index = top.is_index().then(|| top.clone());
             let created = top.annotations.get(annotation::OCI_CREATED).cloned();
-            let package = Package::new(reference.clone(), index, entry, &manifest, created).named(name);
+            let package = Package::new(reference.clone(), index, entry, &manifest, created)
+                .named(&stored.name)
+                .with_pulled(Pulled::of_entry(top, records));
             if query.matches_platform(&package.platform) {
-                out.push(package);
+                packages.push(package);
             }
+        }
+        packages.sort_by(listing_order);
+        Ok(Listing {
+            packages,
+            foreign,
+            names,
+        })
+    }
+
+    /// Reads documents in one batch, each distinct one once (two tags of one index, one
+    /// manifest in several indexes), every result in the order asked.
+    async fn read_unique<'d>(
+        &self,
+        descriptors: impl Iterator<Item = &'d Descriptor>,
+    ) -> Result<Vec<Result<Vec<u8>>>> {
+        let mut slots = Vec::new();
+        let mut unique: Vec<Descriptor> = Vec::new();
+        let mut seen: HashMap<(Digest, u64), usize> = HashMap::new();
+        for d in descriptors {
+            let slot = *seen.entry((d.digest, d.size)).or_insert_with(|| {
+                unique.push(d.clone());
+                unique.len() - 1
+            });
+            slots.push(slot);
+        }
+        if slots.len() == unique.len() {
+            return self.store.read_many(unique).await;
+        }
+        let mut read: Vec<Option<Result<Vec<u8>>>> = self
+            .store
+            .read_many(unique.clone())
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            out.push(match read[slot].take() {
+                Some(Ok(bytes)) => {
+                    read[slot] = Some(Ok(bytes.clone()));
+                    Ok(bytes)
+                }
+                // The first to ask takes the error; errors are not `Clone`, so a later one
+                // reads again for an error of its own.
+                Some(Err(err)) => Err(err),
+                None => self.store.read_bytes(unique[slot].clone()).await,
+            });
         }
         Ok(out)
     }
@@ -289,6 +370,7 @@ impl Catalog {
     ) -> Result<Vec<Package>> {
         let store = self.store.as_ref();
         let created = target.annotations.get(annotation::OCI_CREATED).cloned();
+        let pulled = Pulled::of_entry(target, store.keeps_ref_annotations());
         if target.is_index() {
             let index = self.read_index(target).await?;
             let mut out = Vec::with_capacity(index.manifests.len());
@@ -307,7 +389,8 @@ impl Catalog {
                         &manifest,
                         created.clone(),
                     )
-                    .named(name),
+                    .named(name)
+                    .with_pulled(pulled.clone()),
                 );
             }
             Ok(out)
@@ -315,7 +398,9 @@ impl Catalog {
             let manifest = self.read_manifest(target).await?;
             let entry = self.with_platform(target.clone(), &manifest).await?;
             Ok(vec![
-                Package::new(reference.clone(), None, entry, &manifest, created).named(name),
+                Package::new(reference.clone(), None, entry, &manifest, created)
+                    .named(name)
+                    .with_pulled(pulled),
             ])
         } else {
             Err(Error::NotAnImage {

@@ -243,6 +243,10 @@ impl RefStore for LocalImageStore {
             })
         })
     }
+
+    fn keeps_ref_annotations(&self) -> bool {
+        true
+    }
 }
 
 impl ResumableWrites for LocalImageStore {

@@ -114,6 +114,13 @@ pub trait RefStore: Send + Sync {
 
     /// Removes refs; returns those that existed.
     fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>>;
+
+    /// Whether a ref keeps the annotations `set_ref` was given (the local store's `index.json`
+    /// does), so that `ls` can tell a pulled package ([`crate::PULLED_ANNOTATION`]) from one
+    /// that never was; containerd and KraftKit's tag links keep only the target.
+    fn keeps_ref_annotations(&self) -> bool {
+        false
+    }
 }
 
 /// A blob being written in ranges, in place, from several downloads at once, resumable: what
