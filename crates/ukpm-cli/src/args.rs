@@ -206,7 +206,7 @@ pub enum Command {
     /// List the packages in the store, one line per platform
     #[command(alias = "list")]
     Ls(LsArgs),
-    /// Show a package's index, manifests and configs
+    /// Show a package: each platform's kernel, initrd, command, kconfig (--raw: the documents)
     #[command(aliases = ["info", "show", "get", "i"])]
     Inspect(InspectArgs),
     /// Print the digest a reference resolves to on its registry (tag to index or manifest)
@@ -532,6 +532,12 @@ pub struct InspectArgs {
     /// read from the registry)
     #[arg(long)]
     pub remote: bool,
+    /// Print the documents themselves (index, manifests, configs) instead of the summary
+    #[arg(long)]
+    pub raw: bool,
+    /// Only the manifests of this platform (--plat PLAT/ARCH, --arch, --kconfig)
+    #[command(flatten)]
+    pub filters: Filters,
 }
 
 /// `ukpm digest`.

@@ -143,6 +143,9 @@ fn hint(err: &ukpm::Error, command: &str) -> Option<&'static str> {
         (O::Containerd, K::Integrity) => Some(
             "containerd holds damaged content: `ctr content rm` the blob, then pack or pull the package again",
         ),
+        (_, K::NotFound) if matches!(err, ukpm::Error::NoPlatform { .. }) && command == "inspect" => Some(
+            "choose one of the platforms it has with --plat PLAT/ARCH, or leave the filter out to see them all",
+        ),
         (_, K::NotFound) if matches!(err, ukpm::Error::NoPlatform { .. }) => Some(
             "choose one of the platforms it has with --plat PLAT/ARCH, or take them all with --all-platforms",
         ),
