@@ -366,3 +366,48 @@ fn inspect_filters_by_platform() {
     assert!(human.stderr.contains("leave the filter out"), "{}", human.stderr);
     assert!(!human.stderr.contains("--all-platforms"), "{}", human.stderr);
 }
+
+#[test]
+fn the_listing_cache_never_hides_what_the_store_holds() {
+    let env = TestEnv::new();
+    pack(&env, "multi:1", "x86_64", "qemu", &[]).assert_success();
+    pack(&env, "multi:1", "arm64", "fc", &[]).assert_success();
+    let both = [
+        "unikraft.org/multi:1 x86_64/qemu",
+        "unikraft.org/multi:1 arm64/fc",
+    ];
+    let ls = || rows(&ukpm(&env).args(["--json", "ls"]).run());
+    assert_eq!(ls(), both);
+    let cache = env.path("store/cache/listing.json");
+    assert!(cache.is_file(), "ls keeps what it read");
+    assert_eq!(ls(), both, "and lists the same from it");
+
+    // A platform whose manifest is not in the store (a pull of one platform) is not listed,
+    // and is as soon as it arrives, though the index was cached without it.
+    let fc = ukpm(&env).args(["--json", "ls", "--plat", "fc"]).run().json()["packages"][0]["manifest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let blob = env.path(format!("store/blobs/sha256/{fc}"));
+    let saved = env.path("fc-manifest");
+    fs_err::rename(&blob, &saved).unwrap();
+    assert_eq!(ls(), both[..1]);
+    fs_err::rename(&saved, &blob).unwrap();
+    assert_eq!(ls(), both);
+
+    // A damaged or foreign cache is ignored and replaced.
+    env.write("store/cache/listing.json", b"{not json", 0o644);
+    assert_eq!(ls(), both);
+    let rewritten: Value = serde_json::from_slice(&env.read("store/cache/listing.json")).unwrap();
+    assert_eq!(rewritten["version"], 2);
+
+    // A name removed leaves the cache to the names still there (after a whole listing).
+    ukpm(&env).args(["rm", "multi:1"]).run().assert_success();
+    pack(&env, "other:1", "x86_64", "qemu", &[]).assert_success();
+    assert_eq!(ls(), ["unikraft.org/other:1 x86_64/qemu"]);
+    let pruned: Value = serde_json::from_slice(&env.read("store/cache/listing.json")).unwrap();
+    assert_eq!(pruned["indexes"].as_object().unwrap().len(), 1, "{pruned}");
+    assert_eq!(pruned["manifests"].as_object().unwrap().len(), 1, "{pruned}");
+}

@@ -10,8 +10,9 @@ use ukpm_store::{RefEntry, StoreError};
 use ukpm_types::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, Reference, annotation, limits};
 
 use crate::error::{Error, Result};
+use crate::listing_cache::{ListingCache, ManifestFacts};
 use crate::manager::PackageManager;
-use crate::package::{Package, Pulled, Query, listing_order};
+use crate::package::{Package, Pulled, Query};
 use crate::store::ImageStore;
 
 /// Finds and reads packages in one store; cheap to clone. [`crate::PackageManager::catalog`]
@@ -32,7 +33,7 @@ impl std::fmt::Debug for Catalog {
 /// What `ls` shows of a store: [`Catalog::listing`].
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
-    /// The packages the query matched, in [`listing_order`].
+    /// The packages the query matched, in [`crate::listing_order`].
     pub packages: Vec<Package>,
     /// The roots that are not images (artifacts, signatures) whose names pass the query's
     /// name filter, as [`Catalog::foreign_roots`] lists them.
@@ -200,8 +201,10 @@ impl Catalog {
         parse(descriptor, &bytes, "image index")
     }
 
-    /// Lists the stored packages matching `query`, one per manifest, in [`listing_order`]:
-    /// by name, then tag as a version, then platform.
+    /// Lists the stored packages matching `query`, one per manifest, in
+    /// [`crate::listing_order`]: by name, then tag as a version, the platforms of one name in
+    /// their index's order. A listed package's `manifest`
+    /// descriptor is the index entry without its annotations ([`Catalog::find`] gives them).
     ///
     /// Refs are listed under their names as written (`v1` for another tool's bare tag). A root
     /// that is neither an index nor a manifest (an artifact, a signature, a plain layer another
@@ -224,7 +227,9 @@ impl Catalog {
         let mut refs = Vec::new();
         let mut foreign = Vec::new();
         let mut names = 0;
-        for entry in store.refs().await? {
+        // The refs and the cache are two files to parse: at the same time.
+        let (stored, mut cache) = tokio::join!(store.refs(), ListingCache::load(store));
+        for entry in stored? {
             let top = &entry.descriptor;
             let image = top.is_index() || top.is_manifest();
             let Some(reference) = name_reference(&entry.name) else {
@@ -248,51 +253,131 @@ impl Catalog {
             check_cap(top, document_kind(top), limits::MANIFEST_LIMIT)?;
             refs.push((reference, entry));
         }
-        let tops = self.read_unique(refs.iter().map(|(_, e)| &e.descriptor)).await?;
+        // Each index's manifest entries: from the cache, else read (all in one batch).
+        let mut entries: Vec<Option<Vec<Descriptor>>> = refs
+            .iter()
+            .map(|(_, e)| {
+                let top = &e.descriptor;
+                top.is_index().then(|| cache.index(top.digest)).flatten()
+            })
+            .collect();
+        let unread: Vec<usize> = (0..refs.len())
+            .filter(|&i| refs[i].1.descriptor.is_index() && entries[i].is_none())
+            .collect();
+        let tops = self
+            .read_unique(unread.iter().map(|&i| &refs[i].1.descriptor))
+            .await?;
+        for (&i, bytes) in unread.iter().zip(tops) {
+            let top = &refs[i].1.descriptor;
+            let index: Index = parse(top, &bytes?, "image index")?;
+            // A listing needs an entry's digest, size, media type and platform, not its
+            // annotations (most of its bytes): the cache holds ten thousand of these.
+            let manifests: Vec<Descriptor> = index
+                .manifests
+                .into_iter()
+                .filter(Descriptor::is_manifest)
+                .map(|mut m| {
+                    m.annotations.clear();
+                    m
+                })
+                .collect();
+            cache.set_index(top.digest, manifests.clone());
+            entries[i] = Some(manifests);
+        }
         let mut wanted: Vec<(usize, Descriptor)> = Vec::new();
-        for (i, ((_, entry), bytes)) in refs.iter().zip(tops).enumerate() {
-            let top = &entry.descriptor;
-            if top.is_index() {
-                let index: Index = parse(top, &bytes?, "image index")?;
-                for m in index.manifests.into_iter().filter(Descriptor::is_manifest) {
-                    check_cap(&m, "image manifest", limits::MANIFEST_LIMIT)?;
-                    wanted.push((i, m));
+        for (i, (_, entry)) in refs.iter().enumerate() {
+            match entries[i].take() {
+                Some(manifests) => {
+                    for m in manifests {
+                        check_cap(&m, "image manifest", limits::MANIFEST_LIMIT)?;
+                        wanted.push((i, m));
+                    }
                 }
-            } else {
-                bytes?;
-                wanted.push((i, top.clone()));
+                None => {
+                    let mut single = entry.descriptor.clone();
+                    single.annotations.clear();
+                    wanted.push((i, single));
+                }
             }
         }
-        let manifests = self.read_unique(wanted.iter().map(|(_, d)| d)).await?;
-        let mut packages = Vec::new();
-        for ((i, entry), bytes) in wanted.into_iter().zip(manifests) {
+        // One stat per manifest says which are here (a pull keeps the registry's whole index
+        // but only the platforms asked for); what the cache knows of those is not read again.
+        let digests: Vec<Digest> = wanted.iter().map(|(_, d)| d.digest).collect();
+        let (first, second) = digests.split_at(digests.len() / 2);
+        let (first, second) = tokio::join!(store.has_blobs(first.to_vec()), store.has_blobs(second.to_vec()));
+        let present: Vec<bool> = first?.into_iter().chain(second?).collect();
+        let mut packages: Vec<Option<Package>> = vec![None; wanted.len()];
+        let mut to_read = Vec::new();
+        for (w, ((i, entry), here)) in wanted.into_iter().zip(present).enumerate() {
             let (reference, stored) = &refs[i];
-            let top = &stored.descriptor;
+            if !here && stored.descriptor.is_index() {
+                continue;
+            }
+            let known = here
+                .then(|| cache.manifest(entry.digest))
+                .flatten()
+                .and_then(|facts| Some((entry.platform.clone().or(facts.platform)?, facts.size)));
+            match known {
+                Some((platform, size)) => {
+                    packages[w] = Some(self.package(reference, stored, entry, platform, size, records));
+                }
+                // Not known yet; a missing single manifest is read for the error it gives.
+                None => to_read.push((w, i, entry)),
+            }
+        }
+        let manifests = self.read_unique(to_read.iter().map(|(_, _, d)| d)).await?;
+        for ((w, i, entry), bytes) in to_read.into_iter().zip(manifests) {
+            let entry = &entry;
+            let (reference, stored) = &refs[i];
             let bytes = match bytes {
                 Ok(bytes) => bytes,
-                // A pull keeps the registry's whole index but only the platforms asked for.
-                Err(err) if top.is_index() && err.is_missing_blob() => continue,
+                // Gone since the stat: as if that platform had not been pulled.
+                Err(err) if stored.descriptor.is_index() && err.is_missing_blob() => continue,
                 // KraftKit's `size: 32` entries: read by digest alone.
-                Err(err) if err.stored_size().is_some() => self.read_by_digest(&entry).await?,
+                Err(err) if err.stored_size().is_some() => self.read_by_digest(entry).await?,
                 Err(err) => return Err(err),
             };
-            let manifest: Manifest = parse(&entry, &bytes, "image manifest")?;
-            let entry = self.with_platform(entry, &manifest).await?;
-            let index = top.is_index().then(|| top.clone());
-            let created = top.annotations.get(annotation::OCI_CREATED).cloned();
-            let package = Package::new(reference.clone(), index, entry, &manifest, created)
-                .named(&stored.name)
-                .with_pulled(Pulled::of_entry(top, records));
-            if query.matches_platform(&package.platform) {
-                packages.push(package);
-            }
+            let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
+            let filled = self.with_platform(entry.clone(), &manifest).await?;
+            let platform = filled.platform.clone().unwrap_or_default();
+            let size = manifest.layers.iter().map(|l| l.size).sum();
+            let own = match entry.platform {
+                None => filled.platform.clone(),
+                Some(_) => manifest.config.platform.clone(),
+            };
+            cache.set_manifest(entry.digest, ManifestFacts { size, platform: own });
+            packages[w] = Some(self.package(reference, stored, filled, platform, size, records));
         }
-        packages.sort_by(listing_order);
+        cache.save(store, query.name.is_none()).await;
+        let mut packages: Vec<Package> = packages
+            .into_iter()
+            .flatten()
+            .filter(|p| query.matches_platform(&p.platform))
+            .collect();
+        sort_listing(&mut packages);
         Ok(Listing {
             packages,
             foreign,
             names,
         })
+    }
+
+    /// A listed package of the ref `stored` (whose name reads as `reference`).
+    fn package(
+        &self,
+        reference: &Reference,
+        stored: &RefEntry,
+        manifest: Descriptor,
+        platform: Platform,
+        size: u64,
+        records: bool,
+    ) -> Package {
+        let top = &stored.descriptor;
+        let index = top.is_index().then(|| top.clone());
+        let created = top.annotations.get(annotation::OCI_CREATED).cloned();
+        Package::listed(reference.clone(), index, manifest, platform, size, created)
+            .named(&stored.name)
+            .with_pulled(Pulled::of_entry(top, records))
     }
 
     /// Reads documents in one batch, each distinct one once (two tags of one index, one
@@ -564,6 +649,29 @@ impl Catalog {
         self.packages_named(&stored, &resolved.entry.name, &resolved.entry.descriptor)
             .await
     }
+}
+
+/// Sorts packages in [`crate::listing_order`], working out each one's name and tag once rather than
+/// at every comparison (ten thousand packages are over a hundred thousand comparisons).
+fn sort_listing(packages: &mut Vec<Package>) {
+    let keys: Vec<(String, Option<String>)> = packages
+        .iter()
+        .map(|p| (p.display_name(), p.display_tag().map(str::to_string)))
+        .collect();
+    let mut order: Vec<usize> = (0..packages.len()).collect();
+    // Stable: the platforms of one name keep their index's order.
+    order.sort_by(|&a, &b| {
+        let (name_a, tag_a) = &keys[a];
+        let (name_b, tag_b) = &keys[b];
+        name_a.cmp(name_b).then_with(|| match (tag_a, tag_b) {
+            (Some(x), Some(y)) => crate::package::compare_tags(x, y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        })
+    });
+    let mut slots: Vec<Option<Package>> = std::mem::take(packages).into_iter().map(Some).collect();
+    packages.extend(order.into_iter().filter_map(|i| slots[i].take()));
 }
 
 /// What a document descriptor points at, for messages.

@@ -46,6 +46,7 @@ mod image;
 mod initrd;
 mod inspect;
 mod kraftfile;
+mod listing_cache;
 mod login;
 mod manager;
 mod pack;

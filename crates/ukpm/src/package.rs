@@ -79,18 +79,32 @@ impl Package {
         manifest: &Manifest,
         created: Option<String>,
     ) -> Package {
-        let mut platform = manifest_descriptor
+        let platform = manifest_descriptor
             .platform
             .clone()
             .or_else(|| manifest.config.platform.clone())
             .unwrap_or_default();
+        let size = manifest.layers.iter().map(|l| l.size).sum();
+        Package::listed(reference, index, manifest_descriptor, platform, size, created)
+    }
+
+    /// A package from what a listing knows without reading the manifest: its descriptor, its
+    /// platform, and the layers' total size.
+    pub(crate) fn listed(
+        reference: Reference,
+        index: Option<Descriptor>,
+        manifest_descriptor: Descriptor,
+        mut platform: Platform,
+        size: u64,
+        created: Option<String>,
+    ) -> Package {
         platform.architecture = normalize_architecture(&platform.architecture);
         platform.os = normalize_plat(&platform.os);
         Package {
             name: reference.to_string(),
             reference,
             index,
-            size: manifest.layers.iter().map(|l| l.size).sum(),
+            size,
             manifest: manifest_descriptor,
             platform,
             created,
@@ -119,7 +133,18 @@ impl Package {
     /// Whether the ref name is the full reference ukpm writes (rather than another tool's bare
     /// tag or short name).
     pub fn is_full_name(&self) -> bool {
-        self.name == self.reference.to_string()
+        // Compared as it is written out, without building the string: `ls` asks this of every
+        // row, several times.
+        struct Prefix<'a>(Option<&'a str>);
+        impl std::fmt::Write for Prefix<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0 = self.0.and_then(|rest| rest.strip_prefix(s));
+                Ok(())
+            }
+        }
+        let mut rest = Prefix(Some(&self.name));
+        let _ = std::fmt::Write::write_fmt(&mut rest, format_args!("{}", self.reference));
+        rest.0 == Some("")
     }
 
     /// The name column of `ls`: the repository's name, or the ref name as written when it is

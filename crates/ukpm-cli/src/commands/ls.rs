@@ -13,7 +13,10 @@ use crate::output::{Escaped, Output, PackageJson, Printer, package_list, package
 /// The packages that matched, by name and version, the roots skipped because they are not
 /// images (another tool's artifacts and signatures), and what to say when nothing is listed.
 pub struct Listed {
-    packages: Vec<Package>,
+    /// Never dropped: the process exits right after printing them, and freeing ten thousand
+    /// packages one allocation at a time is a tenth of the time `ls` takes (the OS takes the
+    /// memory back at once).
+    packages: std::mem::ManuallyDrop<Vec<Package>>,
     skipped: Vec<RefEntry>,
     /// Why the list is empty, for people (stderr), unless `--quiet`.
     empty: Option<String>,
@@ -111,7 +114,7 @@ pub async fn run(manager: &PackageManager, args: &LsArgs, printer: &Printer) -> 
         }
     });
     Ok(Listed {
-        packages: listing.packages,
+        packages: std::mem::ManuallyDrop::new(listing.packages),
         skipped: listing.foreign,
         empty,
     })

@@ -108,6 +108,9 @@ pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()
 /// `ukpm ls -o list`: a `key: value` block per package, blank-line separated, the table's
 /// cells (escaped) with their lower-cased headers as keys; `pulled` is the time itself.
 pub fn package_list(out: &mut dyn Write, packages: &[Package]) -> io::Result<()> {
+    // stdout is line-buffered: one write for the whole list, not one per line.
+    let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
+    let out = &mut buffered;
     let now = now();
     for (i, p) in packages.iter().enumerate() {
         if i > 0 {
@@ -144,7 +147,7 @@ pub fn package_list(out: &mut dyn Write, packages: &[Package]) -> io::Result<()>
             writeln!(out, "{key}: {}", escape(&value))?;
         }
     }
-    Ok(())
+    buffered.flush()
 }
 
 /// Seconds since the epoch, by the clock (a listing's "ago" is about now, whatever

@@ -77,6 +77,31 @@ pub trait ContentStore: Send + Sync {
     /// Opens `len` bytes of a blob from `offset`, without verifying them: for uploads, where
     /// the store verified the blob when it came in and the registry verifies it again.
     fn open_blob_range(&self, digest: Digest, offset: u64, len: u64) -> BoxFuture<'_, Result<BlobRead>>;
+
+    /// Which of these blobs are present (any size), in one call: a listing's check that the
+    /// manifests it knows from its cache are still there.
+    fn has_blobs(&self, digests: Vec<Digest>) -> BoxFuture<'_, Result<Vec<bool>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(digests.len());
+            for digest in digests {
+                out.push(self.has_blob(digest, None).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// A file of derived facts the store keeps for ukpm beside its content (the listing
+    /// cache, [`crate::catalog`]): `None` when there is none, it cannot be read, or the store
+    /// keeps none.
+    fn read_cache(&self, _name: &'static str) -> BoxFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async { None })
+    }
+
+    /// Replaces a cache file, atomically, in a store that exists and that this user may write;
+    /// anything else is left alone (a cache is never worth an error, nor creating a store).
+    fn write_cache(&self, _name: &'static str, _bytes: Vec<u8>) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What a ref must point at for [`RefStore::set_ref`] to go ahead: a compare-and-swap, so
