@@ -1,6 +1,6 @@
 //! `ukpm ls`: the packages in the store, one per platform.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -8,7 +8,7 @@ use ukpm::{Package, PackageManager, RefEntry};
 
 use super::query;
 use crate::args::LsArgs;
-use crate::output::{Escaped, Output, PackageJson, Printer, package_list, package_table};
+use crate::output::{Escaped, Output, PackageJson, Printer, package_list, package_table_within};
 
 /// The packages that matched, by name and version, the roots skipped because they are not
 /// images (another tool's artifacts and signatures), and what to say when nothing is listed.
@@ -60,7 +60,13 @@ impl Output for Listed {
 
     fn human(&self, out: &mut dyn Write) -> io::Result<()> {
         if !self.packages.is_empty() {
-            package_table(out, &self.packages)?;
+            // On a terminal, as wide as it is; into a pipe, every column.
+            let columns = io::stdout()
+                .is_terminal()
+                .then(|| console::Term::stdout().size_checked())
+                .flatten()
+                .map(|(_rows, columns)| usize::from(columns));
+            package_table_within(out, &self.packages, columns)?;
         }
         self.notes()
     }

@@ -54,6 +54,17 @@ impl<'a> From<&'a Package> for PackageJson<'a> {
 /// control character in one must neither reach the terminal nor skew the columns (widths are
 /// those of the escaped text). An empty list is the header alone (`ls` prints nothing instead).
 pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()> {
+    package_table_within(out, packages, None)
+}
+
+/// [`package_table`] in at most `columns` characters when it can be: on a terminal narrower
+/// than the table, CREATED goes first, then MANIFEST, then SIZE (`-o list` and `--json` keep
+/// every field); NAME, TAG, ARCH, PLAT, INDEX and PULLED always stay.
+pub fn package_table_within(
+    out: &mut dyn Write,
+    packages: &[Package],
+    columns: Option<usize>,
+) -> io::Result<()> {
     let now = now();
     let header = [
         "NAME", "TAG", "ARCH", "PLAT", "INDEX", "MANIFEST", "SIZE", "CREATED", "PULLED",
@@ -81,11 +92,39 @@ pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()
             *w = (*w).max(cell.chars().count());
         }
     }
+    let mut shown = [true; 9];
+    let total = |shown: &[bool; 9]| -> usize {
+        let kept = widths.iter().zip(shown).filter(|(_, s)| **s);
+        kept.clone().map(|(w, _)| w + 2).sum::<usize>().saturating_sub(2)
+    };
+    if let Some(limit) = columns {
+        // CREATED, MANIFEST, SIZE: the columns a narrow terminal can do without.
+        for drop in [7, 5, 6] {
+            if total(&shown) <= limit {
+                break;
+            }
+            shown[drop] = false;
+        }
+    }
+    fn keep(cells: [&str; 9], shown: [bool; 9]) -> Vec<&str> {
+        cells
+            .into_iter()
+            .zip(shown)
+            .filter(|(_, s)| *s)
+            .map(|(c, _)| c)
+            .collect()
+    }
+    let widths: Vec<usize> = widths
+        .into_iter()
+        .zip(shown)
+        .filter(|(_, s)| *s)
+        .map(|(w, _)| w)
+        .collect();
     // One buffer for the whole table: ten thousand rows are one write, not ten thousand.
     let mut text = String::with_capacity((rows.len() + 1) * widths.iter().sum::<usize>() * 2);
     let mut line = |cells: &[&str]| {
         let start = text.len();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
                 text.push_str(cell);
             } else {
@@ -98,9 +137,9 @@ pub fn package_table(out: &mut dyn Write, packages: &[Package]) -> io::Result<()
         text.truncate(end);
         text.push('\n');
     };
-    line(&header);
+    line(&keep(header, shown));
     for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+        line(&keep(row.each_ref().map(String::as_str), shown));
     }
     out.write_all(text.as_bytes())
 }
