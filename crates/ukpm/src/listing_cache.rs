@@ -53,21 +53,22 @@ pub(crate) struct ManifestFacts {
 
 impl ListingCache {
     /// The store's cache, or an empty one.
-    /// Parsed on a blocking thread, so that it overlaps the parse of `index.json`.
+    ///
+    /// It is parsed on the calling task's thread (the runtime's main thread under `block_on`)
+    /// while the store parses `index.json` on a blocking thread: the two overlap, and the many
+    /// small allocations of the parse come from the main heap, which grows far more cheaply
+    /// than a thread's arena.
     pub(crate) async fn load(store: &dyn ImageStore) -> ListingCache {
         let Some(bytes) = store.read_cache(NAME).await else {
             return ListingCache::default();
         };
-        let parsed =
-            tokio::task::spawn_blocking(move || serde_json::from_slice::<ListingCache>(&bytes)).await;
-        match parsed {
-            Ok(Ok(cache)) if cache.version == VERSION => cache,
-            Ok(Ok(_)) => ListingCache::default(),
-            Ok(Err(err)) => {
+        match serde_json::from_slice::<ListingCache>(&bytes) {
+            Ok(cache) if cache.version == VERSION => cache,
+            Ok(_) => ListingCache::default(),
+            Err(err) => {
                 tracing::debug!(%err, "ignoring an unreadable listing cache");
                 ListingCache::default()
             }
-            Err(_) => ListingCache::default(),
         }
     }
 

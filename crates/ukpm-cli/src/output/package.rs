@@ -83,7 +83,11 @@ pub fn package_table_within(
                 p.created.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
                 pulled(&p.pulled, now),
             ]
-            .map(|cell| escape(&cell).into_owned())
+            .map(|cell| match escape(&cell) {
+                // The usual case: nothing to escape, so no copy.
+                std::borrow::Cow::Borrowed(_) => cell,
+                std::borrow::Cow::Owned(escaped) => escaped,
+            })
         })
         .collect();
     let mut widths = header.map(str::len);
