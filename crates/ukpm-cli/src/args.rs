@@ -302,15 +302,18 @@ pub enum Command {
   ukpm ls --remote --update 'ghcr.io/unikraft/*'"
     )]
     Ls(LsArgs),
-    /// Show a package's index, manifests and configs
+    /// Show a package: each platform's kernel, initrd, command, kconfig (--raw: the documents)
     ///
-    /// Shows what a name resolves to: its index and, for each platform, the manifest and the
-    /// config (kconfig, kernel version, command). A name not in the store is read from its
-    /// registry; with --remote the registry is always asked, never the store.
+    /// Shows what a name resolves to: for each platform, the kernel and initrd sizes, the
+    /// command, the kconfig highlights, annotations and when it was created and pulled; --raw
+    /// prints the index, manifests and configs instead, and --plat, --platform, --arch or
+    /// --kconfig keep one platform's. A name not in the store is read from its registry; with
+    /// --remote the registry is always asked, never the store.
     #[command(
         aliases = ["info", "show", "get", "i"],
         after_help = "Examples:
   ukpm inspect helloworld
+  ukpm inspect helloworld --plat qemu/x86_64 --raw
   ukpm inspect unikraft.org/nginx:latest --remote
   ukpm inspect helloworld -o yaml"
     )]
@@ -847,6 +850,12 @@ pub struct InspectArgs {
     /// read from the registry)
     #[arg(long)]
     pub remote: bool,
+    /// Print the documents themselves (index, manifests, configs) instead of the summary
+    #[arg(long)]
+    pub raw: bool,
+    /// Only the manifests of this platform (--plat PLAT/ARCH, --arch, --kconfig)
+    #[command(flatten)]
+    pub filters: Filters,
 }
 
 /// `ukpm digest`.

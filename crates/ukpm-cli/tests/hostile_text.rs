@@ -118,7 +118,13 @@ fn unpack_shows_file_names_escaped_and_json_keeps_them_exact() {
 fn inspect_shows_annotations_escaped_and_json_keeps_them_exact() {
     let env = TestEnv::new();
     hostile_store(&env);
-    let out = ukpm(&env).args(["inspect", "evil"]).run();
+    // The summary (the default) escapes as every human line does.
+    let summary = ukpm(&env).args(["inspect", "evil"]).run();
+    summary.assert_success();
+    assert_clean(&summary);
+    assert!(summary.stdout.contains("exe.\\u{202e}txt"), "{}", summary.stdout);
+    assert!(summary.stdout.contains("ker\\rnel\\x1b[2J"), "{}", summary.stdout);
+    let out = ukpm(&env).args(["inspect", "--raw", "evil"]).run();
     out.assert_success();
     assert_clean(&out);
     // JSON for people: what JSON leaves raw (U+202E, U+009B) is a JSON escape, so the text
@@ -151,9 +157,9 @@ fn ls_and_unpack_progress_escape_a_foreign_platform() {
         .find(|l| l.starts_with("unikraft.org/odd-platform"))
         .unwrap_or_else(|| panic!("{}", listed.stdout));
     assert!(row.contains("x86_64\\x1b[31m  qemu\\u{202e}  "), "{row}");
-    // The columns are as wide as the escaped text: every row's DIGEST starts in one column.
+    // The columns are as wide as the escaped text: every row's MANIFEST starts in one column.
     let header = listed.stdout.lines().next().unwrap();
-    let column = header.find("DIGEST").unwrap();
+    let column = header.find("MANIFEST").unwrap();
     for line in listed.stdout.lines().skip(1) {
         assert!(
             line.is_char_boundary(column)

@@ -74,7 +74,7 @@ fn inspect_remote_shows_the_registry_documents_with_their_exact_digests() {
     assert_eq!(local["manifests"][0]["manifest"], manifests[0]["manifest"]);
     assert_eq!(local["manifests"][0]["config"], manifests[0]["config"]);
 
-    // For people: the digest, a platform and kconfig summary, then the documents.
+    // For people: the digest and a summary per platform; `--raw` the documents.
     let human = ukpm(&env).args(["inspect", "--remote", &target]).run();
     human.assert_success();
     assert!(human.stdout.contains(conformance::INDEX), "{}", human.stdout);
@@ -82,10 +82,20 @@ fn inspect_remote_shows_the_registry_documents_with_their_exact_digests() {
     assert!(
         human
             .stdout
-            .contains("qemu/x86_64, 3 kconfig features: CONFIG_ARCH_X86_64=y"),
+            .contains("  kconfig   3 entries: CONFIG_ARCH_X86_64=y"),
         "{}",
         human.stdout
     );
+    assert!(
+        human
+            .stdout
+            .contains("  kernel    /unikraft/bin/kernel  layer 2.0 KiB"),
+        "{}",
+        human.stdout
+    );
+    let raw = ukpm(&env).args(["inspect", "--remote", "--raw", &target]).run();
+    raw.assert_success();
+    assert!(raw.stdout.contains("\nindex:\n{"), "{}", raw.stdout);
 }
 
 #[test]

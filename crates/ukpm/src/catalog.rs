@@ -3,14 +3,16 @@
 //! filters (KraftKit's `Catalog`), and reads stored documents, tolerating the quirks of
 //! KraftKit's indexes (a wrong manifest size) while still checking every digest.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ukpm_store::{RefEntry, StoreError};
 use ukpm_types::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, Reference, annotation, limits};
 
 use crate::error::{Error, Result};
+use crate::listing_cache::{ListingCache, ManifestFacts};
 use crate::manager::PackageManager;
-use crate::package::{Package, Query};
+use crate::package::{Package, Pulled, Query};
 use crate::store::ImageStore;
 
 /// Finds and reads packages in one store; cheap to clone. [`crate::PackageManager::catalog`]
@@ -26,6 +28,19 @@ impl std::fmt::Debug for Catalog {
             .field("store", &self.store.describe())
             .finish()
     }
+}
+
+/// What `ls` shows of a store: [`Catalog::listing`].
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The packages the query matched, in [`crate::listing_order`].
+    pub packages: Vec<Package>,
+    /// The roots that are not images (artifacts, signatures) whose names pass the query's
+    /// name filter, as [`Catalog::foreign_roots`] lists them.
+    pub foreign: Vec<RefEntry>,
+    /// How many names in the store point at an image, before any filter: zero is an empty
+    /// store, more with no packages is a query nothing matched.
+    pub names: usize,
 }
 
 /// A stored ref a reference resolved to.
@@ -186,72 +201,225 @@ impl Catalog {
         parse(descriptor, &bytes, "image index")
     }
 
-    /// Lists the stored packages matching `query`, one per manifest, in store order.
+    /// Lists the stored packages matching `query`, one per manifest, in
+    /// [`crate::listing_order`]: by name, then tag as a version, the platforms of one name in
+    /// their index's order. A listed package's `manifest`
+    /// descriptor is the index entry without its annotations ([`Catalog::find`] gives them).
     ///
     /// Refs are listed under their names as written (`v1` for another tool's bare tag). A root
     /// that is neither an index nor a manifest (an artifact, a signature, a plain layer another
     /// tool put in `index.json`) is skipped with a warning, never an error for the whole store;
     /// [`Catalog::foreign_roots`] lists them.
     pub async fn list(&self, query: &Query) -> Result<Vec<Package>> {
+        Ok(self.listing(query).await?.packages)
+    }
+
+    /// [`Catalog::list`] and [`Catalog::foreign_roots`] from one read of the refs, plus how
+    /// many packages the store holds before the query's filters, which `ls` needs to tell an
+    /// empty store from a query nothing matched.
+    ///
+    /// It reads each stored document once however many names share it, every index in one
+    /// batch and then every manifest in one batch: `ls` of ten thousand packages is one read
+    /// of `index.json` and two batches of small files, not twenty thousand round trips.
+    pub async fn listing(&self, query: &Query) -> Result<Listing> {
         let store = self.store.as_ref();
+        // A ref removed and collected while this reads would leave it naming a blob gone.
+        let _lease = store.read_lease().await?;
+        let records = store.keeps_ref_annotations();
         let mut refs = Vec::new();
-        for entry in store.refs().await? {
+        let mut foreign = Vec::new();
+        let mut names = 0;
+        // The refs and the cache are two files to parse: at the same time.
+        let (stored, mut cache) = tokio::join!(store.refs(), ListingCache::load(store));
+        for entry in stored? {
+            let top = &entry.descriptor;
+            let image = top.is_index() || top.is_manifest();
             let Some(reference) = name_reference(&entry.name) else {
-                tracing::warn!(name = %entry.name, "skipping a ref whose name no reference can stand for");
+                if image {
+                    tracing::warn!(name = %entry.name, "skipping a ref whose name no reference can stand for");
+                } else if query.name.is_none() {
+                    foreign.push(entry);
+                }
                 continue;
             };
+            names += usize::from(image);
             if !query.matches_name(&reference, &entry.name) {
                 continue;
             }
-            let top = &entry.descriptor;
-            if !top.is_index() && !top.is_manifest() {
+            if !image {
                 // Front ends show these through `foreign_roots`.
                 tracing::debug!(name = %entry.name, media_type = %top.media_type, "skipping a ref that is not an image");
+                foreign.push(entry);
                 continue;
             }
             check_cap(top, document_kind(top), limits::MANIFEST_LIMIT)?;
-            refs.push((reference, entry.name, entry.descriptor));
+            refs.push((reference, entry));
         }
-        // Read every index at once, then every manifest at once: a store of a thousand
-        // packages lists in two batches, not two thousand round trips.
-        let tops = store
-            .read_many(refs.iter().map(|(_, _, d)| d.clone()).collect())
+        // Each index's manifest entries: from the cache, else read (all in one batch).
+        let mut entries: Vec<Option<Vec<Descriptor>>> = refs
+            .iter()
+            .map(|(_, e)| {
+                let top = &e.descriptor;
+                top.is_index().then(|| cache.index(top.digest)).flatten()
+            })
+            .collect();
+        let unread: Vec<usize> = (0..refs.len())
+            .filter(|&i| refs[i].1.descriptor.is_index() && entries[i].is_none())
+            .collect();
+        let tops = self
+            .read_unique(unread.iter().map(|&i| &refs[i].1.descriptor))
             .await?;
+        for (&i, bytes) in unread.iter().zip(tops) {
+            let top = &refs[i].1.descriptor;
+            let index: Index = parse(top, &bytes?, "image index")?;
+            // A listing needs an entry's digest, size, media type and platform, not its
+            // annotations (most of its bytes): the cache holds ten thousand of these.
+            let manifests: Vec<Descriptor> = index
+                .manifests
+                .into_iter()
+                .filter(Descriptor::is_manifest)
+                .map(|mut m| {
+                    m.annotations.clear();
+                    m
+                })
+                .collect();
+            cache.set_index(top.digest, manifests.clone());
+            entries[i] = Some(manifests);
+        }
         let mut wanted: Vec<(usize, Descriptor)> = Vec::new();
-        for (i, ((_, _, top), bytes)) in refs.iter().zip(tops).enumerate() {
-            if top.is_index() {
-                let index: Index = parse(top, &bytes?, "image index")?;
-                for m in index.manifests.into_iter().filter(Descriptor::is_manifest) {
-                    check_cap(&m, "image manifest", limits::MANIFEST_LIMIT)?;
-                    wanted.push((i, m));
+        for (i, (_, entry)) in refs.iter().enumerate() {
+            match entries[i].take() {
+                Some(manifests) => {
+                    for m in manifests {
+                        check_cap(&m, "image manifest", limits::MANIFEST_LIMIT)?;
+                        wanted.push((i, m));
+                    }
                 }
-            } else {
-                bytes?;
-                wanted.push((i, top.clone()));
+                None => {
+                    let mut single = entry.descriptor.clone();
+                    single.annotations.clear();
+                    wanted.push((i, single));
+                }
             }
         }
-        let manifests = store
-            .read_many(wanted.iter().map(|(_, d)| d.clone()).collect())
-            .await?;
-        let mut out = Vec::new();
-        for ((i, entry), bytes) in wanted.into_iter().zip(manifests) {
-            let (reference, name, top) = &refs[i];
+        // One stat per manifest says which are here (a pull keeps the registry's whole index
+        // but only the platforms asked for); what the cache knows of those is not read again.
+        let digests: Vec<Digest> = wanted.iter().map(|(_, d)| d.digest).collect();
+        let (first, second) = digests.split_at(digests.len() / 2);
+        let (first, second) = tokio::join!(store.has_blobs(first.to_vec()), store.has_blobs(second.to_vec()));
+        let present: Vec<bool> = first?.into_iter().chain(second?).collect();
+        let mut packages: Vec<Option<Package>> = vec![None; wanted.len()];
+        let mut to_read = Vec::new();
+        for (w, ((i, entry), here)) in wanted.into_iter().zip(present).enumerate() {
+            let (reference, stored) = &refs[i];
+            if !here && stored.descriptor.is_index() {
+                continue;
+            }
+            let known = here
+                .then(|| cache.manifest(entry.digest))
+                .flatten()
+                .and_then(|facts| Some((entry.platform.clone().or(facts.platform)?, facts.size)));
+            match known {
+                Some((platform, size)) => {
+                    packages[w] = Some(self.package(reference, stored, entry, platform, size, records));
+                }
+                // Not known yet; a missing single manifest is read for the error it gives.
+                None => to_read.push((w, i, entry)),
+            }
+        }
+        let manifests = self.read_unique(to_read.iter().map(|(_, _, d)| d)).await?;
+        for ((w, i, entry), bytes) in to_read.into_iter().zip(manifests) {
+            let entry = &entry;
+            let (reference, stored) = &refs[i];
             let bytes = match bytes {
                 Ok(bytes) => bytes,
-                // A pull keeps the registry's whole index but only the platforms asked for.
-                Err(err) if top.is_index() && err.is_missing_blob() => continue,
+                // Gone since the stat: as if that platform had not been pulled.
+                Err(err) if stored.descriptor.is_index() && err.is_missing_blob() => continue,
                 // KraftKit's `size: 32` entries: read by digest alone.
-                Err(err) if err.stored_size().is_some() => self.read_by_digest(&entry).await?,
+                Err(err) if err.stored_size().is_some() => self.read_by_digest(entry).await?,
                 Err(err) => return Err(err),
             };
-            let manifest: Manifest = parse(&entry, &bytes, "image manifest")?;
-            let entry = self.with_platform(entry, &manifest).await?;
-            let index = top.is_index().then(|| top.clone());
-            let created = top.annotations.get(annotation::OCI_CREATED).cloned();
-            let package = Package::new(reference.clone(), index, entry, &manifest, created).named(name);
-            if query.matches_platform(&package.platform) {
-                out.push(package);
-            }
+            let manifest: Manifest = parse(entry, &bytes, "image manifest")?;
+            let filled = self.with_platform(entry.clone(), &manifest).await?;
+            let platform = filled.platform.clone().unwrap_or_default();
+            let size = manifest.layers.iter().map(|l| l.size).sum();
+            let own = match entry.platform {
+                None => filled.platform.clone(),
+                Some(_) => manifest.config.platform.clone(),
+            };
+            cache.set_manifest(entry.digest, ManifestFacts { size, platform: own });
+            packages[w] = Some(self.package(reference, stored, filled, platform, size, records));
+        }
+        cache.save(store, query.name.is_none()).await;
+        let mut packages: Vec<Package> = packages
+            .into_iter()
+            .flatten()
+            .filter(|p| query.matches_platform(&p.platform))
+            .collect();
+        sort_listing(&mut packages);
+        Ok(Listing {
+            packages,
+            foreign,
+            names,
+        })
+    }
+
+    /// A listed package of the ref `stored` (whose name reads as `reference`).
+    fn package(
+        &self,
+        reference: &Reference,
+        stored: &RefEntry,
+        manifest: Descriptor,
+        platform: Platform,
+        size: u64,
+        records: bool,
+    ) -> Package {
+        let top = &stored.descriptor;
+        let index = top.is_index().then(|| top.clone());
+        let created = top.annotations.get(annotation::OCI_CREATED).cloned();
+        Package::listed(reference.clone(), index, manifest, platform, size, created)
+            .named(&stored.name)
+            .with_pulled(Pulled::of_entry(top, records))
+    }
+
+    /// Reads documents in one batch, each distinct one once (two tags of one index, one
+    /// manifest in several indexes), every result in the order asked.
+    async fn read_unique<'d>(
+        &self,
+        descriptors: impl Iterator<Item = &'d Descriptor>,
+    ) -> Result<Vec<Result<Vec<u8>>>> {
+        let mut slots = Vec::new();
+        let mut unique: Vec<Descriptor> = Vec::new();
+        let mut seen: HashMap<(Digest, u64), usize> = HashMap::new();
+        for d in descriptors {
+            let slot = *seen.entry((d.digest, d.size)).or_insert_with(|| {
+                unique.push(d.clone());
+                unique.len() - 1
+            });
+            slots.push(slot);
+        }
+        if slots.len() == unique.len() {
+            return self.store.read_many(unique).await;
+        }
+        let mut read: Vec<Option<Result<Vec<u8>>>> = self
+            .store
+            .read_many(unique.clone())
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            out.push(match read[slot].take() {
+                Some(Ok(bytes)) => {
+                    read[slot] = Some(Ok(bytes.clone()));
+                    Ok(bytes)
+                }
+                // The first to ask takes the error; errors are not `Clone`, so a later one
+                // reads again for an error of its own.
+                Some(Err(err)) => Err(err),
+                None => self.store.read_bytes(unique[slot].clone()).await,
+            });
         }
         Ok(out)
     }
@@ -289,6 +457,7 @@ impl Catalog {
     ) -> Result<Vec<Package>> {
         let store = self.store.as_ref();
         let created = target.annotations.get(annotation::OCI_CREATED).cloned();
+        let pulled = Pulled::of_entry(target, store.keeps_ref_annotations());
         if target.is_index() {
             let index = self.read_index(target).await?;
             let mut out = Vec::with_capacity(index.manifests.len());
@@ -307,7 +476,8 @@ impl Catalog {
                         &manifest,
                         created.clone(),
                     )
-                    .named(name),
+                    .named(name)
+                    .with_pulled(pulled.clone()),
                 );
             }
             Ok(out)
@@ -315,7 +485,9 @@ impl Catalog {
             let manifest = self.read_manifest(target).await?;
             let entry = self.with_platform(target.clone(), &manifest).await?;
             Ok(vec![
-                Package::new(reference.clone(), None, entry, &manifest, created).named(name),
+                Package::new(reference.clone(), None, entry, &manifest, created)
+                    .named(name)
+                    .with_pulled(pulled),
             ])
         } else {
             Err(Error::NotAnImage {
@@ -479,6 +651,29 @@ impl Catalog {
         self.packages_named(&stored, &resolved.entry.name, &resolved.entry.descriptor)
             .await
     }
+}
+
+/// Sorts packages in [`crate::listing_order`], working out each one's name and tag once rather than
+/// at every comparison (ten thousand packages are over a hundred thousand comparisons).
+fn sort_listing(packages: &mut Vec<Package>) {
+    let keys: Vec<(String, Option<String>)> = packages
+        .iter()
+        .map(|p| (p.display_name(), p.display_tag().map(str::to_string)))
+        .collect();
+    let mut order: Vec<usize> = (0..packages.len()).collect();
+    // Stable: the platforms of one name keep their index's order.
+    order.sort_by(|&a, &b| {
+        let (name_a, tag_a) = &keys[a];
+        let (name_b, tag_b) = &keys[b];
+        name_a.cmp(name_b).then_with(|| match (tag_a, tag_b) {
+            (Some(x), Some(y)) => crate::package::compare_tags(x, y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        })
+    });
+    let mut slots: Vec<Option<Package>> = std::mem::take(packages).into_iter().map(Some).collect();
+    packages.extend(order.into_iter().filter_map(|i| slots[i].take()));
 }
 
 /// What a document descriptor points at, for messages.

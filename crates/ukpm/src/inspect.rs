@@ -1,11 +1,14 @@
-//! `inspect`: the documents behind a stored reference, as they are stored.
+//! `inspect`: the documents behind a stored reference, as they are stored, and the summary
+//! people read first (what each manifest holds: kernel, initrd, command, annotations).
 
-use ukpm_types::{Descriptor, Manifest, Reference, limits};
+use ukpm_types::{Annotations, Descriptor, Digest, ImageConfig, Manifest, Reference, annotation, limits};
 
 use crate::catalog::{LocalName, check_cap, parse};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manager::PackageManager;
-use crate::package::Package;
+use crate::package::{Package, Query};
+use crate::pull::describe_entry;
+use crate::reporter::BlobKind;
 
 /// The documents behind a reference, for `inspect`.
 #[derive(Debug, Clone)]
@@ -56,7 +59,119 @@ pub struct InspectedManifest {
     pub config: serde_json::Value,
 }
 
+impl Inspection {
+    /// Keeps only the manifests for the platforms `query` asks for (`inspect --plat`); the
+    /// index, if any, stays whole. No match is [`Error::NoPlatform`], naming what there is.
+    pub fn select(&mut self, query: &Query) -> Result<()> {
+        if query.architecture.is_none() && query.platform.is_none() && query.kconfig.is_empty() {
+            return Ok(());
+        }
+        let available: Vec<String> = self
+            .manifests
+            .iter()
+            .map(|m| describe_entry(&m.package.manifest))
+            .collect();
+        self.manifests
+            .retain(|m| query.matches_platform(&m.package.platform));
+        if self.manifests.is_empty() {
+            return Err(Error::NoPlatform {
+                reference: self.reference.clone(),
+                query: query.describe(),
+                available,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a manifest holds, for `inspect`'s summary: read from its documents, so the same for
+/// a stored package and one on a registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestSummary {
+    /// The layers in order, each with what it carries.
+    pub layers: Vec<LayerSummary>,
+    /// The command the unikernel runs with (the config's `Cmd`).
+    pub cmd: Vec<String>,
+    /// Its environment (`K=V`).
+    pub env: Vec<String>,
+    /// The manifest's annotations.
+    pub annotations: Annotations,
+    /// The config's labels.
+    pub labels: Annotations,
+}
+
+/// One layer of a [`ManifestSummary`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSummary {
+    /// What it carries: kernel, initrd, debug kernel, or another layer.
+    pub kind: BlobKind,
+    /// The path inside the image its annotations name, if they name one.
+    pub path: Option<String>,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes (of the layer: a tar of one file is that file plus 1 to 2 KiB).
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+}
+
+impl InspectedManifest {
+    /// The summary of this manifest; `None` when its documents do not read as a manifest and
+    /// a config (they were checked when stored or fetched, so only a foreign shape).
+    pub fn summary(&self) -> Option<ManifestSummary> {
+        let manifest: Manifest = serde_json::from_value(self.manifest.clone()).ok()?;
+        let config: ImageConfig = serde_json::from_value(self.config.clone()).ok()?;
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|layer| LayerSummary {
+                kind: BlobKind::of(layer),
+                path: [
+                    annotation::KERNEL_PATH,
+                    annotation::KERNEL_INITRD_PATH,
+                    annotation::KERNEL_DBG_PATH,
+                ]
+                .iter()
+                .find_map(|key| layer.annotations.get(*key).cloned()),
+                digest: layer.digest,
+                size: layer.size,
+                media_type: layer.media_type.clone(),
+            })
+            .collect();
+        Some(ManifestSummary {
+            layers,
+            cmd: config.config.cmd.clone(),
+            env: config.config.env.clone(),
+            annotations: manifest.annotations.clone(),
+            labels: config.config.labels.clone(),
+        })
+    }
+}
+
 impl PackageManager {
+    /// The size of the file a single-file tar layer carries (the kernel, the initrd), from the
+    /// tar headers at the start of the stored layer: what `inspect` shows beside the layer's
+    /// own size. `None` for a compressed layer, one not in the store, or one whose first entry
+    /// is not a regular file. Only headers are read (at most 64 KiB), never the file.
+    pub async fn layer_file_size(&self, layer: &Descriptor) -> Option<u64> {
+        if !layer.media_type.ends_with(".tar") {
+            return None;
+        }
+        let head = self
+            .store()
+            .open_blob_range(layer.digest, 0, layer.size.min(64 * 1024))
+            .await
+            .ok()?;
+        tokio::task::spawn_blocking(move || {
+            let mut archive = tar::Archive::new(head);
+            let entry = archive.entries().ok()?.next()?.ok()?;
+            entry.header().entry_type().is_file().then(|| entry.size())
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// The index, manifests and configs `name` names (a reference, or a ref name as written).
     pub async fn inspect(&self, name: impl Into<LocalName>) -> Result<Inspection> {
         let name = name.into();

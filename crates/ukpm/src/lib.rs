@@ -47,6 +47,7 @@ mod inflight;
 mod initrd;
 mod inspect;
 mod kraftfile;
+mod listing_cache;
 mod login;
 mod manager;
 mod pack;
@@ -68,7 +69,7 @@ mod transfer;
 mod unpack;
 
 pub use archive_io::{LoadReport, Loaded, SaveReport, Saved};
-pub use catalog::{Catalog, LocalName, Resolved};
+pub use catalog::{Catalog, Listing, LocalName, Resolved};
 pub use copy::{Copied, CopyFailure, CopyReport, copy_between};
 pub use credentials::{
     CredentialChain, CredentialPaths, DockerConfig, KRAFTCLOUD_REGISTRY, KRAFTCLOUD_TOKEN_VARS,
@@ -79,11 +80,11 @@ pub use error::{Error, ErrorKind, Origin, Result};
 pub use fsck::FsckOutcome;
 pub use image::{Blob, Layer, ManifestBuilder, MergeStrategy, SavedManifest, merge_index};
 pub use initrd::EINITRD_KCONFIG;
-pub use inspect::{InspectedManifest, Inspection, Source};
+pub use inspect::{InspectedManifest, Inspection, LayerSummary, ManifestSummary, Source};
 pub use kraftfile::{KRAFTFILE_NAMES, Kraftfile, KraftfileTarget, split_shell_words};
 pub use manager::{DEFAULT_CONCURRENCY, PackageManager, PackageManagerBuilder, default_store_dir};
 pub use pack::{PackOptions, TOOL_VERSION, Target, kconfig_contradictions};
-pub use package::{HostPlatform, Package, Query};
+pub use package::{HostPlatform, PULLED_ANNOTATION, Package, Pulled, Query, compare_tags, listing_order};
 pub use project::{BUILD_DIR, ProjectOptions, RuntimeTarget};
 pub use pull::PullOptions;
 pub use push::PushReport;

@@ -128,10 +128,14 @@ impl PackageManager {
         self.remember(seen).await?;
         let name = stored_name(reference);
         let mut entry = top.clone();
-        entry.annotations.insert(
-            annotation::OCI_CREATED.into(),
-            time::rfc3339(time::now_or_epoch()?),
-        );
+        let now = time::rfc3339(time::now_or_epoch()?);
+        entry
+            .annotations
+            .insert(annotation::OCI_CREATED.into(), now.clone());
+        // What `ls` shows as PULLED (a store that keeps ref annotations keeps it).
+        entry
+            .annotations
+            .insert(crate::package::PULLED_ANNOTATION.into(), now);
         store
             .set_ref(name.to_string(), entry.clone(), Expect::Any)
             .await?;

@@ -76,7 +76,7 @@ async fn dispatch(command: &Command, manager: &PackageManager, printer: &Printer
         Command::Source(command) => show(printer, source::run(manager, command).await?),
         Command::Src(args) => show(printer, source::add(manager, args).await?),
         Command::Unsrc(args) => show(printer, source::rm(args)?),
-        Command::Ls(args) => show(printer, ls::run(manager, args).await?),
+        Command::Ls(args) => show(printer, ls::run(manager, args, printer).await?),
         Command::Inspect(args) => show(printer, inspect::run(manager, args, printer).await?),
         Command::Digest(args) => show(printer, digest::run(manager, args).await?),
         Command::Delete(args) => show(printer, delete::run(manager, args).await?),

@@ -237,6 +237,7 @@ fn no_platform_hint(err: &ukpm::Error, command: &str, clues: &Clues) -> Option<S
     let all = match command {
         "pull" => ", or take every one with --all",
         "copy" => ", or copy every one by giving neither --plat nor --arch",
+        "inspect" => ", or leave the filter out to see them all",
         _ => "",
     };
     Some(match (&clues.implied_platform, command) {

@@ -27,7 +27,7 @@ use serde::{Serialize, Serializer};
 use crate::args::Format;
 
 pub use escape::{Escaped, escape, escape_json, escape_log, escape_path};
-pub use package::{PackageJson, package_list, package_table};
+pub use package::{PackageJson, package_list, package_table, package_table_within};
 pub use path::JsonPath;
 
 /// A command's result, printable both ways.

@@ -14,6 +14,10 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+/// Where the local store keeps derived facts ukpm may rebuild at any time (the listing
+/// cache): beside `blobs/`, which other tools' readers of the layout ignore.
+const CACHE_DIR: &str = "cache";
+
 /// The local store's ranged download, shared by the tasks fetching its ranges.
 struct LocalRanged(std::sync::RwLock<Option<ukpm_store::Ranged>>);
 
@@ -116,6 +120,13 @@ impl ContentStore for LocalImageStore {
         self.blocking(|s| Ok(Box::new(s.writable()?.lease()?) as StoreLease))
     }
 
+    fn read_lease(&self) -> BoxFuture<'_, Result<StoreLease>> {
+        self.blocking(|s| match s.readable()? {
+            Some(store) => Ok(Box::new(store.lease()?) as StoreLease),
+            None => Ok(Box::new(()) as StoreLease),
+        })
+    }
+
     fn has_blob(&self, digest: Digest, size: Option<u64>) -> BoxFuture<'_, Result<bool>> {
         self.blocking(move |s| {
             let Some(store) = s.readable()? else {
@@ -176,6 +187,47 @@ impl ContentStore for LocalImageStore {
         self.blocking(move |s| match s.readable()? {
             Some(store) => Ok(Box::new(store.open_blob(&digest)?) as BlobRead),
             None => Err(StoreError::BlobNotFound { digest }.into()),
+        })
+    }
+
+    fn has_blobs(&self, digests: Vec<Digest>) -> BoxFuture<'_, Result<Vec<bool>>> {
+        self.blocking(move |s| {
+            let Some(store) = s.readable()? else {
+                return Ok(vec![false; digests.len()]);
+            };
+            Ok(digests.iter().map(|d| store.blob_size(d).is_some()).collect())
+        })
+    }
+
+    fn read_cache(&self, name: &'static str) -> BoxFuture<'_, Option<Vec<u8>>> {
+        let path = self.root.join(CACHE_DIR).join(name);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || fs_err::read(path).ok())
+                .await
+                .ok()
+                .flatten()
+        })
+    }
+
+    fn write_cache(&self, name: &'static str, bytes: Vec<u8>) -> BoxFuture<'_, ()> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                // Never create a store to cache what it does not hold.
+                if !root.join("oci-layout").is_file() {
+                    return Ok(());
+                }
+                let dir = root.join(CACHE_DIR);
+                fs_err::create_dir_all(&dir)?;
+                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+                std::io::Write::write_all(&mut tmp, &bytes)?;
+                tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+                Ok(())
+            })
+            .await;
+            if let Ok(Err(err)) = written {
+                tracing::debug!(%err, "cannot write the store's {name} cache");
+            }
         })
     }
 
@@ -242,6 +294,10 @@ impl RefStore for LocalImageStore {
                 )
             })
         })
+    }
+
+    fn keeps_ref_annotations(&self) -> bool {
+        true
     }
 }
 

@@ -50,6 +50,14 @@ pub trait ContentStore: Send + Sync {
     /// Takes a lease that keeps garbage collection out while blobs are written.
     fn lease(&self) -> BoxFuture<'_, Result<StoreLease>>;
 
+    /// A lease for reading several documents as one view (a listing): garbage collection
+    /// cannot take a blob away between reading a ref and reading what it names. Never creates
+    /// a store; a store whose own garbage collection never races a reader (containerd keeps
+    /// what its refs reach) needs none.
+    fn read_lease(&self) -> BoxFuture<'_, Result<StoreLease>> {
+        Box::pin(async { Ok(Box::new(()) as StoreLease) })
+    }
+
     /// Whether the blob is present (with the given size, when given).
     fn has_blob(&self, digest: Digest, size: Option<u64>) -> BoxFuture<'_, Result<bool>>;
 
@@ -77,6 +85,31 @@ pub trait ContentStore: Send + Sync {
     /// Opens `len` bytes of a blob from `offset`, without verifying them: for uploads, where
     /// the store verified the blob when it came in and the registry verifies it again.
     fn open_blob_range(&self, digest: Digest, offset: u64, len: u64) -> BoxFuture<'_, Result<BlobRead>>;
+
+    /// Which of these blobs are present (any size), in one call: a listing's check that the
+    /// manifests it knows from its cache are still there.
+    fn has_blobs(&self, digests: Vec<Digest>) -> BoxFuture<'_, Result<Vec<bool>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(digests.len());
+            for digest in digests {
+                out.push(self.has_blob(digest, None).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// A file of derived facts the store keeps for ukpm beside its content (the listing
+    /// cache, [`crate::catalog`]): `None` when there is none, it cannot be read, or the store
+    /// keeps none.
+    fn read_cache(&self, _name: &'static str) -> BoxFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async { None })
+    }
+
+    /// Replaces a cache file, atomically, in a store that exists and that this user may write;
+    /// anything else is left alone (a cache is never worth an error, nor creating a store).
+    fn write_cache(&self, _name: &'static str, _bytes: Vec<u8>) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What a ref must point at for [`RefStore::set_ref`] to go ahead: a compare-and-swap, so
@@ -114,6 +147,13 @@ pub trait RefStore: Send + Sync {
 
     /// Removes refs; returns those that existed.
     fn remove_refs(&self, names: Vec<String>) -> BoxFuture<'_, Result<Vec<RefEntry>>>;
+
+    /// Whether a ref keeps the annotations `set_ref` was given (the local store's `index.json`
+    /// does), so that `ls` can tell a pulled package ([`crate::PULLED_ANNOTATION`]) from one
+    /// that never was; containerd and KraftKit's tag links keep only the target.
+    fn keeps_ref_annotations(&self) -> bool {
+        false
+    }
 }
 
 /// A blob being written in ranges, in place, from several downloads at once, resumable: what
