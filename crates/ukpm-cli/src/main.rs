@@ -19,14 +19,23 @@ mod style;
 use std::io;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = argv.iter().any(|a| a == "--json");
-    let cli = match Cli::try_parse_from(&argv).and_then(|cli| cli.check().map(|()| cli)) {
+    // `--color` (or UKPM_COLOR) decides clap's help and usage colours too, before parsing.
+    let command = Cli::command().color(match style::choice_in_args(&argv) {
+        args::Color::Always => clap::ColorChoice::Always,
+        args::Color::Never => clap::ColorChoice::Never,
+        args::Color::Auto => clap::ColorChoice::Auto,
+    });
+    let parsed = command
+        .try_get_matches_from(&argv)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed.and_then(|cli| cli.check().map(|()| cli)) {
         Ok(cli) => cli,
         Err(err) => return error::usage(&err, json, &argv),
     };

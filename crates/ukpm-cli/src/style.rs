@@ -41,7 +41,7 @@ pub fn init_from_args(argv: &[OsString]) {
 
 /// The colour choice of raw arguments: the last `--color X` or `--color=X`, else `UKPM_COLOR`,
 /// else `auto`; values that are not a choice are skipped (clap refuses them).
-fn choice_in_args(argv: &[OsString]) -> Color {
+pub fn choice_in_args(argv: &[OsString]) -> Color {
     let mut choice = std::env::var("UKPM_COLOR")
         .ok()
         .and_then(|v| Color::from_str(&v, true).ok())

@@ -447,3 +447,17 @@ fn color_auto_colours_a_terminal_unless_no_color_is_set() {
         out.stdout
     );
 }
+
+/// `--color` decides clap's help too: `never` keeps a terminal's help plain, `always` colours
+/// help that goes into a pipe. (Before, clap chose by itself and `--color never` was ignored.)
+#[test]
+fn color_decides_the_help_too() {
+    let env = TestEnv::new();
+    let out = on_a_terminal(&env, "", "--color never --help");
+    assert!(out.stdout.contains("Usage:"), "{:?}", out.stdout);
+    assert!(!out.stdout.contains('\x1b'), "{:?}", out.stdout);
+    let out = on_a_terminal(&env, "", "--color always --help");
+    assert!(out.stdout.contains('\x1b'), "{:?}", out.stdout);
+    let piped = ukpm(&env).args(["--color", "always", "pack", "--help"]).run();
+    assert!(piped.stdout.contains('\x1b'), "{:?}", piped.stdout);
+}
