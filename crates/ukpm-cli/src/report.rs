@@ -192,7 +192,7 @@ impl StderrReporter {
         let message = escape(message);
         match &self.bars {
             Some(bars) if !state.closed && state.total.is_some() => {
-                let _ = bars.println(cut(&message, self.width.saturating_sub(1)));
+                let _ = bars.println(fold(&message, self.width.saturating_sub(1)));
             }
             _ => {
                 let _ = writeln!(std::io::stderr().lock(), "{message}");
@@ -458,9 +458,19 @@ fn short_digest(digest: &Digest) -> String {
     digest.to_string().chars().take(19).collect()
 }
 
-/// `text` cut to `width` characters.
-fn cut(text: &str, width: usize) -> String {
-    text.chars().take(width).collect()
+/// `text` folded into lines of at most `width` characters: a line printed above the bars must
+/// not wrap on its own (the bars would be redrawn over its tail), and must not lose its tail
+/// either (a finished line once ended `(128.0 MiB from an ear` at 80 columns).
+fn fold(text: &str, width: usize) -> String {
+    if width == 0 {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(width)
+        .map(|chunk| chunk.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The verb of a transfer that moved all its bytes.
@@ -806,8 +816,17 @@ impl ukpm::Reporter for StderrReporter {
 
 #[cfg(test)]
 mod tests {
-    use super::{Mode, mode};
+    use super::{Mode, fold, mode};
     use crate::args::Progress;
+
+    #[test]
+    fn a_line_above_the_bars_is_folded_never_cut() {
+        let line = "      resumed kernel 286.1 MiB 127.0.0.1:35653/ux/big:v1 (128.0 MiB from an earlier run)";
+        let folded = fold(line, 79);
+        assert!(folded.lines().all(|l| l.chars().count() <= 79), "{folded}");
+        assert_eq!(folded.replace('\n', ""), line);
+        assert_eq!(fold("short", 79), "short");
+    }
 
     #[test]
     fn auto_draws_bars_only_on_a_quiet_terminal() {

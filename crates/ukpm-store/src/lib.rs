@@ -440,7 +440,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 /// umask, and a store another user of the group writes to (`umask 002`, a set-group-ID folder
 /// such as `/var/lib/ukpm`) could not be shared. The umask still applies: under 022 blobs are
 /// 0644, under 002 0664.
-pub(crate) fn shared_mode() -> std::fs::Permissions {
+pub fn shared_mode() -> std::fs::Permissions {
     use std::os::unix::fs::PermissionsExt;
     std::fs::Permissions::from_mode(0o666)
 }

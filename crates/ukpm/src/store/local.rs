@@ -219,7 +219,10 @@ impl ContentStore for LocalImageStore {
                 }
                 let dir = root.join(CACHE_DIR);
                 fs_err::create_dir_all(&dir)?;
-                let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+                // Group-shared like every file of the store (the umask decides), not 0600.
+                let mut tmp = tempfile::Builder::new()
+                    .permissions(ukpm_store::shared_mode())
+                    .tempfile_in(&dir)?;
                 std::io::Write::write_all(&mut tmp, &bytes)?;
                 tmp.persist(dir.join(name)).map_err(|e| e.error)?;
                 Ok(())
