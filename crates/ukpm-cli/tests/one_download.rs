@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::ukpm;
 use ukpm_test::proxy::{Faults, Proxy};
 use ukpm_test::registry::Registry;
-use ukpm_test::{TestEnv, wait_until};
+use ukpm_test::{Running, TestEnv, wait_until};
 
 const MIB: u64 = 1 << 20;
 /// Large enough to be fetched as parallel ranges.
@@ -34,15 +34,13 @@ fn publish(env: &TestEnv, registry: &Registry, name: &str) {
         .assert_success();
 }
 
-#[test]
-fn two_processes_pulling_one_image_into_one_store_download_it_once() {
-    let env = TestEnv::new();
-    let registry = Registry::plain();
-    publish(&env, &registry, "one/blob:v1");
-    // Slow enough that the second pull starts while the first is still fetching.
+/// Publishes `name`, then starts two pulls of it into one store through a proxy slow enough
+/// that the second starts while the first is still fetching the kernel.
+fn two_pulls(env: &TestEnv, registry: &Registry, name: &str) -> (Proxy, Running, Running) {
+    publish(env, registry, name);
     let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(MIB));
-    let reference = format!("{}/one/blob:v1", proxy.addr());
-    let pull = || ukpm(&env).args(["--store", "store", "pull", &reference]).spawn();
+    let reference = format!("{}/{name}", proxy.addr());
+    let pull = || ukpm(env).args(["--store", "store", "pull", &reference]).spawn();
     let first = pull();
     wait_until(
         "the first pull is fetching the kernel",
@@ -50,6 +48,14 @@ fn two_processes_pulling_one_image_into_one_store_download_it_once() {
         || proxy.stats().bytes_down > MIB,
     );
     let second = pull();
+    (proxy, first, second)
+}
+
+#[test]
+fn two_processes_pulling_one_image_into_one_store_download_it_once() {
+    let env = TestEnv::new();
+    let registry = Registry::plain();
+    let (proxy, first, second) = two_pulls(&env, &registry, "one/blob:v1");
     let (a, b) = (first.wait_within(DEADLINE), second.wait_within(DEADLINE));
     a.assert_success();
     b.assert_success();
@@ -68,17 +74,7 @@ fn two_processes_pulling_one_image_into_one_store_download_it_once() {
 fn a_pull_waiting_for_another_takes_over_when_that_one_dies() {
     let env = TestEnv::new();
     let registry = Registry::plain();
-    publish(&env, &registry, "one/dies:v1");
-    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(MIB));
-    let reference = format!("{}/one/dies:v1", proxy.addr());
-    let pull = || ukpm(&env).args(["--store", "store", "pull", &reference]).spawn();
-    let first = pull();
-    wait_until(
-        "the first pull is fetching the kernel",
-        Duration::from_secs(60),
-        || proxy.stats().bytes_down > MIB,
-    );
-    let second = pull();
+    let (proxy, first, second) = two_pulls(&env, &registry, "one/dies:v1");
     // The second waits on the first's partial download (it moves nothing of its own): kill
     // the first mid-download.
     wait_until(

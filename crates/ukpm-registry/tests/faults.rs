@@ -214,30 +214,11 @@ async fn a_chunk_whose_connection_is_lost_resumes_from_where_the_session_stands(
         _ => Reply::status(500),
     })
     .await;
-    let client = Client::new(
-        ClientConfig {
-            chunk_threshold: 1,
-            chunk_size: 4_000,
-            ..config(3)
-        },
-        Arc::new(Anonymous),
-    )
-    .unwrap();
-    let body = Bytes::from(content.clone());
-    let outcome = within(
-        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
-            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
-        }),
-    )
-    .await
-    .expect("the upload resumes after the lost connection");
+    let outcome = push_in_chunks(&fake, &content, &descriptor)
+        .await
+        .expect("the upload resumes after the lost connection");
     assert_eq!(outcome, PushOutcome::Uploaded);
-    let ranges: Vec<String> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PATCH")
-        .map(|r| r.header("content-range").unwrap_or_default().to_string())
-        .collect();
+    let ranges = patch_ranges(&fake);
     assert_eq!(ranges, ["0-3999", "4000-7999", "5000-8999", "9000-9999"]);
 }
 
@@ -262,23 +243,9 @@ async fn a_chunk_whose_session_ended_starts_over_in_a_new_session() {
         _ => Reply::status(500),
     })
     .await;
-    let client = Client::new(
-        ClientConfig {
-            chunk_threshold: 1,
-            chunk_size: 4_000,
-            ..config(3)
-        },
-        Arc::new(Anonymous),
-    )
-    .unwrap();
-    let body = Bytes::from(content.clone());
-    let outcome = within(
-        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
-            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
-        }),
-    )
-    .await
-    .expect("the upload starts over in a new session");
+    let outcome = push_in_chunks(&fake, &content, &descriptor)
+        .await
+        .expect("the upload starts over in a new session");
     assert_eq!(outcome, PushOutcome::Uploaded);
     assert_eq!(sessions.load(Ordering::SeqCst), 2);
     let patches: Vec<String> = fake
@@ -781,30 +748,11 @@ async fn a_failed_chunk_resumes_from_where_the_session_stands() {
         _ => Reply::status(500),
     })
     .await;
-    let client = Client::new(
-        ClientConfig {
-            chunk_threshold: 1,
-            chunk_size: 4_000,
-            ..config(3)
-        },
-        Arc::new(Anonymous),
-    )
-    .unwrap();
-    let body = Bytes::from(content.clone());
-    let outcome = within(
-        client.push_blob(&tagged(&fake), &descriptor, None, &move |offset, len| {
-            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
-        }),
-    )
-    .await
-    .expect("the upload resumes after the failed chunk");
+    let outcome = push_in_chunks(&fake, &content, &descriptor)
+        .await
+        .expect("the upload resumes after the failed chunk");
     assert_eq!(outcome, PushOutcome::Uploaded);
-    let ranges: Vec<String> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PATCH")
-        .map(|r| r.header("content-range").unwrap_or_default().to_string())
-        .collect();
+    let ranges = patch_ranges(&fake);
     // 0-3999 ok, 4000-7999 failed, then only the rest from 5500 (what the session holds).
     assert_eq!(ranges, ["0-3999", "4000-7999", "5500-9499", "9500-9999"]);
     let patch_bytes: usize = fake
@@ -1096,4 +1044,38 @@ async fn an_unreachable_token_endpoint_is_retried_by_the_policy_once_over() {
             "token requests are retried by the one policy, not once more per registry attempt"
         );
     }
+}
+
+/// Pushes `content` to `fake` in PATCH chunks of 4,000 bytes, three retries allowed: the
+/// chunked-upload tests' client and call.
+async fn push_in_chunks(
+    fake: &Fake,
+    content: &[u8],
+    descriptor: &Descriptor,
+) -> ukpm_registry::Result<PushOutcome> {
+    let client = Client::new(
+        ClientConfig {
+            chunk_threshold: 1,
+            chunk_size: 4_000,
+            ..config(3)
+        },
+        Arc::new(Anonymous),
+    )
+    .unwrap();
+    let body = Bytes::copy_from_slice(content);
+    within(
+        client.push_blob(&tagged(fake), descriptor, None, &move |offset, len| {
+            reqwest::Body::from(body.slice(offset as usize..(offset + len) as usize))
+        }),
+    )
+    .await
+}
+
+/// The `Content-Range` of every PATCH `fake` received, in order.
+fn patch_ranges(fake: &Fake) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.header("content-range").unwrap_or_default().to_string())
+        .collect()
 }
