@@ -179,6 +179,38 @@ fn json_events_carry_the_verbs_of_push_push_again_and_pull() {
     assert_eq!(summary(&pulled)["operation"], "pull");
 }
 
+/// Packs a kernel of `size` bytes as `unikraft.org/NAME:v1`, pushes it straight to `registry`
+/// as `progress/NAME:v1`, and returns a proxy in front of the registry capping each connection
+/// at `rate` bytes/s, with the reference to pull through it.
+fn published_behind_a_slow_proxy(
+    env: &TestEnv,
+    registry: &Registry,
+    name: &str,
+    size: u64,
+    seed: u64,
+    rate: u64,
+) -> (Proxy, String) {
+    pack_kernel(env, &format!("unikraft.org/{name}:v1"), size, seed);
+    ukpm(env)
+        .args([
+            "-q",
+            "push",
+            &format!("unikraft.org/{name}:v1"),
+            "--to",
+            &direct(registry, name),
+        ])
+        .run_within(DEADLINE)
+        .assert_success();
+    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(rate));
+    let remote = format!("{}/progress/{name}:v1", proxy.addr());
+    (proxy, remote)
+}
+
+/// Where [`published_behind_a_slow_proxy`] put `name`, straight on the registry.
+fn direct(registry: &Registry, name: &str) -> String {
+    format!("{}/progress/{name}:v1", registry.host())
+}
+
 /// Without a terminal, a slow pull is never silent: lines at each tenth of the large blob and,
 /// while the proxy holds every byte back for 12 s, a `total` line every few seconds that says
 /// no bytes came; then the finished line with its verb and the summary with bytes, time and
@@ -187,15 +219,9 @@ fn json_events_carry_the_verbs_of_push_push_again_and_pull() {
 fn without_a_terminal_a_slow_pull_shows_lines_every_few_seconds() {
     let env = TestEnv::new();
     let registry = Registry::plain();
-    pack_kernel(&env, "unikraft.org/slow:v1", 24 * MIB, 0x9E0_0002);
-    let direct = format!("{}/progress/slow:v1", registry.host());
-    ukpm(&env)
-        .args(["-q", "push", "unikraft.org/slow:v1", "--to", &direct])
-        .run_within(DEADLINE)
-        .assert_success();
     // Eight ranges of 256 KiB/s each: about 2 MiB/s, some 12 s for the kernel.
-    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(256 << 10));
-    let remote = format!("{}/progress/slow:v1", proxy.addr());
+    let (proxy, remote) =
+        published_behind_a_slow_proxy(&env, &registry, "slow", 24 * MIB, 0x9E0_0002, 256 << 10);
 
     let mut pull = start(&env, &["--store", "other-store", "pull", &remote]);
     wait_for_bytes(&mut pull, &proxy, 4 * MIB);
@@ -241,14 +267,8 @@ fn resumed_bytes_are_not_counted_as_moved() {
     let env = TestEnv::new();
     let registry = Registry::plain();
     let size = 24 * MIB;
-    pack_kernel(&env, "unikraft.org/resume:v1", size, 0x9E0_0003);
-    let direct = format!("{}/progress/resume:v1", registry.host());
-    ukpm(&env)
-        .args(["-q", "push", "unikraft.org/resume:v1", "--to", &direct])
-        .run_within(DEADLINE)
-        .assert_success();
-    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(512 << 10));
-    let remote = format!("{}/progress/resume:v1", proxy.addr());
+    let (proxy, remote) =
+        published_behind_a_slow_proxy(&env, &registry, "resume", size, 0x9E0_0003, 512 << 10);
     let mut pull = start(&env, &["--store", "other-store", "-q", "pull", &remote]);
     wait_for_bytes(&mut pull, &proxy, 8 * MIB);
     // Let what is in flight land before the kill.
@@ -258,7 +278,13 @@ fn resumed_bytes_are_not_counted_as_moved() {
     assert_eq!(killed.signal, Some(9), "{}", killed.describe());
 
     let again = ukpm(&env)
-        .args(["--store", "other-store", "--progress=json", "pull", &direct])
+        .args([
+            "--store",
+            "other-store",
+            "--progress=json",
+            "pull",
+            &direct(&registry, "resume"),
+        ])
         .run_within(DEADLINE);
     again.assert_success();
     let events = events(&again);
@@ -294,14 +320,8 @@ fn resumed_bytes_are_not_counted_as_moved() {
 fn ctrl_c_says_the_same_command_resumes() {
     let env = TestEnv::new();
     let registry = Registry::plain();
-    pack_kernel(&env, "unikraft.org/stop:v1", 24 * MIB, 0x9E0_0004);
-    let direct = format!("{}/progress/stop:v1", registry.host());
-    ukpm(&env)
-        .args(["-q", "push", "unikraft.org/stop:v1", "--to", &direct])
-        .run_within(DEADLINE)
-        .assert_success();
-    let proxy = Proxy::start(registry.host(), Faults::none().rate_limit(256 << 10));
-    let remote = format!("{}/progress/stop:v1", proxy.addr());
+    let (proxy, remote) =
+        published_behind_a_slow_proxy(&env, &registry, "stop", 24 * MIB, 0x9E0_0004, 256 << 10);
     let mut pull = start(&env, &["--store", "other-store", "pull", &remote]);
     wait_for_bytes(&mut pull, &proxy, 2 * MIB);
     assert!(pull.is_running());
