@@ -159,7 +159,7 @@ impl Client {
     /// `scheme://host/v2/` for a registry: HTTPS, plain HTTP for `--plain-http` hosts, and for
     /// loopback hosts plain HTTP until the host shows it speaks TLS (as Docker and
     /// go-containerregistry decide). There is no probe: the first real request learns the
-    /// scheme ([`Client::send`] switches to HTTPS when a TLS server refuses plain HTTP), which
+    /// scheme (`Client::send` switches to HTTPS when a TLS server refuses plain HTTP), which
     /// saves a round trip on every run of a short command.
     pub async fn base_url(&self, registry: &str) -> String {
         let host = transport_host(registry);

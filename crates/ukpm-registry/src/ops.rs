@@ -41,7 +41,7 @@ impl FetchedManifest {
 /// minimum rate).
 ///
 /// A body that breaks off (the connection lost, a stall) is resumed in place with a `Range`
-/// request at the byte reached, within the client's retry budget ([`crate::retry::Resumes`]),
+/// request at the byte reached, within the client's retry budget (`Resumes` in the retry module),
 /// so the reader sees one unbroken stream. A registry that answers the resumption with the
 /// whole blob (200) has the bytes already delivered skipped; for a download of a bounded range
 /// that cannot be, and the break is returned as the error.

@@ -99,7 +99,7 @@ pub trait ContentStore: Send + Sync {
     }
 
     /// A file of derived facts the store keeps for ukpm beside its content (the listing
-    /// cache, [`crate::catalog`]): `None` when there is none, it cannot be read, or the store
+    /// cache, in the catalog): `None` when there is none, it cannot be read, or the store
     /// keeps none.
     fn read_cache(&self, _name: &'static str) -> BoxFuture<'_, Option<Vec<u8>>> {
         Box::pin(async { None })
