@@ -17,6 +17,8 @@ pub struct Ingest<'s> {
     store: &'s LocalStore,
     file: NamedTempFile,
     hasher: Hasher,
+    /// Bytes already handed to the kernel's writeback ([`crate::start_writeback`]).
+    kicked: u64,
 }
 
 impl<'s> Ingest<'s> {
@@ -37,6 +39,7 @@ impl<'s> Ingest<'s> {
             store,
             file,
             hasher: Hasher::new(),
+            kicked: 0,
         })
     }
 
@@ -97,6 +100,11 @@ impl Write for Ingest<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        let len = self.hasher.len();
+        if len - self.kicked >= crate::WRITEBACK_STEP {
+            crate::start_writeback(self.file.as_file(), self.kicked, len);
+            self.kicked = len;
+        }
         Ok(n)
     }
 

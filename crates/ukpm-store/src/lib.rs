@@ -482,3 +482,20 @@ pub fn copy_large(reader: &mut dyn io::Read, writer: &mut dyn io::Write) -> io::
         total += n as u64;
     }
 }
+
+/// Every this many bytes a blob being written asks the kernel to start writing them to disk
+/// ([`start_writeback`]).
+pub(crate) const WRITEBACK_STEP: u64 = 32 << 20;
+
+/// Asks the kernel to start writing `[from, to)` of `file` to disk now, without waiting, so
+/// that the `fsync` before a blob's rename finds little left to write: a 10 GiB blob otherwise
+/// sits in the page cache until that `fsync`, which then writes all of it while nothing else
+/// happens. `POSIX_FADV_DONTNEED` is the safe call that does it on Linux: it queues the range's
+/// dirty pages for writeback (and drops only pages already clean, which these are not yet).
+/// Only a hint: durability still comes from the `fsync`, and a failure here changes nothing.
+pub(crate) fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
+    let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) else {
+        return;
+    };
+    let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+}

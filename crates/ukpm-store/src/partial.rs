@@ -19,6 +19,8 @@ pub struct Partial {
     hasher: Hasher,
     digest: Digest,
     size: u64,
+    /// Bytes already handed to the kernel's writeback ([`crate::start_writeback`]).
+    kicked: u64,
 }
 
 impl LocalStore {
@@ -82,6 +84,7 @@ impl LocalStore {
             store: self.clone(),
             path,
             file,
+            kicked: keep,
             hasher,
             digest,
             size,
@@ -156,6 +159,11 @@ impl Write for Partial {
         }
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        let len = self.hasher.len();
+        if len - self.kicked >= crate::WRITEBACK_STEP {
+            crate::start_writeback(self.file.file(), self.kicked, len);
+            self.kicked = len;
+        }
         Ok(n)
     }
 
@@ -233,6 +241,9 @@ pub struct Ranged {
     stretches: std::sync::Mutex<Stretches>,
     /// The hash of the prefix `[0, Stretches::hashed)`, held by whichever writer is hashing.
     hasher: std::sync::Mutex<Hasher>,
+    /// How much of the hashed prefix was handed to the kernel's writeback
+    /// ([`crate::start_writeback`]); changed only by the writer holding `hasher`.
+    kicked: std::sync::atomic::AtomicU64,
 }
 
 /// What of a ranged download is written, being written, and hashed.
@@ -341,6 +352,7 @@ impl LocalStore {
                 broken: false,
             }),
             hasher: std::sync::Mutex::new(Hasher::new()),
+            kicked: std::sync::atomic::AtomicU64::new(0),
             done,
             digest,
             size,
@@ -444,6 +456,12 @@ impl Ranged {
                             return;
                         }
                     }
+                }
+                // The hashed prefix is complete on disk's way: start writing it out.
+                let kicked = self.kicked.load(std::sync::atomic::Ordering::Relaxed);
+                if end - kicked.min(end) >= crate::WRITEBACK_STEP {
+                    crate::start_writeback(self.file.file(), kicked, end);
+                    self.kicked.store(end, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             drop(hasher);
