@@ -17,7 +17,7 @@ pub struct Ingest<'s> {
     store: &'s LocalStore,
     file: NamedTempFile,
     hasher: Hasher,
-    /// Bytes already handed to the kernel's writeback ([`crate::start_writeback`]).
+    /// Bytes already handed to the kernel's writeback ([`crate::writeback_past`]).
     kicked: u64,
 }
 
@@ -100,11 +100,7 @@ impl Write for Ingest<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
-        let len = self.hasher.len();
-        if len - self.kicked >= crate::WRITEBACK_STEP {
-            crate::start_writeback(self.file.as_file(), self.kicked, len);
-            self.kicked = len;
-        }
+        self.kicked = crate::writeback_past(self.file.as_file(), self.kicked, self.hasher.len());
         Ok(n)
     }
 

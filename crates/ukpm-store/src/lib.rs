@@ -484,18 +484,26 @@ pub fn copy_large(reader: &mut dyn io::Read, writer: &mut dyn io::Write) -> io::
 }
 
 /// Every this many bytes a blob being written asks the kernel to start writing them to disk
-/// ([`start_writeback`]).
-pub(crate) const WRITEBACK_STEP: u64 = 32 << 20;
+/// ([`writeback_past`]).
+const WRITEBACK_STEP: u64 = 32 << 20;
 
-/// Asks the kernel to start writing `[from, to)` of `file` to disk now, without waiting, so
-/// that the `fsync` before a blob's rename finds little left to write: a 10 GiB blob otherwise
-/// sits in the page cache until that `fsync`, which then writes all of it while nothing else
-/// happens. `POSIX_FADV_DONTNEED` is the safe call that does it on Linux: it queues the range's
-/// dirty pages for writeback (and drops only pages already clean, which these are not yet).
-/// Only a hint: durability still comes from the `fsync`, and a failure here changes nothing.
-pub(crate) fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
-    let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) else {
-        return;
+/// For a blob of which `[0, written)` is written and `[0, kicked)` was already handed to the
+/// kernel's writeback: hands over the rest once it is [`WRITEBACK_STEP`] or more, and returns
+/// how far that now reaches.
+///
+/// The kernel starts writing the range to disk at once, without waiting, so that the `fsync`
+/// before a blob's rename finds little left to write: a 10 GiB blob otherwise sits in the page
+/// cache until that `fsync`, which then writes all of it while nothing else happens.
+/// `POSIX_FADV_DONTNEED` is the safe call that does it on Linux: it queues the range's dirty
+/// pages for writeback (and drops only pages already clean, which these are not yet). Only a
+/// hint: durability still comes from the `fsync`, and a failure here changes nothing.
+pub(crate) fn writeback_past(file: &std::fs::File, kicked: u64, written: u64) -> u64 {
+    let Some(len) = std::num::NonZeroU64::new(written.saturating_sub(kicked)) else {
+        return kicked;
     };
-    let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+    if len.get() < WRITEBACK_STEP {
+        return kicked;
+    }
+    let _ = rustix::fs::fadvise(file, kicked, Some(len), rustix::fs::Advice::DontNeed);
+    written
 }

@@ -19,7 +19,7 @@ pub struct Partial {
     hasher: Hasher,
     digest: Digest,
     size: u64,
-    /// Bytes already handed to the kernel's writeback ([`crate::start_writeback`]).
+    /// Bytes already handed to the kernel's writeback ([`crate::writeback_past`]).
     kicked: u64,
 }
 
@@ -159,11 +159,7 @@ impl Write for Partial {
         }
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
-        let len = self.hasher.len();
-        if len - self.kicked >= crate::WRITEBACK_STEP {
-            crate::start_writeback(self.file.file(), self.kicked, len);
-            self.kicked = len;
-        }
+        self.kicked = crate::writeback_past(self.file.file(), self.kicked, self.hasher.len());
         Ok(n)
     }
 
@@ -242,7 +238,7 @@ pub struct Ranged {
     /// The hash of the prefix `[0, Stretches::hashed)`, held by whichever writer is hashing.
     hasher: std::sync::Mutex<Hasher>,
     /// How much of the hashed prefix was handed to the kernel's writeback
-    /// ([`crate::start_writeback`]); changed only by the writer holding `hasher`.
+    /// ([`crate::writeback_past`]); changed only by the writer holding `hasher`.
     kicked: std::sync::atomic::AtomicU64,
 }
 
@@ -459,10 +455,8 @@ impl Ranged {
                 }
                 // The hashed prefix is complete on disk's way: start writing it out.
                 let kicked = self.kicked.load(std::sync::atomic::Ordering::Relaxed);
-                if end - kicked.min(end) >= crate::WRITEBACK_STEP {
-                    crate::start_writeback(self.file.file(), kicked, end);
-                    self.kicked.store(end, std::sync::atomic::Ordering::Relaxed);
-                }
+                let kicked = crate::writeback_past(self.file.file(), kicked, end);
+                self.kicked.store(kicked, std::sync::atomic::Ordering::Relaxed);
             }
             drop(hasher);
             // A stretch written while the hasher was busy may be next now: hash it here, since

@@ -331,7 +331,7 @@ impl ResumableWrites for LocalImageStore {
             let (digest, size) = expected;
             match store.partial(digest, size, offset)? {
                 Some(mut partial) if partial.offset() == offset => {
-                    std::io::copy(&mut content, &mut partial).map_err(Error::from_store_io)?;
+                    ukpm_store::copy_large(&mut content, &mut partial).map_err(Error::from_store_io)?;
                     Ok(partial.commit()?)
                 }
                 // Fewer bytes were left than the caller resumes from: it must start over.
@@ -339,7 +339,7 @@ impl ResumableWrites for LocalImageStore {
                 // Another process is downloading the same blob: download to a temp file.
                 None if offset == 0 => {
                     let mut ingest = store.ingest()?;
-                    std::io::copy(&mut content, &mut ingest).map_err(Error::from_store_io)?;
+                    ukpm_store::copy_large(&mut content, &mut ingest).map_err(Error::from_store_io)?;
                     Ok(ingest.commit(Some(expected))?)
                 }
                 None => Err(StoreError::Busy { digest }.into()),
